@@ -1,0 +1,3 @@
+from roastcore.cli import main
+
+raise SystemExit(main())

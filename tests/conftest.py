@@ -1,0 +1,45 @@
+"""Shared fixtures. Real third-party data lives in ../shared/data and is optional."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# Tests must not pick up a developer's runs directory or spawn GPU work by accident.
+os.environ.setdefault("ROASTCORE_RUNS", str(REPO_ROOT / ".pytest_runs"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent (it is optional third-party data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def onyx_dir(shared_data) -> Path:
+    path = shared_data / "onyx-dev"
+    if not path.is_dir():
+        pytest.skip("../shared/data/onyx-dev is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def artisan_dir(shared_data) -> Path:
+    path = shared_data / "artisan"
+    if not path.is_dir():
+        pytest.skip("../shared/data/artisan is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_profiles():
+    """40 simulated roasts, seed 0: the tiny fixture most model tests train on."""
+    from roastcore.simulate import generate_dataset
+
+    return generate_dataset(n=40, seed=0)
