@@ -1,7 +1,118 @@
-"""Roast Lab dashboard entry point: `streamlit run app.py`."""
+"""Roast Lab dashboard entry point: `streamlit run app.py`.
+
+Builds the sidebar (dataset and checkpoint pickers, synced to the URL's query parameters) and
+the navigation; the selected page then runs below. Environment:
+
+- ROASTCORE_RUNS: the runs directory (default: ./checkpoints). Imported datasets are kept under
+  RUNS/datasets/. The shipped demo runs (checkpoints/demo_*) are always listed.
+- ROASTCORE_DEFAULT_DATA: the built-in dataset spec, e.g. `synthetic:30` for quick tests
+  (default `synthetic`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="Roast Lab", layout="wide")
-st.title("Roast Lab")
-st.write("The dashboard pages are being built; see README.md for the CLI.")
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from pages import _ui  # noqa: E402
+from roastcore import views  # noqa: E402
+
+st.set_page_config(page_title="Roast Lab", page_icon=":material/coffee:", layout="wide")
+
+PAGES = [
+    ("pages/data.py", "Data", ":material/database:", "data"),
+    ("pages/setup.py", "Experiment setup", ":material/tune:", "setup"),
+    ("pages/jobs.py", "Training jobs", ":material/model_training:", "jobs"),
+    ("pages/teacher_forcing.py", "Teacher forcing", ":material/school:", "teacher-forcing"),
+    ("pages/diagnostic.py", "Generation diagnostic", ":material/troubleshoot:", "diagnostic"),
+    ("pages/compare.py", "Compare curves", ":material/stacked_line_chart:", "compare"),
+    ("pages/study.py", "Study", ":material/table_chart:", "study"),  # added when the file exists
+]
+
+
+def build_navigation():
+    pages = []
+    for i, (path, title, icon, url) in enumerate(PAGES):
+        if (ROOT / path).is_file():
+            pages.append(st.Page(str(ROOT / path), title=title, icon=icon, url_path=url, default=i == 0))
+    return st.navigation(pages, position="sidebar")
+
+
+def sidebar() -> _ui.Ctx:
+    runs_dir = views.runs_dir_from_env()
+    default_spec = views.default_data_spec()
+    datasets = views.list_datasets(runs_dir)
+    data_options = {default_spec: views.builtin_data_label(default_spec)}
+    for entry in datasets:
+        data_options[entry.key] = f"{entry.name} ({entry.n_profiles} roasts, imported)"
+    runs = views.discover_runs(runs_dir)
+    names = [r.name for r in runs]
+
+    ss = st.session_state
+    if not ss.get("_sel_init"):
+        sel = views.decode_selection(st.query_params.to_dict(), known_runs=names, known_data=data_options)
+        ss["sb_data"] = sel.data or default_spec
+        ss["sb_run"] = sel.run or (names[0] if names else None)
+        ss["sb_cmp"] = list(sel.compare)
+        ss["_sel_init"] = True
+    # A page asked for a selection (a dataset was just imported, a run just launched).
+    pending = ss.pop(_ui.PENDING_DATA, None)
+    if pending in data_options:
+        ss["sb_data"] = pending
+    pending = ss.pop(_ui.PENDING_RUN, None)
+    if pending in names:
+        ss["sb_run"] = pending
+    # Options change (a run was deleted, a dataset imported): drop stale choices.
+    if ss.get("sb_data") not in data_options:
+        ss["sb_data"] = default_spec
+    if ss.get("sb_run") not in names:
+        ss["sb_run"] = names[0] if names else None
+    ss["sb_cmp"] = [c for c in ss.get("sb_cmp", []) if c in names and c != ss["sb_run"]]
+
+    labels = {r.name: r.label for r in runs}
+    with st.sidebar:
+        st.markdown("### :material/coffee: Roast Lab")
+        data_key = st.selectbox("Dataset", list(data_options), key="sb_data",
+                                format_func=lambda k: data_options.get(k, k),
+                                help="The built-in simulator set, or a dataset imported on the Data page.")
+        if names:
+            run = st.selectbox("Checkpoint", names, key="sb_run", format_func=lambda n: labels.get(n, n),
+                               help="The primary checkpoint used by every page.")
+            compare = st.multiselect("Compare with", [n for n in names if n != run], key="sb_cmp",
+                                     format_func=lambda n: labels.get(n, n),
+                                     help="Extra checkpoints drawn beside the primary one.")
+            primary = next(r for r in runs if r.name == run)
+            st.caption(views.run_caption(primary))
+        else:
+            run, compare = None, []
+            st.caption("No checkpoints yet: launch one on Experiment setup.")
+        st.caption(f"Runs directory: `{runs_dir}`")
+
+    sel = views.Selection(data=data_key, run=run or "", compare=tuple(compare))
+    wanted = views.encode_selection(sel)
+    current = {k: st.query_params.get(k) for k in ("data", "run", "cmp")}
+    if {k: v for k, v in current.items() if v} != wanted:
+        for key in ("data", "run", "cmp"):
+            if key in wanted:
+                st.query_params[key] = wanted[key]
+            elif key in st.query_params:
+                del st.query_params[key]
+
+    spec = data_key
+    if data_key.startswith("ds:"):
+        spec = next(e.spec for e in datasets if e.key == data_key)
+    return _ui.Ctx(runs_dir=runs_dir, data_key=data_key, data_spec=spec,
+                   data_label=data_options[data_key], runs=runs, selection=sel,
+                   colors=views.color_map(names))
+
+
+nav = build_navigation()
+with _ui.guard("the sidebar"):
+    st.session_state[_ui.CTX_KEY] = sidebar()
+nav.run()

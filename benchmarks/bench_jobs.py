@@ -1,0 +1,101 @@
+"""Overhead of a background job over a direct `roastcore train` run (same tiny config).
+
+    python benchmarks/bench_jobs.py [--repeats 5] [--epochs 2] [--data synthetic:12]
+
+Measures, alternating the two so machine noise hits both alike:
+  direct  wall time of `python -m roastcore train ...` as a plain subprocess
+  job     wall time from JobRunner.submit() until the store says `succeeded`
+          (polling the store every 50 ms, as the CLI/dashboard would)
+and the store's own costs: submit() with nothing to launch, list() over 200 jobs.
+Prints a Markdown table for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from roastcore.jobs import SUCCEEDED, JobRunner
+
+PRESET = "micro_model"
+OVERRIDES = {"d_model": 16}
+
+
+def direct_run(out: Path, data: str, epochs: int, seed: int) -> float:
+    argv = [sys.executable, "-m", "roastcore", "train", "--preset", PRESET]
+    for key, value in OVERRIDES.items():
+        argv += ["--set", f"{key}={value}"]
+    argv += ["--data", data, "--out", str(out), "--epochs", str(epochs), "--device", "cpu",
+             "--seed", str(seed)]
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def job_run(runs: Path, data: str, epochs: int, seed: int) -> float:
+    runner = JobRunner(runs)
+    start = time.perf_counter()
+    job = runner.submit(PRESET, OVERRIDES, data, device="cpu", epochs=epochs, seed=seed, force=True)
+    while not (job := runner.get(job.id)).is_finished:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    if job.state != SUCCEEDED:
+        raise SystemExit(f"job {job.id} ended {job.state}: {job.reason}")
+    return elapsed
+
+
+def store_costs(runs: Path, data: str) -> tuple[float, float]:
+    runner = JobRunner(runs, max_cpu_jobs=0)  # nothing launches: the store alone
+    start = time.perf_counter()
+    for seed in range(200):
+        runner.submit(PRESET, OVERRIDES, data, device="cpu", epochs=1, seed=1000 + seed)
+    submit_ms = (time.perf_counter() - start) / 200 * 1000
+    start = time.perf_counter()
+    for _ in range(20):
+        runner.list()
+    list_ms = (time.perf_counter() - start) / 20 * 1000
+    for job in runner.list():
+        runner.cancel(job.id)
+    return submit_ms, list_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--data", default="synthetic:12")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        direct_run(tmp_path / "warmup", args.data, args.epochs, 0)  # page cache for torch
+        direct, job = [], []
+        for i in range(args.repeats):
+            direct.append(direct_run(tmp_path / f"direct{i}", args.data, args.epochs, i))
+            job.append(job_run(tmp_path / "runs", args.data, args.epochs, i))
+            print(f"repeat {i}: direct {direct[-1]:.2f}s  job {job[-1]:.2f}s", file=sys.stderr)
+        submit_ms, list_ms = store_costs(tmp_path / "store", args.data)
+
+    d_med, j_med = statistics.median(direct), statistics.median(job)
+    cpu = platform.processor() or platform.machine()
+    print(f"Machine: {os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, "
+          f"config {PRESET} {OVERRIDES}, {args.data}, {args.epochs} epochs, cpu, "
+          f"{args.repeats} alternating repeats (median, min-max).\n")
+    print("| measure | time |")
+    print("|---|---|")
+    print(f"| direct `roastcore train` | {d_med:.2f} s ({min(direct):.2f}-{max(direct):.2f}) |")
+    print(f"| job submit -> succeeded | {j_med:.2f} s ({min(job):.2f}-{max(job):.2f}) |")
+    print(f"| overhead per job | {j_med - d_med:+.2f} s ({(j_med / d_med - 1) * 100:+.0f}%) |")
+    print(f"| submit() (store only, no launch) | {submit_ms:.1f} ms |")
+    print(f"| list() with 200 jobs (incl. refresh) | {list_ms:.1f} ms |")
+
+
+if __name__ == "__main__":
+    main()

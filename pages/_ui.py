@@ -1,0 +1,194 @@
+"""Streamlit glue shared by app.py and the pages: context, caching, error fence.
+
+Not a page (app.py lists pages explicitly with st.Page). Everything that computes lives in
+roastcore; this module only caches roastcore calls and carries the sidebar's selection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import RerunException, StopException
+
+from roastcore import views
+
+log = logging.getLogger("roastcore.app")
+CTX_KEY = "_roast_ctx"
+
+
+@dataclass
+class Ctx:
+    """What the sidebar decided for this script run."""
+
+    runs_dir: Path
+    data_key: str
+    data_spec: str
+    data_label: str
+    runs: list  # [views.RunChoice], picker order
+    selection: views.Selection
+    colors: dict = field(default_factory=dict)
+
+    def run(self, name: str):
+        return next((r for r in self.runs if r.name == name), None)
+
+    @property
+    def primary(self):
+        return self.run(self.selection.run) if self.selection.run else None
+
+    @property
+    def selected(self) -> list:
+        """Primary first, then comparisons (RunChoice objects that still exist)."""
+        return [r for r in (self.run(n) for n in self.selection.runs()) if r is not None]
+
+
+def ctx() -> Ctx:
+    value = st.session_state.get(CTX_KEY)
+    if value is None:  # a page run without app.py (should not happen with st.navigation)
+        runs_dir = views.runs_dir_from_env()
+        spec = views.default_data_spec()
+        value = Ctx(runs_dir=runs_dir, data_key=spec, data_spec=spec, data_label=spec, runs=[],
+                    selection=views.Selection(data=spec))
+    return value
+
+
+@contextlib.contextmanager
+def guard(what: str = "this page"):
+    """Turn any exception into a plain st.error (no traceback); keep Streamlit's control flow."""
+    try:
+        yield
+    except (StopException, RerunException):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the UI fence: everything becomes a message
+        log.exception("error while rendering %s", what)
+        st.error(f"Could not render {what}: {plain_message(exc)}")
+
+
+def plain_message(exc: BaseException) -> str:
+    msg = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, (ModuleNotFoundError, ImportError)):
+        return f"a roastcore module is missing ({msg})"
+    if isinstance(exc, FileNotFoundError):
+        return f"file not found: {getattr(exc, 'filename', None) or msg}"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return msg.splitlines()[0][:400]
+
+
+def empty_state(message: str, page: str | None = None, label: str | None = None) -> None:
+    """The 'nothing here yet, do this next' box, with a link to the page that fixes it."""
+    st.info(message)
+    if page:
+        with contextlib.suppress(Exception):  # page_link needs the page to be registered
+            st.page_link(page, label=label or "Go there", icon=":material/arrow_forward:")
+
+
+# ---------------------------------------------------------------------------- cached loaders
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _load_source_cached(spec: str, mtime: float):
+    from roastcore.io import load_source
+
+    return load_source(spec)
+
+
+def load_report(spec: str):
+    """The ImportReport of a dataset spec, cached on (spec, mtime of the path)."""
+    mtime = 0.0 if spec.startswith("synthetic") else views.path_mtime(spec)
+    return _load_source_cached(spec, mtime)
+
+
+def load_profiles(spec: str) -> list:
+    return list(load_report(spec).profiles)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _load_run_cached(path: str, mtime: float):
+    from roastcore.checkpoints import load_run
+
+    return load_run(path)
+
+
+def load_run(run) -> object:
+    """checkpoints.load_run, cached on the run path + mtime."""
+    path = str(run.path)
+    return _load_run_cached(path, views.path_mtime(path))
+
+
+PENDING_DATA = "_pending_data"
+PENDING_RUN = "_pending_run"
+
+
+def select_dataset(key: str) -> None:
+    """Ask the sidebar to select dataset `key` on the next run (its widget already exists now)."""
+    st.session_state[PENDING_DATA] = key
+
+
+def select_run(name: str) -> None:
+    st.session_state[PENDING_RUN] = name
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _evaluate_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float, split: str,
+                     prefix_s: float) -> dict:
+    from roastcore.evaluate import evaluate_run
+
+    report = evaluate_run(run_path, load_profiles(spec), split=split, prefix_s=prefix_s)
+    return report.to_dict()
+
+
+def evaluate(run, spec: str, split: str = "val", prefix_s: float = 0.0) -> dict:
+    """evaluate.evaluate_run(...).to_dict(), cached on run path + mtime and the dataset."""
+    data_mtime = 0.0 if spec.startswith("synthetic") else views.path_mtime(spec)
+    return _evaluate_cached(str(run.path), views.path_mtime(run.path), spec, data_mtime, split, float(prefix_s))
+
+
+def evaluate_many(runs, spec: str, split: str = "val", label: str = "Evaluating") -> dict:
+    """{run name: report dict} with a progress bar; a run that fails to evaluate gets an error."""
+    out, errors = {}, {}
+    bar = st.progress(0.0, text=f"{label}…") if len(runs) > 1 else None
+    for i, run in enumerate(runs):
+        try:
+            if bar is None:
+                with st.spinner(f"{label} {run.name}…"):
+                    out[run.name] = evaluate(run, spec, split)
+            else:
+                bar.progress(i / len(runs), text=f"{label} {run.name} ({i + 1}/{len(runs)})…")
+                out[run.name] = evaluate(run, spec, split)
+        except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
+            errors[run.name] = plain_message(exc)
+    if bar is not None:
+        bar.empty()
+    for name, msg in errors.items():
+        st.error(f"{name}: {msg}")
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _generated_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float,
+                      profile_ids: tuple[str, ...], prefix_s: float) -> list:
+    by_id = {p.id: p for p in load_profiles(spec)}
+    profiles = [by_id[i] for i in profile_ids if i in by_id]
+    loaded = _load_run_cached(run_path, run_mtime)
+    return views.generate_curves(loaded, profiles, prefix_s=prefix_s)
+
+
+def generated(run, spec: str, profile_ids, prefix_s: float = 0.0) -> list:
+    """Free-running 1 s curves of `run` for the given profile ids (cached)."""
+    data_mtime = 0.0 if spec.startswith("synthetic") else views.path_mtime(spec)
+    return _generated_cached(str(run.path), views.path_mtime(run.path), spec, data_mtime,
+                             tuple(profile_ids), float(prefix_s))
+
+
+def validation_profiles(run, spec: str) -> tuple[list, str]:
+    return views.validation_profiles(load_run(run), load_profiles(spec))
+
+
+def plotly(fig, key: str, filename: str = "roast_lab") -> None:
+    """st.plotly_chart with the toolbar's PNG export configured (the no-kaleido PNG path)."""
+    st.plotly_chart(fig, key=key, config={
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
+    })

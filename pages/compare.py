@@ -1,0 +1,137 @@
+"""Compare curves: real vs generated per checkpoint, RoR and events, physics, metrics, export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _ui
+from roastcore import views
+
+st.header("Compare curves")
+c = _ui.ctx()
+
+
+def downloads(profile, stem: str, fig, key: str) -> None:
+    cols = st.columns(4)
+    cols[0].download_button("Artisan .alog", views.export_bytes(profile, ".alog"), f"{stem}.alog",
+                            mime="application/octet-stream", key=f"{key}_alog", icon=":material/download:")
+    cols[1].download_button("CSV", views.export_bytes(profile, ".csv"), f"{stem}.csv", mime="text/csv",
+                            key=f"{key}_csv", icon=":material/download:")
+    png = views.png_bytes(fig)
+    if png is not None:
+        cols[2].download_button("PNG", png, f"{stem}.png", mime="image/png", key=f"{key}_png",
+                                icon=":material/image:")
+    else:
+        cols[2].caption("PNG: use the camera icon in the chart's toolbar (kaleido is not installed).")
+
+
+with _ui.guard("the comparison page"):
+    if not c.runs:
+        _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup.py",
+                        "Experiment setup")
+        st.stop()
+    runs = c.selected
+    if not runs:
+        _ui.empty_state("Pick a checkpoint (and comparison checkpoints) in the sidebar.")
+        st.stop()
+    profiles = _ui.load_profiles(c.data_spec)
+    if not profiles:
+        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data.py",
+                        "Data")
+        st.stop()
+    val, split_label = _ui.validation_profiles(runs[0], c.data_spec)
+    st.caption(f"Curves generated free-running from CHARGE by {', '.join(r.name for r in runs)} on the "
+               f"{split_label} roasts of **{c.data_label}** ({len(val)} roasts).")
+    by_id = {p.id: p for p in val}
+    labels = {p.id: views.profile_label(p, i) for i, p in enumerate(val)}
+    mode = st.segmented_control("View", ["One roast", "Grid"], default="One roast", key="cmp_mode")
+
+    if mode == "Grid":
+        n = st.select_slider("Roasts in the grid", options=[2, 4, 6, 9], value=4, key="cmp_grid_n")
+        ids = [p.id for p in val[:n]]
+        with st.spinner("Generating…"):
+            per_run = {r.name: _ui.generated(r, c.data_spec, ids) for r in runs}
+        panels = [(by_id[i].id, by_id[i], {name: curves[k] for name, curves in per_run.items()})
+                  for k, i in enumerate(ids)]
+        _ui.plotly(views.grid_figure(panels, 1.0, colors=c.colors, cols=3 if n == 9 else 2), "cmp_grid",
+                   "roast_grid")
+    else:
+        pid = st.selectbox("Validation roast", list(labels), key="cmp_profile", format_func=labels.get)
+        real = by_id[pid]
+        with st.spinner("Generating…"):
+            curves = {r.name: _ui.generated(r, c.data_spec, [pid])[0] for r in runs}
+        opts = st.columns(2)
+        show_ror = opts[0].toggle("Rate of rise", value=True, key="cmp_ror")
+        show_events = opts[1].toggle("Events", value=True, key="cmp_events")
+        fig = views.overlay_figure(real, curves, 1.0, colors=c.colors, show_ror=show_ror, show_events=show_events)
+        _ui.plotly(fig, "cmp_chart", f"roast_{pid}")
+
+        st.subheader("Physics checks")
+        from roastcore.physics import check_curve, check_profile
+
+        results = {"real": check_profile(real)}
+        results.update({name: check_curve(curve, 1.0, profile_id=name) for name, curve in curves.items()})
+        st.dataframe(views.physics_table(results), hide_index=True, width="stretch", key="cmp_physics")
+
+        st.subheader("Download a generated curve")
+        which = st.selectbox("Curve", list(curves), key="cmp_dl_run")
+        downloads(views.curve_profile(curves[which], f"{which}_{pid}", like=real), f"{which}_{pid}", fig, "cmp_dl")
+
+    st.subheader("Free-running metrics")
+    if st.toggle("Score every validation roast (model and baselines)", value=True, key="cmp_metrics"):
+        reports = _ui.evaluate_many(runs, c.data_spec, label="Scoring")
+        if reports:
+            primary = reports.get(runs[0].name) or next(iter(reports.values()))
+            table = views.free_run_table({n: r["free_run"] for n, r in reports.items()}, primary.get("baselines"))
+            st.dataframe(table, hide_index=True, width="stretch", key="cmp_metrics_table")
+            st.caption("Baselines are fitted on the run's training roasts. Lower is better except "
+                       "'physics valid %'; 'curve std' near 0 means the model collapsed to a constant.")
+
+with st.expander("Generate for a new coffee", expanded=False), _ui.guard("the generation form"):
+    if c.primary is None:
+        st.info("Pick a checkpoint in the sidebar first.")
+    else:
+        loaded = _ui.load_run(c.primary)
+        enc = loaded.model.encoder
+        vocab = getattr(enc, "vocabs", {})
+
+        def choice(label, field, col):
+            options = ["(unknown)"] + list(vocab.get(field, []))
+            value = col.selectbox(label, options, key=f"new_{field}")
+            return None if value == "(unknown)" else value
+
+        with st.form("new_coffee"):
+            cols = st.columns(3)
+            origin = choice("Origin", "origin", cols[0])
+            process = choice("Process", "process", cols[1])
+            variety = choice("Variety", "variety", cols[2])
+            cols = st.columns(3)
+            level = choice("Roast level", "roast_level", cols[0])
+            roaster = choice("Roaster", "roaster", cols[1])
+            charge = cols[2].number_input("Charge °F", 32.0, 550.0,
+                                          float(getattr(enc, "cont_mean", {}).get("charge_temp_f") or 420.0),
+                                          step=5.0, key="new_charge")
+            flavors = st.multiselect("Flavours", list(getattr(enc, "flavor_vocab", [])), key="new_flavors")
+            cols = st.columns(2)
+            by = cols[0].radio("End the roast by", ["Length", "Drop temperature"], horizontal=True, key="new_by")
+            length = cols[1].slider("Length (s)", 360, 1200, 660, step=15, key="new_len",
+                                    help="Used when ending by length.")
+            drop = cols[1].number_input("Drop °F", 300.0, 500.0, 410.0, step=1.0, key="new_drop",
+                                        help="Used when ending by drop temperature.")
+            submitted = st.form_submit_button("Generate", type="primary")
+        if submitted:
+            from roastcore.generate import RoastRequest, generate_profile
+
+            req = RoastRequest(origin=origin, process=process, variety=variety, roast_level=level,
+                               roaster=roaster, flavors=tuple(flavors), charge_temp_f=float(charge),
+                               duration_s=float(length) if by == "Length" else None,
+                               drop_temp_f=float(drop) if by != "Length" else None)
+            with st.spinner("Generating…"):
+                st.session_state["new_profile"] = (c.primary.name, generate_profile(loaded.model, req))
+        if st.session_state.get("new_profile"):
+            run_name, prof = st.session_state["new_profile"]
+            fig = views.overlay_figure(None, {f"{run_name} (new coffee)": prof.bt}, 1.0, colors=c.colors)
+            _ui.plotly(fig, "new_chart", "new_coffee")
+            st.caption(f"{views.fmt_mmss(prof.duration_s)} · charge {prof.charge_f:.0f} °F · "
+                       f"drop {prof.finish_f:.0f} °F")
+            downloads(prof, f"new_coffee_{run_name}", fig, "new_dl")

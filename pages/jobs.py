@@ -1,0 +1,102 @@
+"""Training jobs: live table, loss curves, cancel / delete / log tail, the recovery suite."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _ui
+from roastcore import views
+
+POLL_S = 2.0
+
+st.header("Training jobs")
+c = _ui.ctx()
+
+
+def runner():
+    from roastcore.jobs import JobRunner
+
+    return JobRunner(c.runs_dir)
+
+
+with _ui.guard("the jobs page"):
+    jobs_now = runner().list()
+    active_at_start = any(j.is_active for j in jobs_now)
+
+    top = st.columns([3, 2])
+    with top[0]:
+        st.caption(f"Jobs run in the background (one process each) and survive a browser refresh. "
+                   f"Dataset for new jobs: **{c.data_label}**.")
+    with top[1]:
+        suite_clicked = st.button("Launch the recovery suite", icon=":material/rocket_launch:",
+                                  key="jobs_suite", help=", ".join(views.RECOVERY_SUITE),
+                                  disabled=st.session_state.get("_suite_busy", False))
+    if suite_clicked:
+        st.session_state["_suite_busy"] = True
+        try:
+            with st.spinner("Queuing the five recovery presets…"):
+                r = runner()
+                queued = [r.submit(p, {}, c.data_spec) for p in views.RECOVERY_SUITE]
+            st.success("Queued: " + ", ".join(f"{j.preset} ({j.id})" for j in queued))
+        finally:
+            st.session_state["_suite_busy"] = False
+        st.rerun()
+
+    @st.fragment(run_every=POLL_S if active_at_start else None)
+    def live():
+        r = runner()
+        jobs = r.list()
+        if not jobs:
+            _ui.empty_state("No training jobs yet: launch one on Experiment setup, or queue the "
+                            "recovery suite above.", "pages/setup.py", "Experiment setup")
+            return
+        progress = {j.id: r.progress(j.id) for j in jobs}
+        for job in sorted((j for j in jobs if j.is_active), key=lambda j: j.created_at or 0):
+            st.progress(views.job_fraction(progress[job.id]), text=views.job_line(job, progress[job.id]))
+        st.dataframe(views.jobs_table(jobs, progress), hide_index=True, width="stretch", key="jobs_table")
+        ids = [j.id for j in sorted(jobs, key=lambda j: -(j.created_at or 0))]
+        default = [j for j in ids if next(x for x in jobs if x.id == j).is_active][:4] or ids[:1]
+        if "jobs_plot" not in st.session_state:
+            st.session_state["jobs_plot"] = default
+        st.session_state["jobs_plot"] = [i for i in st.session_state["jobs_plot"] if i in ids]
+        names = {j.id: f"{j.preset} · {j.id}" for j in jobs}
+        chosen = st.multiselect("Loss curves for", ids, key="jobs_plot", format_func=lambda i: names[i])
+        history = views.history_frame({names[i]: r.metrics(i) for i in chosen})
+        if history.empty:
+            st.info("No epochs recorded yet for the chosen jobs; curves appear after the first epoch.")
+        else:
+            st.plotly_chart(views.loss_figure(history), key="jobs_loss")
+        still_active = any(j.is_active for j in jobs)
+        if active_at_start and not still_active:
+            st.rerun(scope="app")  # stop polling: the fragment is rebuilt with run_every=None
+        if still_active and not active_at_start:
+            st.rerun(scope="app")  # something started elsewhere: start polling
+
+    live()
+
+    jobs = runner().list()
+    if jobs:
+        st.subheader("Manage a job")
+        by_id = {j.id: j for j in jobs}
+        ids = [j.id for j in sorted(jobs, key=lambda j: -(j.created_at or 0))]
+        if st.session_state.get("jobs_pick") not in ids:
+            st.session_state["jobs_pick"] = ids[0]
+        pick = st.selectbox("Job", ids, key="jobs_pick",
+                            format_func=lambda i: f"{by_id[i].preset} · {i} · {by_id[i].state}")
+        job = by_id[pick]
+        cols = st.columns(3)
+        if cols[0].button("Cancel", key="jobs_cancel", disabled=not job.is_active, icon=":material/stop_circle:"):
+            with st.spinner("Cancelling…"):
+                runner().cancel(pick, grace_s=5.0)
+            st.toast(f"Job {pick} cancelled")
+            st.rerun()
+        if cols[1].button("Delete", key="jobs_delete", disabled=job.is_active, icon=":material/delete:",
+                          help="Deletes the job and its run directory (finished jobs only)."):
+            runner().delete(pick)
+            st.toast(f"Job {pick} deleted")
+            st.rerun()
+        if job.reason:
+            st.caption(f"Reason: {job.reason.splitlines()[0]}")
+        with st.expander("Log tail", expanded=job.is_active or job.state == "failed"):
+            text = runner().logs(pick, tail=40)
+            st.code(text or "(no log output yet)", language=None)

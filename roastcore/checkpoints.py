@@ -1,0 +1,405 @@
+"""Run directories: the only module that saves or loads trained runs.
+
+A run directory holds
+
+    config.json        ExperimentConfig
+    model.safetensors  best weights so far (never a pickle)
+    encoder.json       FeatureEncoder (fitted on the training split)
+    scaler.json        TemperatureScaler
+    metrics.jsonl      one JSON line per epoch, appended
+    manifest.json      data source, dataset fingerprint, split (incl. validation ids), code
+                       version, status, best epoch / val loss, param count, device, times
+    progress.json      heartbeat for job runners (epoch, batch, elapsed, heartbeat time)
+
+Every file is replaced atomically (temp + fsync + os.replace), so a crash mid-save leaves the
+previous best intact. Loading reads safetensors and JSON only; legacy `.pt` files go through
+`torch.load(weights_only=True)`, which refuses pickles that would run code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import pickle
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from roastcore.experiments import ExperimentConfig, TrainConfig
+from roastcore.features import FeatureEncoder, TemperatureScaler
+from roastcore.fsutil import atomic_write_bytes, atomic_write_text
+from roastcore.model import ModelConfig, RoastModel, build_model, count_parameters
+
+log = logging.getLogger(__name__)
+
+CONFIG, WEIGHTS, ENCODER, SCALER = "config.json", "model.safetensors", "encoder.json", "scaler.json"
+METRICS, MANIFEST, PROGRESS = "metrics.jsonl", "manifest.json", "progress.json"
+LEGACY_WEIGHTS = "legacy_weights.safetensors"
+STATUSES = ("running", "succeeded", "diverged", "cancelled", "failed", "imported")
+PROGRESS_EVERY_S = 2.0
+
+
+class RunError(ValueError):
+    """A run directory that cannot be read: the message names the file and the problem."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def code_version() -> str:
+    """Package version plus the git commit when the code runs from a clone."""
+    from roastcore import __version__
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def _json_safe(obj):
+    """NaN/inf -> None so every file stays strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, obj) -> Path:
+    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=2) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: unreadable JSON ({exc})") from None
+
+
+def weights_bytes(model: torch.nn.Module) -> bytes:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return st_save(state)
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> Path:
+    return atomic_write_bytes(path, weights_bytes(model))
+
+
+# ----------------------------------------------------------------------------- writing a run
+class RunWriter:
+    """Writes one run directory as training proceeds (used by train.Trainer)."""
+
+    def __init__(self, run_dir, experiment: ExperimentConfig, encoder: FeatureEncoder,
+                 scaler: TemperatureScaler, *, param_count: int, device: str, data_source: str = "",
+                 dataset_fingerprint: str = "", split: dict | None = None):
+        self.run_dir = Path(run_dir)
+        if (self.run_dir / WEIGHTS).exists() or (self.run_dir / METRICS).exists():
+            raise RunError(f"{self.run_dir}: already holds a run; choose a new --out directory")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / CONFIG, experiment.to_dict())
+        write_json(self.run_dir / ENCODER, encoder.to_dict())
+        write_json(self.run_dir / SCALER, scaler.to_dict())
+        created = now_iso()
+        self.manifest = {
+            "name": experiment.name, "data_source": data_source, "dataset_fingerprint": dataset_fingerprint,
+            "split": split or {}, "code_version": code_version(), "status": "running", "reason": "",
+            "best_epoch": None, "best_val_loss": None, "param_count": int(param_count), "device": device,
+            "created": created, "updated": created,
+        }
+        write_json(self.run_dir / MANIFEST, self.manifest)
+        self._last_progress = 0.0
+        self.started = time.monotonic()
+
+    def update_manifest(self, **changes) -> None:
+        self.manifest.update(changes, updated=now_iso())
+        write_json(self.run_dir / MANIFEST, self.manifest)
+
+    def save_best(self, model: torch.nn.Module, epoch: int, val_loss: float) -> Path:
+        path = save_weights(self.run_dir / WEIGHTS, model)
+        self.update_manifest(best_epoch=epoch, best_val_loss=val_loss)
+        return path
+
+    def append_metrics(self, metrics: dict) -> None:
+        line = json.dumps(_json_safe(metrics)) + "\n"
+        with open(self.run_dir / METRICS, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def progress(self, force: bool = False, **fields) -> None:
+        """Heartbeat for the job runner, at most every PROGRESS_EVERY_S unless forced."""
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        write_json(self.run_dir / PROGRESS, {**fields, "elapsed_s": round(now - self.started, 2),
+                                             "heartbeat": time.time(), "heartbeat_iso": now_iso()})
+
+    def finish(self, status: str, reason: str = "", **extra) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {STATUSES}")
+        self.update_manifest(status=status, reason=reason, **extra)
+
+
+def save_checkpoint(run_dir, model: RoastModel, experiment: ExperimentConfig, *, status: str = "succeeded",
+                    manifest: dict | None = None, metrics: list[dict] | None = None) -> Path:
+    """Write a complete run directory for an in-memory model (imports, tests, notebooks)."""
+    writer = RunWriter(run_dir, experiment, model.encoder, model.scaler, param_count=count_parameters(model),
+                       device=str(next(model.parameters()).device), **(manifest or {}))
+    for line in metrics or []:
+        writer.append_metrics(line)
+    best = [m for m in metrics or [] if m.get("val_loss") is not None]
+    best_line = min(best, key=lambda m: m["val_loss"]) if best else {}
+    writer.save_best(model, best_line.get("epoch"), best_line.get("val_loss"))
+    writer.finish(status)
+    return Path(run_dir)
+
+
+# ----------------------------------------------------------------------------- reading runs
+@dataclass
+class LoadedRun:
+    model: RoastModel
+    config: ExperimentConfig
+    encoder: FeatureEncoder
+    scaler: TemperatureScaler
+    manifest: dict
+    metrics: list[dict] = field(default_factory=list)
+    run_dir: Path | None = None
+
+    def split_profiles(self, profiles):
+        """(train, val) rebuilt from the manifest's validation ids, exactly as trained."""
+        return split_from_manifest(profiles, self.manifest)
+
+
+def split_from_manifest(profiles, manifest: dict):
+    val_ids = set((manifest.get("split") or {}).get("val_ids") or [])
+    if not val_ids:
+        raise RunError("manifest.json: split has no val_ids")
+    val = [p for p in profiles if p.id in val_ids]
+    if len(val) != len(val_ids):
+        log.warning("only %d of %d validation profiles found in the data given", len(val), len(val_ids))
+    return [p for p in profiles if p.id not in val_ids], val
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """Epoch lines; a torn last line (crash mid-append) is skipped with a warning."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    lines = []
+    for i, text in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not text.strip():
+            continue
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:
+            log.warning("%s line %d is not JSON; skipped", path, i + 1)
+    return lines
+
+
+def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild the best model of a run (eval mode) from JSON + safetensors; never unpickles."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a directory")
+    try:
+        config = ExperimentConfig.from_dict(read_json(run_dir / CONFIG))
+        encoder = FeatureEncoder.from_dict(read_json(run_dir / ENCODER))
+        scaler = TemperatureScaler.from_dict(read_json(run_dir / SCALER))
+    except RunError:
+        raise
+    except ValueError as exc:
+        raise RunError(f"{run_dir}: {exc}") from None
+    manifest = read_json(run_dir / MANIFEST) if (run_dir / MANIFEST).exists() else {}
+    weights = run_dir / WEIGHTS
+    if not weights.exists():
+        hint = " (a legacy import holds only the prior architecture's weights)" if (run_dir / LEGACY_WEIGHTS).exists() else ""
+        raise RunError(f"{weights}: missing; the run saved no best weights{hint}")
+    try:
+        state = st_load(weights.read_bytes())
+    except Exception as exc:  # safetensors raises its own error types
+        raise RunError(f"{weights}: not a readable safetensors file ({exc})") from None
+    model = build_model(config.model, encoder, scaler)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise RunError(f"{weights}: weights do not fit config.json's model ({str(exc).splitlines()[0]})") from None
+    model.to(device).eval()
+    return LoadedRun(model=model, config=config, encoder=encoder, scaler=scaler, manifest=manifest,
+                     metrics=read_metrics(run_dir), run_dir=run_dir)
+
+
+@dataclass
+class RunInfo:
+    name: str
+    path: Path
+    status: str
+    preset: str
+    param_count: int | None
+    best_epoch: int | None
+    best_val_loss: float | None
+    last_val_tf_mae_f: float | None
+    epochs_run: int
+    device: str
+    data_source: str
+    created: str
+    updated: str
+
+
+def list_runs(runs_dir) -> list[RunInfo]:
+    """Runs under `runs_dir`, newest first. Broken or partial dirs are skipped with a warning."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    runs = []
+    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        if not (path / CONFIG).exists() and not (path / MANIFEST).exists():
+            continue  # not a run at all
+        try:
+            config = read_json(path / CONFIG)
+            manifest = read_json(path / MANIFEST)
+            metrics = read_metrics(path)
+            last_mae = next((m.get("val_tf_mae_f") for m in reversed(metrics) if "val_tf_mae_f" in m), None)
+            runs.append(RunInfo(
+                name=path.name, path=path, status=str(manifest.get("status", "unknown")),
+                preset=str(config.get("name", "")), param_count=manifest.get("param_count"),
+                best_epoch=manifest.get("best_epoch"), best_val_loss=manifest.get("best_val_loss"),
+                last_val_tf_mae_f=last_mae, epochs_run=len(metrics), device=str(manifest.get("device", "")),
+                data_source=str(manifest.get("data_source", "")), created=str(manifest.get("created", "")),
+                updated=str(manifest.get("updated", "")),
+            ))
+        except (RunError, AttributeError, TypeError) as exc:
+            log.warning("skipping broken run directory %s: %s", path, exc)
+    runs.sort(key=lambda r: r.updated, reverse=True)
+    return runs
+
+
+def delete_run(run_dir) -> None:
+    """Remove a run directory; refuses folders that are not runs."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a directory")
+    if not any((run_dir / name).exists() for name in (CONFIG, MANIFEST, WEIGHTS)):
+        raise RunError(f"{run_dir}: does not look like a run directory (no {CONFIG} or {MANIFEST}); not deleting")
+    shutil.rmtree(run_dir)
+
+
+# ----------------------------------------------------------------------------- legacy import
+# The prior work's config keys -> ours (model, then train).
+LEGACY_MODEL_KEYS = {"d_model": "d_model", "nhead": "n_heads", "num_layers": "n_layers",
+                     "dim_feedforward": "d_ff", "embed_dim": "embed_dim", "dropout": "dropout",
+                     "positional_encoding": "pos_encoding", "max_sequence_length": "max_len",
+                     "max_seq_len": "max_len"}
+LEGACY_TRAIN_KEYS = {"learning_rate": "lr", "weight_decay": "weight_decay", "batch_size": "batch_size",
+                     "grad_clip": "grad_clip", "num_epochs": "epochs", "early_stopping_patience": "patience"}
+
+
+def import_legacy_pt(path, out_run_dir) -> Path:
+    """Import a prior-work `.pt` (a dict with `model_state_dict` and `config`) as a run dir.
+
+    Loaded with `torch.load(weights_only=True)`: a file that needs pickle code execution is
+    refused. Config keys are mapped to ours where they exist. If the state dict fits our
+    architecture (and the file carries `encoder`/`scaler` dicts), the run is fully loadable;
+    otherwise the tensors are archived as legacy_weights.safetensors with the mapped config,
+    and the manifest says why the run cannot be loaded as a model.
+    """
+    path, out = Path(path), Path(out_run_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise RunError(f"{path}: refused: the file needs pickle code execution to load, which could run "
+                       f"arbitrary code; only plain tensors and containers are accepted "
+                       f"({str(exc).splitlines()[0][:200]})") from None
+    except Exception as exc:  # zip/corrupt files
+        raise RunError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("model_state_dict"), dict):
+        raise RunError(f"{path}: expected a dict with 'model_state_dict' (and 'config'); found "
+                       f"{sorted(blob) if isinstance(blob, dict) else type(blob).__name__}")
+    state = {k: v for k, v in blob["model_state_dict"].items() if isinstance(v, torch.Tensor)}
+    legacy_config = blob.get("config") if isinstance(blob.get("config"), dict) else {}
+    experiment, unmapped = _map_legacy_config(legacy_config, name=path.stem)
+    if (out / WEIGHTS).exists() or (out / LEGACY_WEIGHTS).exists():
+        raise RunError(f"{out}: already holds a run")
+    out.mkdir(parents=True, exist_ok=True)
+
+    encoder = FeatureEncoder.from_dict(blob["encoder"]) if isinstance(blob.get("encoder"), dict) else None
+    scaler = TemperatureScaler.from_dict(blob["scaler"]) if isinstance(blob.get("scaler"), dict) else None
+    reason = ""
+    if encoder is not None and scaler is not None:
+        try:
+            model = build_model(experiment.model, encoder, scaler)
+            model.load_state_dict(state, strict=True)
+        except (RuntimeError, ValueError) as exc:
+            reason = f"state dict does not fit RoastFormer: {str(exc).splitlines()[0][:300]}"
+        else:
+            manifest = {"data_source": f"legacy:{path.name}", "split": {}}
+            save_checkpoint(out, model, experiment, status="imported", manifest=manifest)
+            _note_legacy(out, path, unmapped, loadable=True)
+            return out
+    else:
+        reason = "the file has no encoder/scaler and the prior architecture's weights do not map to ours"
+    # Archive only: config + raw tensors, so nothing is lost and nothing is executed.
+    write_json(out / CONFIG, experiment.to_dict())
+    atomic_write_bytes(out / LEGACY_WEIGHTS, st_save({k: v.contiguous() for k, v in state.items()}))
+    created = now_iso()
+    write_json(out / MANIFEST, {
+        "name": experiment.name, "data_source": f"legacy:{path.name}", "dataset_fingerprint": "",
+        "split": {}, "code_version": code_version(), "status": "imported", "reason": reason,
+        "best_epoch": blob.get("epoch"), "best_val_loss": _finite_or_none(blob.get("best_val_loss")),
+        "param_count": int(sum(v.numel() for v in state.values())), "device": "cpu",
+        "created": created, "updated": created,
+    })
+    _note_legacy(out, path, unmapped, loadable=False)
+    return out
+
+
+def _finite_or_none(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _map_legacy_config(legacy: dict, name: str) -> tuple[ExperimentConfig, list[str]]:
+    model_kw, train_kw, unmapped = {}, {}, []
+    for key, value in legacy.items():
+        if key in LEGACY_MODEL_KEYS:
+            model_kw[LEGACY_MODEL_KEYS[key]] = value
+        elif key in LEGACY_TRAIN_KEYS:
+            train_kw[LEGACY_TRAIN_KEYS[key]] = value
+        else:
+            unmapped.append(key)
+    if train_kw.get("patience") is None:
+        train_kw.pop("patience", None)
+    model_kw.setdefault("max_len", ModelConfig.max_len)
+    model_kw["max_len"] = min(int(model_kw["max_len"]), 4096)
+    try:
+        return ExperimentConfig(name=name or "legacy", model=ModelConfig(**model_kw),
+                                train=TrainConfig(**train_kw)), sorted(unmapped)
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"legacy config cannot be mapped: {exc}") from None
+
+
+def _note_legacy(out: Path, source: Path, unmapped: list[str], loadable: bool) -> None:
+    manifest = read_json(out / MANIFEST)
+    manifest.update(legacy_source=str(source), legacy_unmapped_keys=unmapped, loadable=loadable, updated=now_iso())
+    write_json(out / MANIFEST, manifest)

@@ -1,0 +1,190 @@
+"""`python -m roastcore presets | train | demos`.
+
+`train` prints a text progress bar on stderr and, as its LAST stdout line, one JSON object:
+{"status", "best_epoch", "best_val_loss", "run_dir", "device", "reason"}. SIGTERM (and Ctrl-C)
+cancel cooperatively between batches; the best checkpoint so far is kept.
+
+Exit codes: 0 succeeded or cancelled, 3 diverged, 4 failed (the JSON line is printed in all
+three cases), 2 bad input (roastcore.cli), 1 an unexpected crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+EXIT_CODES = {"succeeded": 0, "cancelled": 0, "diverged": 3, "failed": 4}
+
+# The three shipped demo runs: (run name, preset, overrides). One command rebuilds them.
+DEMO_DATA = "synthetic"
+DEMO_COMMON = {"epochs": 6, "max_len": 400, "lr": 3e-3, "batch_size": 16, "patience": 0, "device": "cpu"}
+DEMOS = (
+    ("demo_collapsed", "no_normalization", {}),
+    ("demo_teacher_forced", "tiny_model", {}),
+    ("demo_scheduled_sampling", "scheduled_sampling", {"scheduled_sampling": "linear", "ss_max_ratio": 0.5}),
+)
+
+
+def register(subparsers) -> None:
+    presets = subparsers.add_parser("presets", help="list experiment presets with parameter counts")
+    presets.add_argument("--data", help="data source; params per sample are computed for its training split")
+    presets.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    presets.set_defaults(handler=cmd_presets)
+
+    train = subparsers.add_parser("train", help="train one preset into a run directory",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--preset", required=True, help="preset name (see `roastcore presets`)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a model or train field, e.g. --set d_model=64 --set lr=1e-3")
+    train.add_argument("--data", required=True, help="'synthetic', 'synthetic:N', a file, a folder or a .zip")
+    train.add_argument("--out", required=True, help="run directory to create")
+    train.add_argument("--epochs", type=int, help="override TrainConfig.epochs")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="override TrainConfig.device")
+    train.add_argument("--seed", type=int, help="override TrainConfig.seed (also the split seed)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    demos = subparsers.add_parser("demos", help="(re)build the shipped demo runs from the built-in data")
+    demos.add_argument("--out", default="checkpoints", help="folder to write demo_* runs into")
+    demos.add_argument("--data", default=DEMO_DATA, help="data source (default: synthetic = 200 simulated roasts)")
+    demos.set_defaults(handler=cmd_demos)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    from roastcore.cli import CliError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--set {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_experiment(preset: str, overrides: dict):
+    from roastcore.experiments import get_preset
+
+    return get_preset(preset).experiment.with_overrides(overrides)
+
+
+def cmd_presets(args) -> int:
+    from roastcore.experiments import PRESETS, preset_table
+    from roastcore.features import FeatureEncoder
+
+    encoder, n_train, note = None, 96, "for 96 training profiles (120 at val_frac 0.2); reference vocabularies"
+    if args.data:
+        from roastcore.io import load_source
+
+        profiles = load_source(args.data).profiles
+        if len(profiles) < 2:
+            raise ValueError(f"data source {args.data!r} holds {len(profiles)} profiles; need at least 2")
+        encoder = FeatureEncoder.fit(profiles)
+        n_train = max(1, round(len(profiles) * (1 - PRESETS["tiny_model"].experiment.train.val_frac)))
+        note = f"for {n_train} training profiles of {args.data} ({len(profiles)} in all)"
+    rows = preset_table(n_train, encoder)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"params per sample {note}")
+    print(f"{'preset':<22}{'tier':<10}{'type':<12}{'params':>11}{'per sample':>12}  {'health':<9} rationale")
+    for r in rows:
+        print(f"{r['name']:<22}{r['tier']:<10}{r['model_type']:<12}{r['params']:>11,}{r['params_per_sample']:>12,.0f}"
+              f"  {r['health']:<9} {r['rationale']}")
+    print("health bands (params per training profile): <=1k healthy, <=10k high, <=50k severe, >50k extreme")
+    return 0
+
+
+class ProgressBar:
+    """One updating stderr line per epoch; plain text, no tqdm."""
+
+    def __init__(self, stream=sys.stderr, width: int = 24):
+        self.stream, self.width = stream, width
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self._last = 0.0
+
+    def on_batch_end(self, p: dict) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self._last < 5.0 and p["batch"] != p["n_batches"]:
+            return  # log files get a line every few seconds, not every batch
+        self._last = now
+        done = int(self.width * p["batch"] / max(p["n_batches"], 1))
+        line = (f"epoch {p['epoch']}/{p['epochs']} [{'#' * done}{'.' * (self.width - done)}] "
+                f"{p['batch']}/{p['n_batches']} loss {p['loss']:.4g} lr {p['lr']:.2e}")
+        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        self.stream.flush()
+
+    def on_epoch_end(self, m: dict) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        self.stream.write(f"epoch {m['epoch']}: train {m['train_loss']:.4g}  val {m['val_loss']:.4g}  "
+                          f"val TF MAE {m['val_tf_mae_f']:.2f} °F  tf_ratio {m['tf_ratio']:.2f}  "
+                          f"{m['elapsed_s']:.0f}s elapsed, eta {m['eta_s']:.0f}s\n")
+        self.stream.flush()
+
+
+def run_training(experiment, data: str, out: str, device: str | None = None, progress: bool = True):
+    """Load `data`, split, train into `out` with SIGTERM/SIGINT as cooperative cancel."""
+    from roastcore.io import load_source
+    from roastcore.train import run_experiment
+
+    report = load_source(data)
+    if len(report.profiles) < 2:
+        raise ValueError(f"data source {data!r} holds {len(report.profiles)} usable profiles; need at least 2")
+    cancel = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: cancel.set())
+    try:
+        return run_experiment(experiment, report.profiles, run_dir=out, data_source=str(data),
+                              callbacks=[ProgressBar()] if progress else [], cancel=cancel, device=device)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cmd_train(args) -> int:
+    from roastcore.cli import CliError
+
+    overrides = parse_overrides(args.overrides)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.device is not None:
+        overrides["device"] = args.device
+    experiment = build_experiment(args.preset, overrides)
+    out = Path(args.out)
+    if (out / "model.safetensors").exists() or (out / "metrics.jsonl").exists():
+        raise CliError(f"--out {out}: already holds a run; choose a new directory")
+    result = run_training(experiment, args.data, str(out), progress=not args.quiet)
+    sys.stdout.flush()
+    print(json.dumps(result.summary()), flush=True)
+    return EXIT_CODES.get(result.status, 4)
+
+
+def cmd_demos(args) -> int:
+    """Train the shipped demo runs (about 2-3 min on 2 CPU cores)."""
+    import shutil
+
+    out = Path(args.out)
+    summaries = []
+    for name, preset, extra in DEMOS:
+        run_dir = out / name
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # demos are rebuilt from scratch, never appended to
+        experiment = build_experiment(preset, {**DEMO_COMMON, **extra})
+        print(f"training {name} ({preset})", file=sys.stderr, flush=True)
+        result = run_training(experiment, args.data, str(run_dir), progress=True)
+        summaries.append(result.summary())
+        if result.status != "succeeded":
+            print(json.dumps(summaries[-1]), flush=True)
+            return EXIT_CODES.get(result.status, 4) or 4
+    print(json.dumps({"status": "succeeded", "runs": summaries}), flush=True)
+    return 0

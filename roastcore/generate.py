@@ -1,0 +1,240 @@
+"""Generation with a trained model: the evaluation adapter and profiles built from chosen features.
+
+`ModelGenerator` wraps a model as a `CurveGenerator` (the interface the baselines share), so
+free-running evaluation scores model and baselines with one code path. It generates many
+requests in one batched call at the model's `step_s` and interpolates back to the 1 s grid.
+A request carries only metadata, charge temperature, roast length and an optional real prefix:
+the batch it builds holds no real temperature beyond the prefix, so nothing can leak.
+
+`generate_profile` turns a `RoastRequest` (origin, process, variety, roast level, flavours,
+charge, and a duration OR a drop temperature) into a `Profile`; `export_profile` writes it as
+.alog (an Artisan background profile), .csv or .json through roastcore.io.
+
+Drop temperature: the model is conditioned on roast length, so we search the length. Candidate
+lengths (every 15 s over 6-20 min, within the model's max_len) are generated in ONE batch with
+`target_finish_f` set to the drop temperature; the candidate whose finish is closest wins, and
+if that curve reaches the drop temperature earlier (after its turning point) it is cut there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from roastcore.baselines import CurveGenerator, curve_1s, n_samples
+from roastcore.dataset import collate
+from roastcore.profile import Profile, ProfileMeta, find_turning_point
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLAMP_F = (100.0, 500.0)
+EXPORT_SUFFIXES = (".alog", ".csv", ".json")
+DROP_SEARCH_S = (360.0, 1200.0, 15.0)  # min, max, step of candidate roast lengths
+
+
+@dataclass
+class StepOutput:
+    """One generated roast at the model's step: what the model said and what was fed back."""
+
+    raw_f: np.ndarray
+    clamped_f: np.ndarray
+    clamp_active: np.ndarray  # bool per step
+    step_times_s: np.ndarray
+    prefix_steps: int
+    truncated: bool  # the roast is longer than the model's max_len; the tail holds the last value
+
+
+@dataclass
+class ModelGenerator(CurveGenerator):
+    """A trained model as a free-running generator (batched, no real data past the prefix)."""
+
+    model: torch.nn.Module
+    clamp: tuple[float, float] = DEFAULT_CLAMP_F
+    batch_size: int = 128
+    name: str = "model"
+    last_steps: list[StepOutput] = field(default_factory=list)
+
+    @property
+    def step_s(self) -> float:
+        return float(self.model.config.step_s)
+
+    def fit(self, profiles):
+        return self  # already trained
+
+    def describe(self):
+        return {"name": self.name, "step_s": self.step_s}
+
+    def generate(self, meta, charge_f, duration_s, prefix=None):
+        return self.generate_requests([meta], [charge_f], [duration_s], [prefix])[0]
+
+    def generate_many(self, profiles: Sequence[Profile], prefix_s: float = 0.0, progress=None):
+        prefixes, charges, durations = [], [], []
+        for p in profiles:
+            real = curve_1s(p)
+            prefixes.append(real[: int(prefix_s) + 1] if prefix_s >= 1 else None)
+            charges.append(float(real[0]))
+            durations.append(float(real.size - 1))
+        return self.generate_requests([p.meta for p in profiles], charges, durations, prefixes, progress)
+
+    def generate_requests(self, metas: Sequence[ProfileMeta], charges: Sequence[float],
+                          durations: Sequence[float], prefixes: Sequence[np.ndarray | None] | None = None,
+                          progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+        """1 s curves for many requests; the step-level outputs land in `last_steps`."""
+        n = len(metas)
+        prefixes = list(prefixes) if prefixes is not None else [None] * n
+        if not (len(charges) == len(durations) == len(prefixes) == n):
+            raise ValueError("generate_requests: metas, charges, durations and prefixes differ in length")
+        step = self.step_s
+        max_len = int(self.model.config.max_len)
+        items, plans = [], []
+        for i in range(n):
+            n1 = n_samples(durations[i])
+            dur = float(n1 - 1)
+            n_steps = int(round(dur / step)) + 1
+            truncated = n_steps > max_len
+            steps_used = min(n_steps, max_len)
+            t_steps = np.linspace(0.0, dur, n_steps)[:steps_used]
+            prefix = prefixes[i]
+            if prefix is not None and len(prefix) > 1:
+                prefix = np.asarray(prefix, dtype=float)
+                k = int(np.sum(t_steps <= len(prefix) - 1 + 1e-9))
+                seed = np.interp(t_steps[:k], np.arange(len(prefix)), prefix)
+            else:
+                k, seed = 1, np.array([float(charges[i])])
+            # Everything past the prefix is the last known value: the model never sees the real curve.
+            temps = np.concatenate([seed, np.full(steps_used - k, seed[-1])])
+            feats = self.model.encoder.encode(metas[i], dur)
+            items.append({"temps_f": torch.tensor(temps, dtype=torch.float32),
+                          "cat": torch.from_numpy(feats.cat), "flavors": torch.from_numpy(feats.flavors),
+                          "cont": torch.from_numpy(feats.cont), "index": i})
+            plans.append((n1, dur, t_steps, k, truncated))
+        if any(p[4] for p in plans):
+            log.warning("%d of %d roasts are longer than the model's max_len=%d steps at %g s; their "
+                        "tails hold the last generated value", sum(p[4] for p in plans), n, max_len, step)
+        curves: list[np.ndarray | None] = [None] * n
+        steps_out: list[StepOutput | None] = [None] * n
+        # Rows sharing a prefix length go in one batch (generate takes one prefix_steps).
+        by_k: dict[int, list[int]] = {}
+        for i, plan in enumerate(plans):
+            by_k.setdefault(plan[3], []).append(i)
+        done = 0
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for k, rows in sorted(by_k.items()):
+                for start in range(0, len(rows), self.batch_size):
+                    chunk = rows[start:start + self.batch_size]
+                    batch = collate([items[i] for i in chunk])
+                    with torch.no_grad():
+                        gen = self.model.generate(batch, prefix_steps=k, clamp=self.clamp)
+                    for row, i in enumerate(chunk):
+                        n1, dur, t_steps, _, truncated = plans[i]
+                        m = t_steps.size
+                        clamped = gen.clamped_f[row, :m].double().numpy()
+                        steps_out[i] = StepOutput(
+                            raw_f=gen.raw_f[row, :m].double().numpy(), clamped_f=clamped,
+                            clamp_active=gen.clamp_active[row, :m].numpy().astype(bool),
+                            step_times_s=t_steps, prefix_steps=k, truncated=truncated)
+                        curves[i] = np.interp(np.linspace(0.0, dur, n1), t_steps, clamped)
+                        if prefixes[i] is not None and len(prefixes[i]) > 1:
+                            p = np.asarray(prefixes[i], dtype=float)[:n1]
+                            curves[i][: p.size] = p  # the prefix is real at 1 s, not interpolated
+                    done += len(chunk)
+                    if progress:
+                        progress(done, n)
+        finally:
+            self.model.train(was_training)
+        self.last_steps = steps_out  # type: ignore[assignment]
+        return curves  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ user-facing generation
+@dataclass
+class RoastRequest:
+    """What a user chooses. Give `duration_s` OR `drop_temp_f`; charge defaults to the training mean."""
+
+    origin: str | None = None
+    process: str | None = None
+    variety: str | None = None
+    roast_level: str | None = None
+    flavors: tuple[str, ...] = ()
+    roaster: str | None = None
+    charge_temp_f: float | None = None
+    duration_s: float | None = None
+    drop_temp_f: float | None = None
+    altitude_m: float | None = None
+    density: float | None = None
+
+    def validate(self) -> None:
+        if (self.duration_s is None) == (self.drop_temp_f is None):
+            raise ValueError("roast request: give exactly one of duration_s or drop_temp_f")
+        if self.duration_s is not None and not 120 <= float(self.duration_s) <= 3600:
+            raise ValueError(f"roast request: duration_s {self.duration_s} is outside 120..3600 s")
+        if self.drop_temp_f is not None and not 300 <= float(self.drop_temp_f) <= 500:
+            raise ValueError(f"roast request: drop_temp_f {self.drop_temp_f} is outside 300..500 °F")
+        if self.charge_temp_f is not None and not 32 <= float(self.charge_temp_f) <= 550:
+            raise ValueError(f"roast request: charge_temp_f {self.charge_temp_f} is outside 32..550 °F")
+
+    def meta(self, charge_f: float) -> ProfileMeta:
+        return ProfileMeta(origin=self.origin, process=self.process, variety=self.variety,
+                           roast_level=self.roast_level, flavors=tuple(self.flavors), roaster=self.roaster,
+                           charge_temp_f=charge_f, target_finish_f=self.drop_temp_f,
+                           altitude_m=self.altitude_m, density=self.density)
+
+
+def _default_charge(model) -> float:
+    mean = getattr(model.encoder, "cont_mean", {}).get("charge_temp_f")
+    return float(mean) if mean else 420.0
+
+
+def generate_profile(model, request: RoastRequest, clamp: tuple[float, float] = DEFAULT_CLAMP_F,
+                     progress: Callable[[int, int], None] | None = None) -> Profile:
+    """A generated roast as a Profile (1 s samples, CHARGE to DROP), from the request's features."""
+    request.validate()
+    charge = float(request.charge_temp_f) if request.charge_temp_f is not None else _default_charge(model)
+    meta = request.meta(charge)
+    gen = ModelGenerator(model, clamp=clamp)
+    if request.duration_s is not None:
+        curve = gen.generate_requests([meta], [charge], [float(request.duration_s)], progress=progress)[0]
+    else:
+        curve = _generate_to_drop(gen, meta, charge, float(request.drop_temp_f), progress)
+    meta = replace(meta, source_file=None, product="generated")
+    return Profile(bt=curve, interval_s=1.0, meta=meta, id="generated")
+
+
+def _generate_to_drop(gen: ModelGenerator, meta: ProfileMeta, charge: float, drop_f: float,
+                      progress) -> np.ndarray:
+    lo, hi, step = DROP_SEARCH_S
+    hi = min(hi, (gen.model.config.max_len - 1) * gen.step_s)
+    lengths = np.arange(lo, hi + 1e-9, step)
+    if lengths.size == 0:
+        raise ValueError(f"model max_len {gen.model.config.max_len} at {gen.step_s} s is too short to search a drop")
+    curves = gen.generate_requests([meta] * lengths.size, [charge] * lengths.size, list(lengths), progress=progress)
+    best = int(np.argmin([abs(c[-1] - drop_f) for c in curves]))
+    curve = curves[best]
+    tp = find_turning_point(curve, 1.0)
+    start = 0 if tp is None else int(tp[0])
+    cross = np.flatnonzero(curve[start:] >= drop_f)
+    if cross.size and start + cross[0] + 1 < curve.size and start + cross[0] >= 120:
+        curve = curve[: start + cross[0] + 1]
+    log.info("drop %.0f °F: chose %.0f s (finish %.1f °F)", drop_f, curve.size - 1, curve[-1])
+    return curve
+
+
+def export_profile(profile: Profile, path: str | Path) -> Path:
+    """Write .alog (Artisan background profile), .csv or .json via roastcore.io's writers."""
+    from roastcore import io as rio
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    writers = {".alog": "write_alog", ".csv": "write_csv", ".json": "write_json"}
+    if suffix not in writers:
+        raise ValueError(f"output file {path}: suffix {suffix or '(none)'} is not one of {EXPORT_SUFFIXES}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    getattr(rio, writers[suffix])(profile, path)
+    return path

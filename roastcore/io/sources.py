@@ -1,0 +1,99 @@
+"""Where a dataset comes from: the built-in simulator, or files the user brings."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from roastcore.io.base import ImportFailure
+from roastcore.io.folder import ImportReport, Rejection, import_folder, read_profile
+from roastcore.profile import Profile
+
+SYNTHETIC = "synthetic"
+DEFAULT_SYNTHETIC_N = 200
+
+
+def load_source(spec: str | os.PathLike) -> ImportReport:
+    """`synthetic` / `synthetic:N` (simulate.generate_dataset(n=N, seed=0)), or a path to one
+    file, a folder or a .zip. Bad files become rejections in the report; a missing path raises
+    FileNotFoundError. A folder literally named "synthetic" needs "./synthetic"."""
+    if isinstance(spec, str):
+        text = spec.strip()
+        head, sep, count = text.partition(":")
+        if head.lower() == SYNTHETIC:
+            n = DEFAULT_SYNTHETIC_N
+            if sep:
+                try:
+                    n = int(count)
+                except ValueError:
+                    n = 0
+                if n < 1:
+                    raise ValueError(f"{spec!r}: synthetic:N needs a whole number N >= 1")
+            from roastcore.simulate import generate_dataset  # heavy; only when asked for
+
+            return ImportReport(profiles=list(generate_dataset(n=n, seed=0)), source=f"{SYNTHETIC}:{n}")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"data source {str(spec)!r} not found: give a .alog/.json/.csv file, a folder, "
+                                "a .zip, or 'synthetic[:N]'")
+    if path.is_dir() or zipfile.is_zipfile(path):
+        return import_folder(path)
+    report = ImportReport(source=str(path))
+    try:
+        report.profiles.append(read_profile(path))
+    except ImportFailure as exc:
+        report.rejected.append(Rejection(path.name, exc.reason, exc.code))
+    return report
+
+
+def dataset_fingerprint(profiles: Iterable[Profile]) -> str:
+    """16 hex digits identifying the set of curves (order-independent, metadata-blind)."""
+    digest = hashlib.sha256()
+    for fp in sorted(p.fingerprint() for p in profiles):
+        digest.update(fp.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+# What `data summary` tabulates: name -> (label, unit, value of one profile or None)
+STAT_FIELDS = (
+    ("charge_f", "charge", "°F"),
+    ("tp_f", "TP temp", "°F"),
+    ("tp_s", "TP time", "s"),
+    ("fcs_s", "FCs time", "s"),
+    ("drop_f", "drop temp", "°F"),
+    ("duration_s", "duration", "s"),
+    ("dtr", "DTR", ""),
+)
+
+
+def _stat_values(profile: Profile) -> dict[str, float | None]:
+    tp = profile.turning_point()
+    return {
+        "charge_f": profile.charge_f,
+        "tp_f": None if tp is None else tp[1],
+        "tp_s": None if tp is None else tp[0],
+        "fcs_s": profile.events.get("FCs"),
+        "drop_f": profile.finish_f,
+        "duration_s": profile.duration_s,
+        "dtr": profile.dtr(),
+    }
+
+
+def dataset_stats(profiles: Iterable[Profile]) -> dict[str, dict[str, float | int | None]]:
+    """Per STAT_FIELDS: n (profiles that have the value), min, median, max."""
+    import numpy as np
+
+    rows = [_stat_values(p) for p in profiles]
+    out: dict[str, dict[str, float | int | None]] = {}
+    for key, _label, _unit in STAT_FIELDS:
+        values = np.array([r[key] for r in rows if r[key] is not None], dtype=float)
+        if values.size:
+            out[key] = {"n": int(values.size), "min": float(values.min()),
+                        "median": float(np.median(values)), "max": float(values.max())}
+        else:
+            out[key] = {"n": 0, "min": None, "median": None, "max": None}
+    return out

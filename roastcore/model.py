@@ -1,0 +1,499 @@
+"""Autoregressive roast-curve models: a decoder-only transformer (RoastFormer) and a GRU.
+
+Read top to bottom: ModelConfig, conditioning, transformer blocks, the shared model base
+(inputs, losses, teacher forcing, generation, differentiable rollout), the two models, and
+`build_model`. Shapes: B batch rows, L sequence length (steps at `step_s`), T tokens in one
+call, D d_model, H heads, Hd head size.
+
+Token t carries the scaled temperature T_t (and, with `time_conditioning`, the fraction of the
+roast elapsed t/(n-1), known because the requested length n is given). Output t predicts
+T_{t+1}: absolute (scaler.encode(T_{t+1})) or residual (scaler.encode_delta(T_{t+1} - T_t)).
+The bean's conditioning vector (categoricals, flavours, continuous features incl. charge temp
+and target duration) is ADDED to every token rather than prepended as a prefix token: it keeps
+positions aligned with time steps, and the GRU and the KV cache need no special first step.
+
+The TemperatureScaler lives inside the model, so callers pass and receive °F. With
+`normalize=False` the scaler is the identity: raw °F in and out, which reproduces the prior
+work's collapse (pre-LN normalises a ~400 °F input direction away, so every step looks alike).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from roastcore.dataset import STEP_CHOICES_S, Batch, RoastDataset
+from roastcore.features import FeatureEncoder, TemperatureScaler
+
+MODEL_TYPES = ("transformer", "gru")
+POS_ENCODINGS = ("sinusoidal", "learned", "rope")
+TARGET_MODES = ("absolute", "residual")
+DEFAULT_CLAMP_F = (100.0, 500.0)
+
+# Resource caps: a config typo must not start a 10B-parameter run on a laptop.
+MAX_D_MODEL = 1024
+MAX_LAYERS = 24
+MAX_HEADS = 64
+MAX_D_FF = 8192
+MAX_EMBED_DIM = 256
+MAX_LEN = 4096
+MAX_PARAMS = 50_000_000
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class ModelConfig:
+    model_type: str = "transformer"
+    d_model: int = 256
+    n_layers: int = 6
+    n_heads: int = 8
+    d_ff: int = 1024
+    embed_dim: int = 32  # size of each categorical / flavour embedding
+    dropout: float = 0.1
+    pos_encoding: str = "sinusoidal"
+    use_flavors: bool = True
+    normalize: bool = True  # False: raw °F in and out (the collapse)
+    target_mode: str = "absolute"
+    step_s: float = 1.0
+    max_len: int = 800  # steps at step_s; longer roasts are truncated by the dataset
+    time_conditioning: bool = False  # feed t/(n-1) with every token
+
+    def __post_init__(self):
+        def bad(name, why):
+            raise ValueError(f"ModelConfig.{name}: {getattr(self, name)!r} {why}")
+
+        if self.model_type not in MODEL_TYPES:
+            bad("model_type", f"is not one of {MODEL_TYPES}")
+        if self.pos_encoding not in POS_ENCODINGS:
+            bad("pos_encoding", f"is not one of {POS_ENCODINGS}")
+        if self.target_mode not in TARGET_MODES:
+            bad("target_mode", f"is not one of {TARGET_MODES}")
+        for name, cap in (("d_model", MAX_D_MODEL), ("n_layers", MAX_LAYERS), ("n_heads", MAX_HEADS),
+                          ("d_ff", MAX_D_FF), ("embed_dim", MAX_EMBED_DIM), ("max_len", MAX_LEN)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                bad(name, "must be an integer")
+            if not 1 <= value <= cap:
+                bad(name, f"must be in 1..{cap}")
+        if self.max_len < 2:
+            bad("max_len", "must be at least 2 (one input and one target)")
+        if self.model_type == "transformer":
+            if self.d_model % self.n_heads:
+                bad("n_heads", f"must divide d_model={self.d_model}")
+            if self.pos_encoding == "rope" and (self.d_model // self.n_heads) % 2:
+                bad("n_heads", f"gives an odd head size {self.d_model // self.n_heads}; RoPE needs it even")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            bad("dropout", "must be in [0, 1)")
+        self.dropout = float(self.dropout)
+        if float(self.step_s) not in STEP_CHOICES_S:
+            bad("step_s", f"must be one of {STEP_CHOICES_S}")
+        self.step_s = float(self.step_s)
+        for name in ("use_flavors", "normalize", "time_conditioning"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "must be true or false")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown keys {unknown}; valid keys are {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class Generation:
+    """A free-running generation in °F at the model's step_s, padded past each row's length
+    with that row's last value (use `lengths` or a mask)."""
+
+    raw_f: torch.Tensor  # [B, Lmax] what the model said, before clamping
+    clamped_f: torch.Tensor  # [B, Lmax] what was fed back (the generated curve)
+    clamp_active: torch.Tensor  # [B, Lmax] bool, the clamp changed the value at this step
+    lengths: torch.Tensor  # [B]
+
+
+@dataclass
+class Rollout:
+    """A differentiable free run: what was fed at each step and what the model answered."""
+
+    inputs_f: torch.Tensor  # [B, L] °F fed at each step (real prefix, then own outputs)
+    units: torch.Tensor  # [B, L-1] model-unit outputs, output t predicts step t+1
+    pred_f: torch.Tensor  # [B, L] °F predictions (raw), real values on the prefix
+
+
+# ----------------------------------------------------------------------------- conditioning
+class Conditioning(nn.Module):
+    """Bean metadata -> one [B, D] vector: categorical embeddings (slot 0 = unknown), a
+    flavour projection of the multi-hot vector, and the continuous features."""
+
+    def __init__(self, cfg: ModelConfig, cat_sizes: list[int], n_flavors: int, n_cont: int):
+        super().__init__()
+        self.cat_embeddings = nn.ModuleList(nn.Embedding(size, cfg.embed_dim) for size in cat_sizes)
+        self.flavor_proj = (nn.Linear(n_flavors, cfg.embed_dim, bias=False)
+                            if cfg.use_flavors and n_flavors > 0 else None)
+        in_dim = cfg.embed_dim * len(cat_sizes) + (cfg.embed_dim if self.flavor_proj else 0) + n_cont
+        self.mlp = nn.Sequential(nn.Linear(in_dim, cfg.d_model), nn.GELU(), nn.Linear(cfg.d_model, cfg.d_model))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        parts = [emb(batch.cat[:, i]) for i, emb in enumerate(self.cat_embeddings)]  # each [B, E]
+        if self.flavor_proj is not None:
+            parts.append(self.flavor_proj(batch.flavors))  # [B, E]
+        parts.append(batch.cont)  # [B, n_cont]
+        return self.mlp(torch.cat(parts, dim=-1))  # [B, D]
+
+
+# ----------------------------------------------------------------------------- transformer blocks
+def sinusoidal_table(max_len: int, d_model: int) -> torch.Tensor:
+    """[max_len, D] the classic sin/cos position table (Vaswani et al.)."""
+    position = torch.arange(max_len, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(max_len, d_model)
+    table[:, 0::2] = torch.sin(position * div)
+    table[:, 1::2] = torch.cos(position * div)[:, : d_model // 2]
+    return table
+
+
+def rope_tables(max_len: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin: [max_len, Hd/2] rotary angles (Su et al. 2021)."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate [B, H, T, Hd] by the angles of its T positions (cos/sin [T, Hd/2]), half-split form."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, for one layer.
+
+    Generation (no grad) writes into a preallocated buffer, O(L) copying in all. Rollout
+    training (grad) concatenates instead, because in-place writes would break autograd; that
+    keeps O(L^2) activations for the transformer, so prefer coarse steps for rollout losses.
+    """
+
+    def __init__(self, capacity: int | None = None):
+        self.capacity = capacity
+        self.k = self.v = None  # [B, H, S, Hd]
+        self.size = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = k.shape[2]
+        if self.capacity is not None and not torch.is_grad_enabled():
+            if self.k is None:
+                shape = (k.shape[0], k.shape[1], self.capacity, k.shape[3])
+                self.k, self.v = k.new_empty(shape), v.new_empty(shape)
+            self.k[:, :, self.size:self.size + t] = k
+            self.v[:, :, self.size:self.size + t] = v
+            self.size += t
+            return self.k[:, :, :self.size], self.v[:, :, :self.size]
+        self.k = k if self.k is None else torch.cat((self.k, k), dim=2)
+        self.v = v if self.v is None else torch.cat((self.v, v), dim=2)
+        self.size += t
+        return self.k, self.v
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+        self.resid_drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, start_pos: int, cache: KVCache | None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=2)
+        q, k, v = (z.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for z in (q, k, v))  # [B,H,T,Hd]
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            k, v = cache.append(k, v)  # [B, H, S, Hd], S = start_pos + T
+        S = k.shape[2]
+        p = self.dropout if self.training else 0.0
+        if T == S:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        elif T == 1:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # the newest token sees everything
+        else:  # a chunk after cached positions: query i (at start_pos + i) sees keys <= start_pos + i
+            allowed = torch.arange(S, device=x.device)[None, :] <= (start_pos + torch.arange(T, device=x.device))[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+        y = y.transpose(1, 2).contiguous().view(B, T, D)
+        return self.resid_drop(self.proj(y))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(),
+                                 nn.Linear(cfg.d_ff, cfg.d_model), nn.Dropout(cfg.dropout))
+
+    def forward(self, x, start_pos, cache, rope):
+        x = x + self.attn(self.ln1(x), start_pos, cache, rope)
+        return x + self.mlp(self.ln2(x))
+
+
+# ----------------------------------------------------------------------------- shared model base
+class RoastModel(nn.Module):
+    """Everything the transformer and the GRU share. A subclass supplies `_core`, the sequence
+    network from tokens to hidden states, and `new_state`, its incremental state."""
+
+    def __init__(self, cfg: ModelConfig, encoder: FeatureEncoder, scaler: TemperatureScaler):
+        super().__init__()
+        if scaler.enabled != cfg.normalize:
+            raise ValueError(f"scaler.enabled={scaler.enabled} contradicts ModelConfig.normalize={cfg.normalize}")
+        self.config = cfg
+        self.encoder = encoder
+        self.scaler = TemperatureScaler.from_dict(scaler.to_dict())  # our own copy of its floats
+        self.conditioning = Conditioning(cfg, encoder.cat_sizes, encoder.n_flavors, encoder.n_cont)
+        self.n_inputs = 2 if cfg.time_conditioning else 1
+        self.input_proj = nn.Linear(self.n_inputs, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, 1)
+
+    def _init_weights(self):
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+
+    # -- tokens and units --------------------------------------------------------------
+    def _tokens(self, inputs_f: torch.Tensor, start_pos: int, cond: torch.Tensor,
+                lengths: torch.Tensor) -> torch.Tensor:
+        """[B, T] °F at positions start_pos.. -> [B, T, D] tokens (temperature + conditioning)."""
+        feats = self.scaler.encode(inputs_f)[..., None]  # [B, T, 1]
+        if self.config.time_conditioning:
+            pos = torch.arange(start_pos, start_pos + inputs_f.shape[1], device=inputs_f.device)
+            frac = pos[None, :] / (lengths[:, None] - 1).clamp(min=1)  # [B, T]
+            feats = torch.cat((feats, frac.clamp(0.0, 1.0).to(feats.dtype)[..., None]), dim=-1)
+        return self.input_proj(feats) + cond[:, None, :]
+
+    def _units(self, inputs_f, start_pos, cond, lengths, state) -> torch.Tensor:
+        """[B, T] °F inputs -> [B, T] model-unit outputs (output t predicts step t+1)."""
+        h = self._core(self._tokens(inputs_f, start_pos, cond, lengths), start_pos, cond, state)
+        return self.head(self.ln_f(h)).squeeze(-1)
+
+    def units_to_f(self, units: torch.Tensor, inputs_f: torch.Tensor) -> torch.Tensor:
+        """Model outputs -> predicted next temperature in °F (inputs_f: the step fed, same shape)."""
+        units = units.float()
+        if self.config.target_mode == "residual":
+            return inputs_f + self.scaler.decode_delta(units)
+        return self.scaler.decode(units)
+
+    def targets(self, batch: Batch, inputs_f: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L-1] model-unit targets for outputs 0..L-2. Residual targets are measured from
+        the value actually fed (noisy or self-generated), so the model learns to steer back."""
+        real = batch.temps_f
+        fed = real if inputs_f is None else inputs_f
+        if self.config.target_mode == "residual":
+            return self.scaler.encode_delta(real[:, 1:] - fed[:, :-1])
+        return self.scaler.encode(real[:, 1:])
+
+    # -- teacher forcing -----------------------------------------------------------------
+    def forward(self, batch: Batch, inputs_f: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing: inputs 0..L-2 (real, or `inputs_f` [B, L] °F) -> [B, L-1] model units."""
+        fed = batch.temps_f if inputs_f is None else inputs_f
+        self._check_length(fed.shape[1])
+        cond = self.conditioning(batch)
+        return self._units(fed[:, :-1], 0, cond, batch.lengths, self.new_state(fed.shape[0], None))
+
+    def predict_next_f(self, batch: Batch, inputs_f: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L-1] °F: the prediction for steps 1..L-1, each from the real (or given) past."""
+        fed = batch.temps_f if inputs_f is None else inputs_f
+        return self.units_to_f(self(batch, inputs_f), fed[:, :-1])
+
+    def loss(self, batch: Batch, inputs_f: torch.Tensor | None = None, kind: str = "mse",
+             units: torch.Tensor | None = None) -> torch.Tensor:
+        """Masked mean loss in model units over real target steps 1..len-1 (padding ignored).
+        Pass `units` (e.g. a Rollout's) to score outputs computed elsewhere."""
+        if units is None:
+            units = self(batch, inputs_f)
+        err = units.float() - self.targets(batch, inputs_f)
+        per_step = err.abs() if kind == "l1" else err.square()
+        if kind not in ("mse", "l1"):
+            raise ValueError(f"loss kind {kind!r} is not 'mse' or 'l1'")
+        weight = batch.mask[:, 1:].to(per_step.dtype)
+        return (per_step * weight).sum() / weight.sum().clamp(min=1.0)
+
+    # -- free running ------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, batch: Batch, prefix_steps: int = 1, clamp: tuple[float, float] = DEFAULT_CLAMP_F,
+                 use_cache: bool = True) -> Generation:
+        """Free-run each row to its own length from its first `prefix_steps` real temperatures.
+
+        Every step records the raw model output (°F) and the clamped value fed back. With
+        `use_cache=False` the whole sequence is re-run each step (the naive O(L^2) path kept
+        to check the cache against).
+        """
+        lo, hi = float(clamp[0]), float(clamp[1])
+        if not lo < hi:
+            raise ValueError(f"clamp: low {lo} must be below high {hi}")
+        lengths = batch.lengths
+        l_max = int(lengths.max())
+        self._check_length(l_max)
+        if not 1 <= prefix_steps <= int(lengths.min()):
+            raise ValueError(f"prefix_steps={prefix_steps} must be in 1..{int(lengths.min())} (the shortest row)")
+        fed = batch.temps_f[:, :l_max].clone()  # [B, Lmax], overwritten from prefix_steps on
+        raw = fed.clone()
+        active = torch.zeros_like(fed, dtype=torch.bool)
+        cond = self.conditioning(batch)
+        k = prefix_steps
+        if use_cache:
+            state = self.new_state(fed.shape[0], l_max)
+            last = self._units(fed[:, :k], 0, cond, lengths, state)[:, -1]  # [B]
+        for t in range(k, l_max):
+            if not use_cache:
+                last = self._units(fed[:, :t], 0, cond, lengths, self.new_state(fed.shape[0], None))[:, -1]
+            raw[:, t] = self.units_to_f(last, fed[:, t - 1])
+            fed[:, t] = raw[:, t].clamp(lo, hi)
+            active[:, t] = fed[:, t] != raw[:, t]
+            if use_cache and t + 1 < l_max:
+                last = self._units(fed[:, t:t + 1], t, cond, lengths, state)[:, 0]
+        # Past a row's end: repeat its last value, as collate pads inputs.
+        pad = torch.arange(l_max, device=fed.device)[None, :] >= lengths[:, None]
+        last_idx = (lengths - 1)[:, None]
+        raw = torch.where(pad, raw.gather(1, last_idx), raw)
+        fed = torch.where(pad, fed.gather(1, last_idx), fed)
+        active &= ~pad
+        return Generation(raw_f=raw, clamped_f=fed, clamp_active=active, lengths=lengths.clone())
+
+    def rollout(self, batch: Batch, prefix_steps: int = 1, clamp: tuple[float, float] | None = DEFAULT_CLAMP_F,
+                feed_real: torch.Tensor | None = None, detach_feedback: bool = False) -> Rollout:
+        """Free run WITH gradients (rollout losses, scheduled sampling for the GRU).
+
+        Uses the same incremental step code as `generate`. `feed_real` [B, L] bool feeds the
+        real temperature at the marked steps instead of the model's own (scheduled sampling);
+        `detach_feedback` stops gradients flowing through fed-back predictions.
+        """
+        real = batch.temps_f
+        B, L = real.shape
+        self._check_length(L)
+        cond = self.conditioning(batch)
+        state = self.new_state(B, L)
+        k = prefix_steps
+        inputs = [real[:, t] for t in range(k)]
+        outs = list(self._units(real[:, :k], 0, cond, batch.lengths, state).unbind(1))  # k x [B]
+        preds = list(inputs)
+        for t in range(k, L):
+            pred = self.units_to_f(outs[-1], inputs[-1])
+            preds.append(pred)
+            fed = pred.detach() if detach_feedback else pred
+            if clamp is not None:
+                fed = fed.clamp(clamp[0], clamp[1])
+            if feed_real is not None:
+                fed = torch.where(feed_real[:, t], real[:, t], fed)
+            inputs.append(fed)
+            if t + 1 < L:
+                outs.append(self._units(fed[:, None], t, cond, batch.lengths, state)[:, 0])
+        return Rollout(inputs_f=torch.stack(inputs, 1), units=torch.stack(outs, 1), pred_f=torch.stack(preds, 1))
+
+    # -- helpers -------------------------------------------------------------------------
+    def make_batch(self, profiles, device="cpu") -> Batch:
+        """Profiles -> one padded batch at this model's step_s, truncated to max_len."""
+        return RoastDataset(profiles, self.encoder, self.config.step_s, self.config.max_len).full_batch(device)
+
+    def _check_length(self, length: int):
+        if length > self.config.max_len:
+            raise ValueError(f"sequence of {length} steps exceeds ModelConfig.max_len={self.config.max_len}; "
+                             "build the dataset with max_len=model.config.max_len")
+
+    def new_state(self, batch_size: int, capacity: int | None):
+        raise NotImplementedError
+
+    def _core(self, tokens, start_pos, cond, state):
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------- models
+class RoastFormer(RoastModel):
+    """Decoder-only causal transformer, pre-LN, sinusoidal / learned / rotary positions."""
+
+    def __init__(self, cfg: ModelConfig, encoder: FeatureEncoder, scaler: TemperatureScaler):
+        super().__init__(cfg, encoder, scaler)
+        if cfg.pos_encoding == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_table(cfg.max_len, cfg.d_model), persistent=False)
+        elif cfg.pos_encoding == "learned":
+            self.pos_embedding = nn.Embedding(cfg.max_len, cfg.d_model)
+        else:
+            cos, sin = rope_tables(cfg.max_len, cfg.d_model // cfg.n_heads)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self._init_weights()
+
+    def new_state(self, batch_size, capacity):
+        return [KVCache(capacity) for _ in self.blocks]
+
+    def _core(self, tokens, start_pos, cond, state):  # [B, T, D] -> [B, T, D]
+        T = tokens.shape[1]
+        rope = None
+        if self.config.pos_encoding == "sinusoidal":
+            tokens = tokens + self.pos_table[start_pos:start_pos + T]
+        elif self.config.pos_encoding == "learned":
+            tokens = tokens + self.pos_embedding(torch.arange(start_pos, start_pos + T, device=tokens.device))
+        else:
+            rope = (self.rope_cos[start_pos:start_pos + T], self.rope_sin[start_pos:start_pos + T])
+        x = self.drop(tokens)
+        for block, cache in zip(self.blocks, state, strict=True):
+            x = block(x, start_pos, cache, rope)
+        return x
+
+
+class _GRUState:
+    def __init__(self):
+        self.h = None  # [n_layers, B, D]
+
+
+class RoastGRU(RoastModel):
+    """Stacked GRU with the same interface; its initial state also comes from the conditioning."""
+
+    def __init__(self, cfg: ModelConfig, encoder: FeatureEncoder, scaler: TemperatureScaler):
+        super().__init__(cfg, encoder, scaler)
+        self.h0 = nn.Linear(cfg.d_model, cfg.n_layers * cfg.d_model)
+        self.gru = nn.GRU(cfg.d_model, cfg.d_model, num_layers=cfg.n_layers, batch_first=True,
+                          dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
+        self._init_weights()
+
+    def new_state(self, batch_size, capacity):
+        return _GRUState()
+
+    def _core(self, tokens, start_pos, cond, state):  # [B, T, D] -> [B, T, D]
+        if state.h is None:
+            B, n, D = cond.shape[0], self.config.n_layers, self.config.d_model
+            state.h = torch.tanh(self.h0(cond)).view(B, n, D).transpose(0, 1).contiguous()
+        out, state.h = self.gru(self.drop(tokens), state.h)
+        return out
+
+
+# ----------------------------------------------------------------------------- building
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(cfg: ModelConfig, encoder: FeatureEncoder, scaler: TemperatureScaler) -> RoastModel:
+    """Build the model for `cfg`; refuses configs over MAX_PARAMS before allocating anything."""
+    cls = RoastFormer if cfg.model_type == "transformer" else RoastGRU
+    with torch.device("meta"):  # count first, without memory
+        n_params = count_parameters(cls(cfg, encoder, scaler))
+    if n_params > MAX_PARAMS:
+        raise ValueError(f"ModelConfig gives {n_params:,} parameters, over the cap of {MAX_PARAMS:,}; "
+                         "reduce d_model, n_layers or d_ff")
+    return cls(cfg, encoder, scaler)

@@ -1,0 +1,365 @@
+"""The training loop: AdamW + warm-up/cosine, clipping, early stopping, exposure-bias fixes.
+
+The loop knows nothing about UIs or jobs: it reports through callbacks (minGPT style) and,
+when given a run directory, through checkpoints.RunWriter. Exposure-bias fixes:
+
+- scheduled sampling (Bengio et al. 2015): a decaying share of inputs comes from the model's
+  own predictions. Transformer: two passes (teacher-forced pass without gradients, mix its
+  predictions into the inputs, second pass with gradients). GRU: a true step-by-step rollout
+  that feeds back its own outputs at the sampled steps.
+- rollout loss (rollout_weight > 0): a full free run from the charge temperature with
+  gradients, scored against the real curve (memory grows with L^2 for the transformer:
+  prefer step_s 5 or 10 there).
+- input noise (input_noise_f): Gaussian °F noise on the inputs; residual targets are measured
+  from the noisy input, so the model learns to steer back.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from roastcore.checkpoints import RunWriter
+from roastcore.dataset import RoastDataset, collate, train_val_split
+from roastcore.experiments import ExperimentConfig
+from roastcore.features import FeatureEncoder, TemperatureScaler
+from roastcore.model import DEFAULT_CLAMP_F, RoastModel, build_model, count_parameters
+
+log = logging.getLogger(__name__)
+
+# Exploding loss: a batch loss this many times the first batch's (measured before any update)
+# counts as divergence. The raw-°F collapse has a huge loss from the start, so it never trips
+# this; a runaway learning rate does within a few steps.
+DIVERGENCE_FACTOR = 1e3
+VAL_BATCH_ROWS = 32
+
+
+class Callback:
+    """Override any of these; the trainer calls them if present."""
+
+    def on_batch_end(self, progress: dict) -> None: ...
+
+    def on_epoch_end(self, metrics: dict) -> None: ...
+
+    def on_checkpoint_saved(self, path: Path) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    status: str  # succeeded | diverged | cancelled | failed
+    best_epoch: int | None
+    best_val_loss: float | None
+    reason: str
+    device: str
+    epochs_run: int = 0
+    history: list[dict] = field(default_factory=list)
+    model: RoastModel | None = None  # best weights, on the training device, eval mode
+    run_dir: Path | None = None
+
+    def summary(self) -> dict:
+        return {"status": self.status, "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
+                "run_dir": str(self.run_dir) if self.run_dir else None, "device": self.device,
+                "reason": self.reason}
+
+
+def _fingerprint(profiles) -> str:
+    try:
+        from roastcore.io import dataset_fingerprint
+    except ImportError:  # io not installed in this tree: hash the curve fingerprints ourselves
+        import hashlib
+
+        return hashlib.sha256("".join(sorted(p.fingerprint() for p in profiles)).encode()).hexdigest()
+    return dataset_fingerprint(profiles)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an unavailable explicit choice is an error."""
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps and mps.is_available())
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    if name == "mps" and not mps_ok:
+        raise ValueError("device 'mps' requested but MPS is not available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r} is not one of auto, cpu, cuda, mps")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def teacher_forcing_ratio(train_cfg, epoch: int) -> float:
+    """Share of inputs that are real temperatures in `epoch` (0-based); 1.0 = pure teacher forcing."""
+    kind, floor = train_cfg.scheduled_sampling, 1.0 - train_cfg.ss_max_ratio
+    if kind == "none":
+        return 1.0
+    if kind == "linear":
+        return 1.0 - train_cfg.ss_max_ratio * min(1.0, epoch / max(1, train_cfg.epochs - 1))
+    k = train_cfg.ss_k  # inverse sigmoid k/(k+exp(i/k)), rescaled to start at 1
+    eps = (k / (k + math.exp(epoch / k))) / (k / (k + 1.0))
+    return max(floor, min(1.0, eps))
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 10% of the peak."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _is_cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+class Trainer:
+    def __init__(self, experiment: ExperimentConfig, train_profiles, val_profiles, *, callbacks=(),
+                 cancel: threading.Event | Callable[[], bool] | None = None, device: str | None = None,
+                 run_dir=None, data_source: str = "", split: dict | None = None):
+        if not train_profiles:
+            raise ValueError("train: no training profiles")
+        if not val_profiles:
+            raise ValueError("train: no validation profiles (early stopping needs them)")
+        self.exp = experiment
+        self.cfg, self.tcfg = experiment.model, experiment.train
+        self.train_profiles, self.val_profiles = list(train_profiles), list(val_profiles)
+        self.callbacks = list(callbacks)
+        self.cancel = cancel
+        self.device = resolve_device(device or self.tcfg.device)
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.data_source, self.split = data_source, split
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _emit(self, hook: str, payload) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(payload)
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.tcfg.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def _batch_loss(self, model: RoastModel, batch, tf_ratio: float, gen: torch.Generator) -> torch.Tensor:
+        tcfg, kind = self.tcfg, self.tcfg.loss
+        real = batch.temps_f
+        inputs = real
+        if tcfg.input_noise_f > 0:
+            noise = torch.randn(real.shape, generator=gen, device="cpu").to(real.device) * tcfg.input_noise_f
+            noise[:, 0] = 0.0  # generation always starts from the real charge temperature
+            inputs = real + noise
+        if tf_ratio < 1.0:
+            use_own = torch.rand(real.shape, generator=gen, device="cpu").to(real.device) >= tf_ratio
+            use_own[:, 0] = False
+            if self.cfg.model_type == "transformer":
+                with torch.no_grad():  # pass 1: teacher-forced predictions of every step
+                    own = model.predict_next_f(batch, inputs).clamp(*DEFAULT_CLAMP_F)
+                own = torch.cat((real[:, :1], own), dim=1)
+                inputs = torch.where(use_own, own, inputs)
+                loss = model.loss(batch, inputs, kind=kind)  # pass 2
+            else:
+                ro = model.rollout(batch, feed_real=~use_own, detach_feedback=True)
+                loss = model.loss(batch, ro.inputs_f, kind=kind, units=ro.units)
+        else:
+            loss = model.loss(batch, inputs if inputs is not real else None, kind=kind)
+        if tcfg.rollout_weight > 0:
+            ro = model.rollout(batch, prefix_steps=1)
+            loss = loss + tcfg.rollout_weight * model.loss(batch, ro.inputs_f, kind=kind, units=ro.units)
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, model: RoastModel, dataset: RoastDataset) -> tuple[float, float]:
+        """(teacher-forced val loss, teacher-forced MAE °F) over the whole set."""
+        model.eval()
+        loss_sum = weight_sum = abs_sum = 0.0
+        for start in range(0, len(dataset), VAL_BATCH_ROWS):
+            batch = collate([dataset[i] for i in range(start, min(len(dataset), start + VAL_BATCH_ROWS))])
+            batch = batch.to(self.device)
+            with self._autocast():
+                units = model(batch)
+            n = float(batch.mask[:, 1:].sum())
+            loss_sum += float(model.loss(batch, kind=self.tcfg.loss, units=units)) * n
+            pred_f = model.units_to_f(units, batch.temps_f[:, :-1])
+            abs_sum += float(((pred_f - batch.temps_f[:, 1:]).abs() * batch.mask[:, 1:]).sum())
+            weight_sum += n
+        return loss_sum / max(weight_sum, 1.0), abs_sum / max(weight_sum, 1.0)
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg, tcfg = self.cfg, self.tcfg
+        seed_everything(tcfg.seed)
+        encoder = FeatureEncoder.fit(self.train_profiles)  # training split only: no leakage
+        scaler = TemperatureScaler.fit(self.train_profiles, cfg.step_s, enabled=cfg.normalize)
+        train_ds = RoastDataset(self.train_profiles, encoder, cfg.step_s, cfg.max_len)
+        val_ds = RoastDataset(self.val_profiles, encoder, cfg.step_s, cfg.max_len)
+        model = build_model(cfg, encoder, scaler).to(self.device)
+        n_params = count_parameters(model)
+        writer = None
+        if self.run_dir is not None:
+            writer = RunWriter(self.run_dir, self.exp, encoder, scaler, param_count=n_params,
+                               device=str(self.device), data_source=self.data_source,
+                               dataset_fingerprint=_fingerprint(self.train_profiles + self.val_profiles),
+                               split=self.split or {"val_ids": [p.id for p in self.val_profiles]})
+        log.info("training %s: %d params on %s, %d train / %d val profiles", self.exp.name, n_params,
+                 self.device, len(train_ds), len(val_ds))
+
+        decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
+        no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr)
+        loader_gen = torch.Generator().manual_seed(tcfg.seed)
+        noise_gen = torch.Generator().manual_seed(tcfg.seed + 1)
+        loader = torch.utils.data.DataLoader(train_ds, batch_size=tcfg.batch_size, shuffle=True,
+                                             collate_fn=collate, generator=loader_gen)
+        n_batches = len(loader)
+        total_steps = tcfg.epochs * n_batches
+        warmup = int(tcfg.warmup_frac * total_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup))
+
+        history: list[dict] = []
+        best_val, best_epoch, best_state = math.inf, None, None
+        first_loss = None
+        status, reason = "succeeded", ""
+        started = time.monotonic()
+        epochs_since_best = 0
+        epoch = 0
+
+        def save_best(ep: int, val: float):
+            nonlocal best_val, best_epoch, best_state
+            best_val, best_epoch = val, ep
+            best_state = copy.deepcopy(model.state_dict())
+            if writer is not None:
+                path = writer.save_best(model, ep, val)
+                self._emit("on_checkpoint_saved", path)
+
+        try:
+            for epoch in range(1, tcfg.epochs + 1):
+                model.train()
+                tf_ratio = teacher_forcing_ratio(tcfg, epoch - 1)
+                loss_sum, seen = 0.0, 0
+                for batch_idx, batch in enumerate(loader, start=1):
+                    if _is_cancelled(self.cancel):
+                        status, reason = "cancelled", f"cancelled during epoch {epoch}"
+                        break
+                    batch = batch.to(self.device)
+                    with self._autocast():
+                        loss = self._batch_loss(model, batch, tf_ratio, noise_gen)
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        status, reason = "diverged", f"non-finite training loss ({value}) at epoch {epoch}, batch {batch_idx}"
+                        break
+                    if first_loss is None:
+                        first_loss = max(value, 1e-8)
+                    elif value > DIVERGENCE_FACTOR * first_loss:
+                        status = "diverged"
+                        reason = (f"training loss exploded to {value:.3g} at epoch {epoch}, batch {batch_idx} "
+                                  f"(> {DIVERGENCE_FACTOR:g} x the first batch's {first_loss:.3g}); lower lr")
+                        break
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if tcfg.grad_clip > 0:
+                        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+                        if not torch.isfinite(grad_norm):
+                            status, reason = "diverged", f"non-finite gradient at epoch {epoch}, batch {batch_idx}"
+                            break
+                    optimizer.step()
+                    scheduler.step()
+                    loss_sum += value * batch.batch_size
+                    seen += batch.batch_size
+                    progress = {"epoch": epoch, "epochs": tcfg.epochs, "batch": batch_idx, "n_batches": n_batches,
+                                "loss": value, "lr": optimizer.param_groups[0]["lr"],
+                                "elapsed_s": time.monotonic() - started}
+                    self._emit("on_batch_end", progress)
+                    if writer is not None:
+                        writer.progress(epoch=epoch, epochs=tcfg.epochs, batch=batch_idx, n_batches=n_batches)
+                if status != "succeeded":
+                    break
+
+                val_loss, val_mae = self.evaluate(model, val_ds)
+                elapsed = time.monotonic() - started
+                metrics = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "val_loss": val_loss,
+                           "val_tf_mae_f": val_mae, "lr": optimizer.param_groups[0]["lr"], "tf_ratio": tf_ratio,
+                           "elapsed_s": round(elapsed, 3),
+                           "eta_s": round(elapsed / epoch * (tcfg.epochs - epoch), 3)}
+                history.append(metrics)
+                if writer is not None:
+                    writer.append_metrics(metrics)
+                    writer.progress(force=True, epoch=epoch, epochs=tcfg.epochs, batch=n_batches, n_batches=n_batches)
+                if not math.isfinite(val_loss):
+                    status, reason = "diverged", f"non-finite validation loss at epoch {epoch}"
+                    self._emit("on_epoch_end", metrics)
+                    break
+                if val_loss < best_val:
+                    save_best(epoch, val_loss)
+                    epochs_since_best = 0
+                else:
+                    epochs_since_best += 1
+                self._emit("on_epoch_end", metrics)
+                if tcfg.patience and epochs_since_best >= tcfg.patience:
+                    reason = f"early stop: no val-loss improvement for {tcfg.patience} epochs"
+                    break
+                if _is_cancelled(self.cancel):
+                    status, reason = "cancelled", f"cancelled after epoch {epoch}"
+                    break
+        except Exception as exc:  # report, don't crash the runner; the traceback goes to the log
+            log.exception("training failed")
+            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+
+        if status == "cancelled" and best_state is None:
+            # Keep the run loadable: the current weights stand in for a best that never came.
+            val_loss, _ = self.evaluate(model, val_ds)
+            if math.isfinite(val_loss):
+                save_best(None, val_loss)
+                reason += "; no epoch finished, saved the current weights"
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        result = TrainResult(status=status, best_epoch=best_epoch,
+                             best_val_loss=None if best_state is None else best_val, reason=reason,
+                             device=str(self.device), epochs_run=len(history), history=history,
+                             model=model if best_state is not None else None, run_dir=self.run_dir)
+        if writer is not None:
+            writer.finish(status, reason, epochs_run=len(history))
+            writer.progress(force=True, epoch=len(history), epochs=tcfg.epochs, done=True, status=status)
+        log.info("%s: %s (best epoch %s, val loss %s) %s", self.exp.name, status, best_epoch,
+                 result.best_val_loss, reason)
+        return result
+
+
+def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=(), cancel=None,
+          device: str | None = None, run_dir=None, data_source: str = "", split: dict | None = None) -> TrainResult:
+    """Train one experiment on a given split; see Trainer."""
+    return Trainer(experiment, train_profiles, val_profiles, callbacks=callbacks, cancel=cancel, device=device,
+                   run_dir=run_dir, data_source=data_source, split=split).run()
+
+
+def run_experiment(experiment: ExperimentConfig, profiles, run_dir=None, data_source: str = "",
+                   callbacks=(), cancel=None, device: str | None = None) -> TrainResult:
+    """Split `profiles` by the TrainConfig (seed, val_frac, grouped), record the split, train."""
+    t = experiment.train
+    train_profiles, val_profiles = train_val_split(profiles, t.val_frac, t.seed, t.grouped_split)
+    split = {"seed": t.seed, "val_frac": t.val_frac, "grouped": t.grouped_split,
+             "n_train": len(train_profiles), "n_val": len(val_profiles),
+             "val_ids": [p.id for p in val_profiles]}
+    return train(experiment, train_profiles, val_profiles, callbacks=callbacks, cancel=cancel, device=device,
+                 run_dir=run_dir, data_source=data_source, split=split)

@@ -1,0 +1,212 @@
+"""AppTests for every dashboard page: app.py (sidebar + navigation) runs, then switch_page.
+
+Each test runs the real app in-process against a temporary runs directory holding copies of the
+shipped demo checkpoints, on the small built-in dataset (ROASTCORE_DEFAULT_DATA=synthetic:30).
+No roastcore code is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+DEMOS = sorted(p for p in (REPO / "checkpoints").glob("demo_*") if (p / "model.safetensors").is_file())
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    assert len(DEMOS) >= 2, "the shipped demo checkpoints (checkpoints/demo_*) are missing"
+    runs = tmp_path_factory.mktemp("app_runs")
+    for demo in DEMOS:
+        shutil.copytree(demo, runs / demo.name, ignore=shutil.ignore_patterns("eval_cache"))
+    saved = {k: os.environ.get(k) for k in ("ROASTCORE_RUNS", "ROASTCORE_DEFAULT_DATA")}
+    os.environ["ROASTCORE_RUNS"] = str(runs)
+    os.environ["ROASTCORE_DEFAULT_DATA"] = "synthetic:30"
+    yield runs
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def open_page(page: str | None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert not errors, errors
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    """The Plotly figures on the page, as dicts."""
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def trace_names(fig: dict) -> list[str]:
+    return [t.get("name") for t in fig.get("data", [])]
+
+
+def sidebar_box(at: AppTest, label: str):
+    return next(w for w in at.sidebar.selectbox if w.label == label)
+
+
+def demo_names() -> list[str]:
+    return [d.name for d in DEMOS]
+
+
+def test_sidebar_lists_demos_and_round_trips_query_params(runs_dir):
+    at = open_page(None)
+    run_box = sidebar_box(at, "Checkpoint")
+    assert all(any(o.startswith(n) for o in run_box.options) for n in demo_names())
+    assert run_box.value == demo_names()[0]
+    # The URL carries the selection...
+    second = demo_names()[1]
+    run_box.set_value(second).run()
+    assert at.query_params.get("run") in (second, [second])
+    # ...and a fresh session opened on that URL restores it.
+    at2 = open_page(None, {"run": second, "cmp": demo_names()[0], "data": "synthetic:30"})
+    assert sidebar_box(at2, "Checkpoint").value == second
+    assert next(w for w in at2.sidebar.multiselect if w.label == "Compare with").value == [demo_names()[0]]
+    # A URL naming a run that does not exist falls back to the first listed one.
+    at3 = open_page(None, {"run": "../../etc"})
+    assert sidebar_box(at3, "Checkpoint").value == demo_names()[0]
+
+
+def test_data_page_browses_the_dataset(runs_dir):
+    at = open_page("pages/data.py")
+    assert at.header[0].value == "Data"
+    pick = next(w for w in at.multiselect if w.label == "Roasts to draw")
+    assert len(pick.value) == 3
+    fig = charts(at)[0]
+    assert len([n for n in trace_names(fig) if n and not n.startswith("events") and "RoR" not in n]) >= 3
+    assert any(df.value.shape[0] >= 5 for df in at.dataframe)  # summary statistics
+    # Fewer roasts picked -> fewer curves drawn.
+    pick.set_value(pick.value[:1]).run()
+    fig = charts(at)[0]
+    assert len([n for n in trace_names(fig) if n and not n.startswith("events") and "RoR" not in n]) == 1
+    assert any(w.label == "Roasts" for w in at.number_input) and any(w.label == "Seed" for w in at.number_input)
+
+
+def test_data_page_imports_a_server_folder_and_the_sidebar_selects_it(runs_dir, tmp_path):
+    from roastcore.io import write_json
+    from roastcore.simulate import generate_dataset
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for i, p in enumerate(generate_dataset(n=4, seed=3)):
+        write_json(p, folder / f"r{i}.json")
+    (folder / "broken.alog").write_text("not a roast")
+    at = open_page("pages/data.py")
+    at.radio(key="imp_how").set_value("Folder on the server").run()
+    at.text_input(key="imp_name").set_value("server set").run()
+    at.text_input(key="imp_path").set_value(str(folder)).run()
+    at.button(key="imp_path_go").click().run()
+    assert not at.exception
+    data_box = sidebar_box(at, "Dataset")
+    assert data_box.value.startswith("ds:server_set")
+    assert any("broken.alog" in str(df.value.to_dict()) for df in at.dataframe)  # the rejection and why
+    assert at.query_params.get("data") in (data_box.value, [data_box.value])
+
+
+def test_setup_page_live_params_validation_and_diff(runs_dir):
+    at = open_page("pages/setup.py")
+    assert at.selectbox(key="set_preset").value == "micro_model"
+    params = next(m for m in at.metric if m.label == "Parameters").value
+    assert at.get("plotly_chart"), "the health-band chart is missing"
+    # A bigger model -> more parameters, and the diff lists the change.
+    at.select_slider(key="set_d_model").set_value(64).run()
+    assert next(m for m in at.metric if m.label == "Parameters").value != params
+    assert "d_model" in at.dataframe[0].value["field"].str.cat()
+    # Heads that do not divide d_model: the config's own validation error, and no launch.
+    at.select_slider(key="set_n_heads").set_value(3).run()
+    assert any("n_heads" in e.value for e in at.error)
+    assert at.button(key="set_launch").disabled
+    # Switching preset loads its values.
+    at.selectbox(key="set_preset").set_value("tiny_model").run()
+    assert at.select_slider(key="set_d_model").value == 64 and not at.error
+
+
+def test_jobs_page_empty_state_and_recovery_action(runs_dir):
+    at = open_page("pages/jobs.py")
+    assert at.header[0].value == "Training jobs"
+    assert any("No training jobs yet" in i.value for i in at.info)
+    assert at.button(key="jobs_suite").label == "Launch the recovery suite"
+
+
+def test_jobs_page_shows_a_submitted_job(runs_dir):
+    from roastcore.jobs import JobRunner
+
+    runner = JobRunner(runs_dir)
+    job = runner.submit("micro_model", {"epochs": 1, "step_s": 10.0}, "synthetic:30")
+    try:
+        at = open_page("pages/jobs.py")
+        table = at.dataframe[0].value
+        assert job.id in list(table["job"]) and "micro_model" in list(table["preset"])
+        assert at.selectbox(key="jobs_pick").value == job.id
+    finally:
+        runner.cancel(job.id, grace_s=2.0)
+    at.run()
+    assert runner.get(job.id).state in ("cancelled", "succeeded", "failed")
+
+
+def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):
+    names = demo_names()
+    at = open_page("pages/teacher_forcing.py", {"run": names[0]})
+    assert len(at.dataframe[0].value) == 1
+    fig = charts(at)[0]
+    assert list(fig["data"][0]["y"]) == [names[0]]
+    # Adding a comparison checkpoint in the sidebar adds it to the chart and the table.
+    next(w for w in at.sidebar.multiselect if w.label == "Compare with").set_value(names[1:3]).run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert set(table["run"]) == set(names[:3])
+    assert table.iloc[0]["best"] == "★" and table["TF MAE °F"].is_monotonic_increasing
+    alerts = [a.value for a in list(at.warning) + list(at.success) + list(at.error)]
+    assert any("teacher-forcing MAE" in a for a in alerts), alerts
+
+
+def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
+    names = demo_names()
+    at = open_page("pages/diagnostic.py", {"run": names[0]})
+    fig = charts(at)[0]
+    assert {"real", f"{names[0]} raw", f"{names[0]} clamped"} <= set(trace_names(fig))
+    steps = at.slider(key="diag_steps")
+    assert steps.min == 10
+    steps.set_value(20).run()
+    assert len(charts(at)[0]["data"][1]["x"]) == 20
+    assert any(m.label == "Variance verdict" for m in at.metric)
+    assert any("Verdict:" in x.value for x in list(at.success) + list(at.info) + list(at.warning) + list(at.error))
+    sidebar_box(at, "Checkpoint").set_value(names[1]).run()
+    assert f"{names[1]} raw" in trace_names(charts(at)[0])
+
+
+def test_compare_page_overlays_physics_and_exports(runs_dir):
+    names = demo_names()
+    at = open_page("pages/compare.py", {"run": names[0]})
+    fig = charts(at)[0]
+    assert "real" in trace_names(fig) and names[0] in trace_names(fig)
+    physics = next(df.value for df in at.dataframe if "all pass" in df.value.columns)
+    assert list(physics["curve"]) == ["real", names[0]]
+    metrics = next(df.value for df in at.dataframe if "curve from" in df.value.columns)
+    assert {"baseline: mean curve", "baseline: kNN"} <= set(metrics["curve from"])
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Artisan .alog" in labels and "CSV" in labels
+    next(w for w in at.sidebar.multiselect if w.label == "Compare with").set_value([names[1]]).run()
+    assert not at.exception and not at.error
+    assert names[1] in trace_names(charts(at)[0])
