@@ -6,7 +6,8 @@ Measures, alternating the two so machine noise hits both alike:
   direct  wall time of `python -m roastcore train ...` as a plain subprocess
   job     wall time from JobRunner.submit() until the store says `succeeded`
           (polling the store every 50 ms, as the CLI/dashboard would)
-and the store's own costs: submit() with nothing to launch, list() over 200 jobs.
+CPU time (user+sys of the whole process tree, which machine load does not inflate the way it
+inflates wall time) for both, and the store's own costs: submit() with nothing to launch, list() over 200 jobs.
 Prints a Markdown table for BENCHMARKS.md.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,30 +27,39 @@ from pathlib import Path
 from roastcore.jobs import SUCCEEDED, JobRunner
 
 PRESET = "micro_model"
-OVERRIDES = {"d_model": 16}
+OVERRIDES = {"d_model": 16, "n_layers": 1, "d_ff": 32, "step_s": 5}  # as in tests/test_jobs.py
 
 
-def direct_run(out: Path, data: str, epochs: int, seed: int) -> float:
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def direct_run(out: Path, data: str, epochs: int, seed: int) -> tuple[float, float]:
     argv = [sys.executable, "-m", "roastcore", "train", "--preset", PRESET]
     for key, value in OVERRIDES.items():
         argv += ["--set", f"{key}={value}"]
     argv += ["--data", data, "--out", str(out), "--epochs", str(epochs), "--device", "cpu",
              "--seed", str(seed)]
-    start = time.perf_counter()
+    cpu0, start = children_cpu_s(), time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu_s() - cpu0
 
 
-def job_run(runs: Path, data: str, epochs: int, seed: int) -> float:
+def job_run(runs: Path, data: str, epochs: int, seed: int) -> tuple[float, float]:
     runner = JobRunner(runs)
-    start = time.perf_counter()
+    cpu0, start = children_cpu_s(), time.perf_counter()
     job = runner.submit(PRESET, OVERRIDES, data, device="cpu", epochs=epochs, seed=seed, force=True)
     while not (job := runner.get(job.id)).is_finished:
         time.sleep(0.05)
     elapsed = time.perf_counter() - start
     if job.state != SUCCEEDED:
         raise SystemExit(f"job {job.id} ended {job.state}: {job.reason}")
-    return elapsed
+    # The supervisor (our child; train is its child) exits right after recording the result;
+    # reap it so its CPU time, and its train's, is counted.
+    for proc in list(runner.backend._children.values()):
+        proc.wait()
+    return elapsed, children_cpu_s() - cpu0
 
 
 def store_costs(runs: Path, data: str) -> tuple[float, float]:
@@ -76,23 +87,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         direct_run(tmp_path / "warmup", args.data, args.epochs, 0)  # page cache for torch
-        direct, job = [], []
+        direct, job, direct_cpu, job_cpu = [], [], [], []
         for i in range(args.repeats):
-            direct.append(direct_run(tmp_path / f"direct{i}", args.data, args.epochs, i))
-            job.append(job_run(tmp_path / "runs", args.data, args.epochs, i))
-            print(f"repeat {i}: direct {direct[-1]:.2f}s  job {job[-1]:.2f}s", file=sys.stderr)
+            wall, cpu = direct_run(tmp_path / f"direct{i}", args.data, args.epochs, i)
+            direct.append(wall)
+            direct_cpu.append(cpu)
+            wall, cpu = job_run(tmp_path / "runs", args.data, args.epochs, i)
+            job.append(wall)
+            job_cpu.append(cpu)
+            print(f"repeat {i}: direct {direct[-1]:.2f}s ({direct_cpu[-1]:.2f}s CPU)  "
+                  f"job {job[-1]:.2f}s ({job_cpu[-1]:.2f}s CPU)", file=sys.stderr)
         submit_ms, list_ms = store_costs(tmp_path / "store", args.data)
 
     d_med, j_med = statistics.median(direct), statistics.median(job)
+    dc_med, jc_med = statistics.median(direct_cpu), statistics.median(job_cpu)
+    load = os.getloadavg()[0]
     cpu = platform.processor() or platform.machine()
     print(f"Machine: {os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, "
           f"config {PRESET} {OVERRIDES}, {args.data}, {args.epochs} epochs, cpu, "
-          f"{args.repeats} alternating repeats (median, min-max).\n")
+          f"{args.repeats} alternating repeats (median, min-max); load average {load:.1f} at the end.\n")
     print("| measure | time |")
     print("|---|---|")
     print(f"| direct `roastcore train` | {d_med:.2f} s ({min(direct):.2f}-{max(direct):.2f}) |")
     print(f"| job submit -> succeeded | {j_med:.2f} s ({min(job):.2f}-{max(job):.2f}) |")
-    print(f"| overhead per job | {j_med - d_med:+.2f} s ({(j_med / d_med - 1) * 100:+.0f}%) |")
+    print(f"| overhead per job, wall | {j_med - d_med:+.2f} s ({(j_med / d_med - 1) * 100:+.0f}%) |")
+    print(f"| direct, CPU (user+sys) | {dc_med:.2f} s |")
+    print(f"| job, CPU (train + supervisor) | {jc_med:.2f} s |")
+    print(f"| overhead per job, CPU | {jc_med - dc_med:+.2f} s ({(jc_med / dc_med - 1) * 100:+.0f}%) |")
     print(f"| submit() (store only, no launch) | {submit_ms:.1f} ms |")
     print(f"| list() with 200 jobs (incl. refresh) | {list_ms:.1f} ms |")
 

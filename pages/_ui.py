@@ -145,25 +145,44 @@ def evaluate(run, spec: str, split: str = "val", prefix_s: float = 0.0) -> dict:
     return _evaluate_cached(str(run.path), views.path_mtime(run.path), spec, data_mtime, split, float(prefix_s))
 
 
-def evaluate_many(runs, spec: str, split: str = "val", label: str = "Evaluating") -> dict:
-    """{run name: report dict} with a progress bar; a run that fails to evaluate gets an error."""
-    out, errors = {}, {}
-    bar = st.progress(0.0, text=f"{label}…") if len(runs) > 1 else None
+def evaluation_ready(run, spec: str, split: str = "val") -> bool:
+    """Whether the full evaluation of `run` on `spec` is already computed (instant to show)."""
+    return views.evaluation_is_cached(run.path, load_profiles(spec), split)
+
+
+def report_if_ready(run, spec: str, split: str = "val") -> dict | None:
+    return evaluate(run, spec, split) if evaluation_ready(run, spec, split) else None
+
+
+def run_evaluations(runs, spec: str, split: str = "val") -> dict:
+    """evaluate.evaluate_run for each run with a progress bar (stage by stage); fills the
+    on-disk cache that report_if_ready reads. Returns {name: report dict}; errors are shown."""
+    from roastcore.evaluate import evaluate_run
+
+    profiles = load_profiles(spec)
+    bar = st.progress(0.0, text="Scoring…")
+    out = {}
     for i, run in enumerate(runs):
+        def progress(done, total, stage, i=i, run=run):
+            bar.progress(min((i + done / max(total, 1)) / len(runs), 1.0),
+                         text=f"Scoring {run.name}: {stage} ({i + 1}/{len(runs)})")
         try:
-            if bar is None:
-                with st.spinner(f"{label} {run.name}…"):
-                    out[run.name] = evaluate(run, spec, split)
-            else:
-                bar.progress(i / len(runs), text=f"{label} {run.name} ({i + 1}/{len(runs)})…")
-                out[run.name] = evaluate(run, spec, split)
+            out[run.name] = evaluate_run(run.path, profiles, split=split, progress=progress).to_dict()
         except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
-            errors[run.name] = plain_message(exc)
-    if bar is not None:
-        bar.empty()
-    for name, msg in errors.items():
-        st.error(f"{name}: {msg}")
+            st.error(f"{run.name}: {plain_message(exc)}")
+    bar.empty()
     return out
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _tf_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float) -> dict:
+    return views.teacher_forcing_result(_load_run_cached(run_path, run_mtime), load_profiles(spec))
+
+
+def teacher_forcing(run, spec: str) -> dict:
+    """Teacher-forcing result of `run` on its validation roasts (cached; about a second)."""
+    data_mtime = 0.0 if spec.startswith("synthetic") else views.path_mtime(spec)
+    return _tf_cached(str(run.path), views.path_mtime(run.path), spec, data_mtime)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

@@ -370,6 +370,7 @@ def evaluate_predictor(predictor, generator: CurveGenerator, val: Sequence[Profi
         progress(3, "baselines")
     diagnosis = diagnose_metrics(tf, free, baselines["aligned_knn"]["mae_f"], raw_std_f=raw_std,
                                  clamp_active_pct=clamp_pct)
+    diagnosis.evidence.extend(n for n in notes if "max_len" in n)  # a truncated run explains a flat tail
     if progress:
         progress(4, "diagnosis")
     return {"teacher_forcing": tf.to_dict(), "free_run": free_dict, "baselines": baselines,

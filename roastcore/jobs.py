@@ -59,6 +59,9 @@ STALE_HEARTBEAT_S = 120.0
 # A claimed job whose launcher died before the process could record itself.
 LAUNCH_TIMEOUT_S = 60.0
 HEARTBEAT_INTERVAL_S = 2.0
+# A runner's local cancel signals the group right after flagging the store; only a flag older
+# than this, with no signal, means the cancel came from somewhere that cannot signal us.
+STORE_CANCEL_DELAY_S = 3.0
 LOG_TAIL_LINES = 20
 
 
@@ -144,6 +147,7 @@ class JobProgress:
     epoch: int | None = None
     epochs: int | None = None
     batch: int | None = None
+    n_batches: int | None = None
     train_loss: float | None = None
     val_loss: float | None = None
     lr: float | None = None
@@ -381,7 +385,7 @@ class LocalProcessBackend:
             )
         self._children[proc.pid] = proc
         start = process_start_time(proc.pid)
-        log.info("job %s: launched pid %s: %s", job_id, proc.pid, shlex.join(argv))
+        log.debug("job %s: launched pid %s: %s", job_id, proc.pid, shlex.join(argv))
         return self.make_handle(proc.pid, start)
 
     def make_handle(self, pid: int, start: int | None) -> str:
@@ -398,7 +402,7 @@ class LocalProcessBackend:
     def _reap(self) -> None:
         for pid, proc in list(self._children.items()):
             if proc.poll() is not None:
-                del self._children[pid]
+                self._children.pop(pid, None)  # pop: another thread may reap it too
 
     def is_alive(self, handle: str) -> bool | None:
         same_host, same_boot, pid, start = self._parse(handle)
@@ -527,20 +531,19 @@ def _config_key(preset: str, overrides: dict[str, Any], epochs: int | None, seed
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _known_presets() -> list[str] | None:
-    """Preset names from roastcore.experiments, or None if that module is not available."""
+def _validate_config(preset: str, overrides: dict[str, Any]) -> None:
+    """Reject an unknown preset or a bad override now rather than as a failed job later.
+    (Imports roastcore.experiments, hence torch: a second or two on the first submit.)"""
     try:
-        from roastcore import experiments
-    except ImportError:
-        return None
-    for attr in ("PRESETS", "presets"):
-        found = getattr(experiments, attr, None)
-        if isinstance(found, Mapping):
-            return sorted(found)
-    lister = getattr(experiments, "preset_names", None) or getattr(experiments, "list_presets", None)
-    if callable(lister):
-        return sorted(lister())
-    return None
+        from roastcore.experiments import PRESETS
+    except ImportError:  # experiments not available in this tree: the train command will check
+        return
+    if preset not in PRESETS:
+        raise JobError(f"preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    try:
+        PRESETS[preset].experiment.with_overrides(dict(overrides))
+    except (ValueError, TypeError) as exc:
+        raise JobError(f"overrides: {exc}") from exc
 
 
 def tail_text(path: Path, lines: int = 50, max_bytes: int = 1 << 20) -> str:
@@ -752,10 +755,11 @@ class JobRunner:
         if not isinstance(preset, str) or not preset.strip():
             raise JobError(f"preset: expected a preset name, got {preset!r}")
         preset = preset.strip()
-        known = _known_presets()
-        if known is not None and preset not in known:
-            raise JobError(f"preset: unknown preset {preset!r}; choose one of {', '.join(known)}")
         overrides_n = _normalize_overrides(overrides)
+        for key in ("epochs", "seed", "device"):
+            if key in overrides_n:
+                raise JobError(f"overrides: set {key!r} with the {key}= argument, not as an override")
+        _validate_config(preset, overrides_n)
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
             raise JobError(f"epochs: expected a positive integer, got {epochs!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -844,6 +848,12 @@ class JobRunner:
                 return job
             # The supervisor reads this (and the grace) to escalate on its own if we go away.
             self._update(conn, job_id, RUNNING, cancel_requested_at=now)
+        if job.handle and self.backend.is_alive(job.handle) is None:
+            # Another host: its supervisor sees cancel_requested_at and stops the job itself.
+            deadline = time.monotonic() + grace + STORE_CANCEL_DELAY_S + 2 * HEARTBEAT_INTERVAL_S
+            while time.monotonic() < deadline and self._get_stored(job_id).state == RUNNING:
+                time.sleep(0.2)
+            return self._get_stored(job_id)
         if job.handle:
             self.backend.terminate(job.handle, grace)
         # If the supervisor recorded the outcome this is a no-op; if it was killed, we record it.
@@ -893,6 +903,7 @@ class JobRunner:
         prog.epoch = _int_or_none(live.get("epoch", last.get("epoch")))
         prog.epochs = _int_or_none(live.get("epochs", last.get("epochs"))) or job.epochs
         prog.batch = _int_or_none(live.get("batch"))
+        prog.n_batches = _int_or_none(live.get("n_batches"))
         for name in ("train_loss", "val_loss", "lr", "tf_ratio", "eta_s"):
             setattr(prog, name, _float_or_none(last.get(name, live.get(name))))
         prog.elapsed_s = _float_or_none(live.get("elapsed_s", live.get("elapsed", last.get("elapsed_s"))))
@@ -1157,14 +1168,27 @@ def supervise(runs_dir: str | os.PathLike[str], job_id: str, *, grace_s: float =
             break
         except subprocess.TimeoutExpired:
             pass
+        if term_at and not signalled_child:
+            signalled_child = True
+            with runner._db(write=True) as conn:
+                flagged = conn.execute("SELECT cancel_requested_at FROM jobs WHERE id = ?",
+                                       (job_id,)).fetchone()[0]
+                if flagged is None:
+                    runner._update(conn, job_id, RUNNING, cancel_requested_at=time.time())
+            if flagged is None:
+                # Not a runner's cancel (those flag the store, then signal the whole group):
+                # someone signalled us alone, so pass it on. Never a second SIGTERM otherwise:
+                # one landing after train restored its handlers would kill it before it reports.
+                child.terminate()
         if time.monotonic() >= next_beat:
             next_beat = time.monotonic() + HEARTBEAT_INTERVAL_S
             with runner._db(write=True) as conn:
                 runner._update(conn, job_id, RUNNING, heartbeat_at=time.time())
-                row = conn.execute("SELECT cancel_requested_at FROM jobs WHERE id = ?",
-                                   (job_id,)).fetchone()
-            if row and row[0] is not None and not term_at and not signalled_child:
-                # Cancel requested through the store only (e.g. by a runner on another host).
+                flagged = conn.execute("SELECT cancel_requested_at FROM jobs WHERE id = ?",
+                                       (job_id,)).fetchone()[0]
+            if flagged is not None and not term_at and time.time() - flagged > STORE_CANCEL_DELAY_S:
+                # Cancel requested through the store only (a runner on another host): no group
+                # signal is coming, so stop the train process ourselves.
                 child.terminate()
                 signalled_child = True
                 term_at.append(time.monotonic())

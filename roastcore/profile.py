@@ -116,7 +116,8 @@ class Profile:
             self.et = np.asarray(self.et, dtype=np.float64).reshape(-1)
         self.events = {str(k): float(v) for k, v in (self.events or {}).items()}
         if self.meta.charge_temp_f is None and self.bt.size:
-            self.meta.charge_temp_f = float(self.bt[0])
+            # A copy: callers may share one meta object between profiles.
+            self.meta = dataclasses.replace(self.meta, charge_temp_f=float(self.bt[0]))
         self.validate()
         if not self.id:
             self.id = self.fingerprint()[:12]

@@ -206,3 +206,37 @@ def test_step_trace_of_a_raw_degrees_model_shows_the_clamp():
     trace = step_trace(model, profiles[0], steps=30)
     assert trace.clamp_steps  # the clamp held the output up
     assert trace.variance_verdict == "constant output (collapsed)"
+
+
+def test_step_trace_from_a_real_prefix():
+    profiles = roast_set(6)
+    model = _tiny_model(profiles)
+    trace = step_trace(model, profiles[1], steps=12, prefix_steps=4)
+    assert trace.prefix_steps == 4
+    for r in trace.rows[:4]:  # the prefix is the real curve, fed as is
+        assert r["clamped_f"] == pytest.approx(r["real_f"], abs=1e-3)
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("demo_collapsed", {"collapsed"}),
+    ("demo_teacher_forced", {"exposure bias", "did not learn"}),
+])
+def test_demo_checkpoints_get_the_right_verdict(name, expected):
+    import json
+
+    from roastcore.evaluate import evaluate_run
+    from roastcore.io import load_source
+
+    run = REPO / "checkpoints" / name
+    if not (run / "model.safetensors").is_file():
+        pytest.skip(f"checkpoints/{name} has not been built")
+    source = json.loads((run / "manifest.json").read_text()).get("data_source") or "synthetic"
+    try:
+        profiles = load_source(source).profiles
+    except FileNotFoundError:
+        pytest.skip(f"{name} was trained on {source}, which is absent here")
+    report = evaluate_run(run, profiles, split="val", use_cache=False)  # never write into the repo
+    assert report.diagnosis["verdict"] in expected, report.diagnosis

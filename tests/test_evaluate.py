@@ -183,3 +183,121 @@ def test_teacher_forcing_accepts_a_torch_module(profiles, encoder):
     m.train()
     teacher_forcing(m, profiles, encoder, step_s=2.0)
     assert m.training  # restored
+
+
+# ---------------------------------------------------------------- evaluate_run, cache and CLI
+def _save_run(run_dir, profiles, val_ids, seed=0):
+    from roastcore.checkpoints import save_checkpoint
+    from roastcore.experiments import ExperimentConfig
+    from roastcore.features import TemperatureScaler
+    from roastcore.io import dataset_fingerprint
+    from roastcore.model import ModelConfig, build_model
+
+    # A 10 s step keeps generation to ~80 steps: these tests check plumbing, not skill.
+    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, embed_dim=4, dropout=0.0, step_s=10.0, max_len=200)
+    train = [p for p in profiles if p.id not in set(val_ids)]
+    torch.manual_seed(seed)
+    model = build_model(cfg, FeatureEncoder.fit(train), TemperatureScaler.fit(train, cfg.step_s))
+    manifest = {"data_source": "synthetic:40", "dataset_fingerprint": dataset_fingerprint(profiles),
+                "split": {"val_ids": list(val_ids)}}
+    return save_checkpoint(run_dir, model, ExperimentConfig(name="eval-test", model=cfg), manifest=manifest)
+
+
+@pytest.fixture(scope="module")
+def run_and_data(tmp_path_factory, synthetic_profiles):
+    from roastcore.dataset import train_val_split
+
+    _, val = train_val_split(synthetic_profiles, 0.2, seed=0, grouped=True)
+    run = _save_run(tmp_path_factory.mktemp("runs") / "tiny", synthetic_profiles, [p.id for p in val])
+    return run, synthetic_profiles, val
+
+
+def test_evaluate_run_reports_every_section_and_caches(run_and_data):
+    from roastcore.evaluate import evaluate_run, to_json
+
+    run, profiles, val = run_and_data
+    stages = []
+    report = evaluate_run(run, profiles, split="val", progress=lambda d, t, s: stages.append((d, t, s)))
+    assert report.split == "val" and report.n_profiles == len(val)
+    assert report.n_train_profiles == len(profiles) - len(val)
+    assert stages[-1][0] == stages[-1][1] == 5
+    doc = __import__("json").loads(to_json(report))
+    for key in ("mae_f", "rmse_f", "persistence_mae_f"):
+        assert doc["teacher_forcing"][key] > 0
+    for key in ("mae_f", "rmse_f", "finish_mae_f", "tp_time_mae_s", "physics_valid_pct"):
+        assert key in doc["free_run"]
+    assert doc["baselines"]["aligned_knn"]["k"] >= 1 and doc["baselines"]["knn"]["k"] == 5
+    assert doc["baselines"]["mean_curve"]["mae_f"] > 0
+    assert doc["diagnosis"]["verdict"] in ("collapsed", "did not learn", "exposure bias", "healthy", "below baseline")
+    assert doc["diagnosis"]["evidence"]
+    assert doc["teacher_forcing"]["step_s"] == 10.0
+    # The same checkpoint, data and options: read back from RUN_DIR/eval_cache.
+    again = evaluate_run(run, profiles, split="val")
+    assert again.from_cache and again.cache_key == report.cache_key
+    assert again.free_run["mae_f"] == pytest.approx(report.free_run["mae_f"])
+    assert list((run / "eval_cache").glob("*.json"))
+    # Other options or data are other entries.
+    from roastcore.evaluate import cache_key
+
+    assert cache_key(run, profiles, "val", 60) != report.cache_key
+    assert cache_key(run, profiles[:-1], "val", 0) != report.cache_key
+
+
+def test_cache_is_invalidated_when_the_checkpoint_changes(run_and_data, tmp_path):
+    import shutil
+
+    from roastcore.evaluate import cache_key, evaluate_run
+
+    run, profiles, val = run_and_data
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("eval_cache"))
+    first = evaluate_run(copy, profiles, split="val")
+    key_before = cache_key(copy, profiles, "val", 0)
+    retrained = _save_run(tmp_path / "retrained", profiles, [p.id for p in val], seed=1)
+    shutil.copy(retrained / "model.safetensors", copy / "model.safetensors")
+    assert cache_key(copy, profiles, "val", 0) != key_before
+    second = evaluate_run(copy, profiles, split="val")
+    assert not second.from_cache
+    assert second.teacher_forcing["mae_f"] != pytest.approx(first.teacher_forcing["mae_f"])
+
+
+def test_evaluate_all_uses_cross_validated_baselines(run_and_data):
+    from roastcore.evaluate import evaluate_run
+
+    run, profiles, _ = run_and_data
+    report = evaluate_run(run, profiles[:12], split="all", use_cache=False)
+    assert report.split == "all" and report.n_profiles == 12 and report.n_train_profiles == 0
+    assert any("cross" in n or "CV" in n for n in report.notes)
+
+
+def test_cli_evaluate_json_diagnose_and_generate(run_and_data, capsys, tmp_path):
+    import json
+
+    from roastcore.cli import main
+    from roastcore.io import read_alog
+
+    run, profiles, val = run_and_data
+    assert main(["evaluate", "--checkpoint", str(run), "--data", "synthetic:40", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"teacher_forcing", "free_run", "baselines", "diagnosis"} <= set(doc)
+    assert doc["split"] == "val"
+
+    assert main(["evaluate", "--checkpoint", str(run), "--data", "synthetic:40"]) == 0
+    text = capsys.readouterr().out
+    assert "persistence" in text and "aligned_knn" in text and "Diagnosis" in text
+
+    assert main(["diagnose", "--checkpoint", str(run), "--data", "synthetic:40", "--steps", "12"]) == 0
+    text = capsys.readouterr().out
+    assert "raw_f" in text and "clamped_f" in text and "variance of the generated sequence" in text
+    assert len([line for line in text.splitlines() if line.strip()[:1].isdigit()]) == 12
+
+    assert main(["diagnose", "--checkpoint", str(run), "--data", "synthetic:40", "--profile", "nope"]) == 2
+    assert "no profile with that id" in capsys.readouterr().err
+
+    out = tmp_path / "gen.alog"
+    assert main(["generate", "--checkpoint", str(run), "--origin", "Ethiopia", "--process", "natural",
+                 "--roast-level", "light", "--flavors", "berry,jasmine", "--charge-temp", "415",
+                 "--duration", "600", "--out", str(out)]) == 0
+    back = read_alog(out)
+    assert back.duration_s == pytest.approx(600, abs=1) and back.charge_f == pytest.approx(415, abs=0.2)
+    assert main(["generate", "--checkpoint", str(run), "--duration", "600", "--out", str(tmp_path / "x.txt")]) == 2

@@ -71,6 +71,14 @@ def test_fahrenheit_files_are_not_converted():
     assert p.bt[0] == pytest.approx(305.0) and p.et is None  # ET all -1: not usable
 
 
+def test_missing_mode_is_guessed_from_the_values():
+    doc = ast.literal_eval(alog_text())
+    del doc["mode"]
+    p = parse(repr(doc))
+    assert p.bt[0] == pytest.approx(c_to_f(doc["temp2"][5]), abs=0.01)  # °C values (< 260)
+    assert np.allclose(p.et - p.bt, 54.0, atol=0.01)  # ET converted with the same unit
+
+
 def test_sensor_gaps_are_interpolated():
     bt = [round(100 + 0.4 * i, 2) for i in range(300)]
     bt[100:105] = [-1] * 5

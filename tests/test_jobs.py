@@ -33,9 +33,11 @@ from roastcore.jobs import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# The smallest model that still trains: a few seconds per job on 2 CPU cores.
+# The smallest model that still trains: a few seconds per job on 2 CPU cores (mostly the
+# import of torch).
 PRESET = "micro_model"
-TINY = {"d_model": 16}
+TINY = {"d_model": 16, "n_layers": 1, "d_ff": 32, "step_s": 5}
+TINY_SET = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
 DATA = "synthetic:12"
 # Long enough to cancel or kill mid-run; the tests never wait for it to finish.
 LONG_DATA = "synthetic:24"
@@ -97,7 +99,7 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def _wait_final(runner: JobRunner, job_id: str, timeout: float = 60.0):
+def _wait_final(runner: JobRunner, job_id: str, timeout: float = 120.0):
     return _wait(lambda: (j := runner.get(job_id)).is_finished and j, timeout, f"job {job_id} to finish")
 
 
@@ -120,7 +122,7 @@ def test_three_jobs_run_one_after_another_and_a_fresh_runner_agrees(runs):
 
     # Idempotent: the same config + data while queued/running is the same job...
     assert runner.submit(PRESET, TINY, DATA, device="cpu", epochs=2, seed=1).id == jobs[0].id
-    assert runner.submit(PRESET, {"d_model": "16"}, DATA, device="cpu", epochs=2, seed=3).id == jobs[2].id
+    assert runner.submit(PRESET, {k: str(v) for k, v in TINY.items()}, DATA, device="cpu", epochs=2, seed=3).id == jobs[2].id
     # ...unless forced; a queued job is cancelled without ever starting.
     forced = runner.submit(PRESET, TINY, DATA, device="cpu", epochs=2, seed=3, force=True)
     assert forced.id not in {j.id for j in jobs}
@@ -128,7 +130,7 @@ def test_three_jobs_run_one_after_another_and_a_fresh_runner_agrees(runs):
     assert cancelled.state == CANCELLED and cancelled.started_at is None and cancelled.pid is None
 
     # No runner polls here: the supervisors alone must advance the queue.
-    _wait(lambda: all(_store_state(runs, j.id) in FINAL_STATES for j in jobs), 90, "all three jobs")
+    _wait(lambda: all(_store_state(runs, j.id) in FINAL_STATES for j in jobs), 240, "all three jobs")
     done = [runner.get(j.id) for j in jobs]
     assert [j.state for j in done] == [SUCCEEDED] * 3, [j.reason for j in done]
     done.sort(key=lambda j: j.started_at)
@@ -166,7 +168,7 @@ def test_cancel_keeps_best_checkpoint_and_kills_the_group_and_delete_needs_it_fi
     runner = JobRunner(runs, grace_s=10)
     job = runner.submit(PRESET, TINY, LONG_DATA, device="cpu", epochs=LONG_EPOCHS, seed=0)
     run_dir = Path(job.run_dir)
-    _wait(lambda: (run_dir / "model.safetensors").is_file() and runner.metrics(job.id), 60,
+    _wait(lambda: (run_dir / "model.safetensors").is_file() and runner.metrics(job.id), 120,
           "the first checkpoint")
     running = runner.get(job.id)
     assert running.state == RUNNING and pid_alive(running.pid) and running.worker_pid
@@ -204,7 +206,7 @@ def test_kill_9_of_worker_or_whole_group_gives_failed_with_log_tail(runs):
     second = runner.submit(PRESET, TINY, LONG_DATA, device="cpu", epochs=LONG_EPOCHS, seed=2)
 
     # kill -9 of the train process: its supervisor records the failure and starts the next job.
-    worker = _wait(lambda: runner.get(first.id).worker_pid, 30, "the first worker")
+    worker = _wait(lambda: runner.get(first.id).worker_pid, 60, "the first worker")
     os.kill(worker, signal.SIGKILL)
     failed = _wait_final(runner, first.id)
     assert failed.state == FAILED
@@ -213,18 +215,27 @@ def test_kill_9_of_worker_or_whole_group_gives_failed_with_log_tail(runs):
 
     # kill -9 of the supervisor and the train process together: nobody reports; the runner
     # notices the dead (zombie or reaped) group when it next reads the store.
-    job = _wait(lambda: (j := runner.get(second.id)).worker_pid and j, 30, "the second worker")
+    job = _wait(lambda: (j := runner.get(second.id)).worker_pid and j, 60, "the second worker")
     assert job.state == RUNNING
     os.killpg(job.pid, signal.SIGKILL)
     _wait(lambda: not pid_alive(job.worker_pid) and not group_members(job.pid), 10, "the group to die")
-    failed = JobRunner(runs).get(second.id)  # a fresh runner detects it at start
+    fresh = JobRunner(runs)  # a fresh runner detects it at start (and starts the third job)
+    failed = fresh.get(second.id)
     assert failed.state == FAILED
     assert "died without reporting" in failed.reason and "last log lines" in failed.reason
+
+    # SIGTERM to the supervisor alone (not via cancel): it passes it on; the job is cancelled.
+    third = runner.submit(PRESET, TINY, LONG_DATA, device="cpu", epochs=LONG_EPOCHS, seed=3)
+    job = _wait(lambda: (j := runner.get(third.id)).worker_pid and j, 60, "the third worker")
+    os.kill(job.pid, signal.SIGTERM)
+    cancelled = _wait_final(runner, third.id)
+    assert cancelled.state == CANCELLED and cancelled.cancel_requested_at is not None
+    _wait(lambda: not group_members(job.pid), 10, "the third group to exit")
 
 
 @pytest.mark.slow
 def test_diverging_config_via_the_cli(runs):
-    submitted = _cli("submit", "--preset", PRESET, "--set", "d_model=16", "--set", "lr=10",
+    submitted = _cli("submit", "--preset", PRESET, *TINY_SET, "--set", "lr=10",
                      "--data", DATA, "--epochs", "5", "--device", "cpu", "--seed", "0", runs_dir=runs)
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip()
@@ -232,7 +243,8 @@ def test_diverging_config_via_the_cli(runs):
 
     job = _wait_final(JobRunner(runs), job_id)
     assert job.state == DIVERGED, job.reason
-    assert job.overrides == {"d_model": 16, "lr": 10}
+    assert job.overrides == {**TINY, "lr": 10}
+    assert "lower lr" in job.reason or "non-finite" in job.reason  # the trainer's own reason
 
     shown = _cli("show", job_id, runs_dir=runs)
     assert shown.returncode == 0 and "diverged" in shown.stdout

@@ -17,6 +17,15 @@ from roastcore.model import (
     count_parameters,
 )
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny tensors run fastest on one thread, and a busy 2-core box makes OpenMP spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 SMALL = dict(d_model=32, n_layers=2, n_heads=4, d_ff=64, embed_dim=8, dropout=0.0, step_s=10.0, max_len=120)
 
 
@@ -66,7 +75,7 @@ def test_gru_ignores_head_divisibility():
 
 def test_parameter_cap_checked_before_allocating(fitted):
     _, encoder, scaler = fitted
-    cfg = ModelConfig(d_model=1024, n_layers=24, n_heads=16, d_ff=8192)
+    cfg = ModelConfig(d_model=1024, n_layers=6, n_heads=16, d_ff=8192)  # ~120M
     with pytest.raises(ValueError, match=f"{MAX_PARAMS:,}"):
         build_model(cfg, encoder, scaler)
 

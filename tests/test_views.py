@@ -145,6 +145,8 @@ def test_tf_table_conclusion_and_figure():
     assert kind == "scheduled_sampling" and "scheduled sampling" in text
     entries[1]["free_run"] = {"mae_f": 6.0}
     assert views.tf_conclusion(views.tf_table(entries))[0] == "ok"
+    entries[1]["free_run"] = None
+    assert views.tf_conclusion(views.tf_table(entries))[0] == "needs_free_run"
     entries[1]["teacher_forcing"]["mae_f"] = 200.0
     kind, text = views.tf_conclusion(views.tf_table(entries))
     assert kind == "struggles" and "even with teacher forcing" in text

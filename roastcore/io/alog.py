@@ -108,6 +108,8 @@ def parse_alog(data: bytes, name: str) -> Profile:
     temp2[~(temp2 > 0)] = np.nan  # -1 is Artisan's "no reading"; 0 is an unplugged probe
     if not np.isfinite(temp2).any():
         raise ImportFailure(name, "no usable BT: temp2 holds only -1/0 (no probe reading)", "no_bt")
+    if mode is None:  # no unit recorded (Artisan would assume its own): a °C roast never passes 260
+        mode = "C" if np.nanmax(temp2) < 260 else "F"
     bt_f = _to_f(temp2, mode)
 
     index = _timeindex(doc, timex, name)
@@ -215,14 +217,11 @@ def _mode(doc: dict, name: str) -> str | None:
     if mode in ("C", "F"):
         return mode
     if mode is None:
-        return None  # guessed from the values in _to_f, as Artisan assumes the app's unit
+        return None  # guessed from the BT values by the caller
     raise ImportFailure(name, f"mode {mode!r} is neither 'C' nor 'F'", "malformed")
 
 
-def _to_f(values: np.ndarray, mode: str | None) -> np.ndarray:
-    if mode is None:
-        # no unit recorded: a roast in °C never passes 260, one in °F always does
-        mode = "C" if np.nanmax(values) < 260 else "F"
+def _to_f(values: np.ndarray, mode: str) -> np.ndarray:
     return c_to_f(values) if mode == "C" else values.astype(float)
 
 
@@ -288,7 +287,8 @@ def _detect_charge(timex: np.ndarray, bt: np.ndarray, stop: int) -> int | None:
         window = bt[i:end]
         if window.size > 1 and bt[i] - window.min() >= CHARGE_FALL_F:
             before_fall = window[: int(np.argmin(window)) + 1]
-            return i + before_fall.size - 1 - int(np.argmax(before_fall[::-1]))  # last sample at the peak
+            peak = i + before_fall.size - 1 - int(np.argmax(before_fall[::-1]))  # last sample at the peak
+            return peak if peak < stop else None
     return None
 
 
@@ -327,7 +327,7 @@ def _check_curve(bt: np.ndarray, name: str, fallback: str) -> None:
                                       "(a sensor glitch or swapped ET/BT channels)", "implausible")
 
 
-def _env_temp(temp1, n: int, mode: str | None, charge: int, drop: int, keep: np.ndarray, t: np.ndarray,
+def _env_temp(temp1, n: int, mode: str, charge: int, drop: int, keep: np.ndarray, t: np.ndarray,
               grid: np.ndarray, name: str) -> np.ndarray | None:
     """ET on the BT grid when temp1 is usable (mostly read, in range); otherwise None."""
     if not isinstance(temp1, (list, tuple)) or len(temp1) < n:

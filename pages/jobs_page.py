@@ -48,7 +48,7 @@ with _ui.guard("the jobs page"):
         jobs = r.list()
         if not jobs:
             _ui.empty_state("No training jobs yet: launch one on Experiment setup, or queue the "
-                            "recovery suite above.", "pages/setup.py", "Experiment setup")
+                            "recovery suite above.", "pages/setup_page.py", "Experiment setup")
             return
         progress = {j.id: r.progress(j.id) for j in jobs}
         for job in sorted((j for j in jobs if j.is_active), key=lambda j: j.created_at or 0):

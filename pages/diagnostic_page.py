@@ -24,7 +24,7 @@ def trace_cached(run_path: str, run_mtime: float, spec: str, profile_id: str, st
 
 with _ui.guard("the diagnostic page"):
     if not c.runs:
-        _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup.py",
+        _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup_page.py",
                         "Experiment setup")
         st.stop()
     names = [r.name for r in c.runs]
@@ -36,7 +36,7 @@ with _ui.guard("the diagnostic page"):
     loaded = _ui.load_run(run)
     val, split_label = _ui.validation_profiles(run, c.data_spec)
     if not val:
-        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data.py", "Data")
+        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data_page.py", "Data")
         st.stop()
     labels = {p.id: views.profile_label(p, i) for i, p in enumerate(val)}
     cols = st.columns([3, 2])
@@ -60,11 +60,17 @@ with _ui.guard("the diagnostic page"):
         st.dataframe(views.step_table(trace), hide_index=True, width="stretch", key="diag_table")
 
     st.subheader("Automatic diagnosis")
-    with st.spinner("Scoring the checkpoint on every validation roast…"):
-        report = _ui.evaluate(run, c.data_spec)
+    report = _ui.report_if_ready(run, c.data_spec)
+    if report is None:
+        st.info("The diagnosis scores this checkpoint free-running on every validation roast, next to the "
+                "baselines (mean curve, kNN, aligned kNN). It takes a while once; the result is cached.")
+        if st.button("Run the diagnosis", key="diag_eval", type="primary", icon=":material/troubleshoot:"):
+            _ui.run_evaluations([run], c.data_spec)
+            st.rerun()
+        st.stop()
     d = report["diagnosis"]
     style = views.VERDICT_STYLE.get(d["verdict"], "info")
-    getattr(st, style)(f"Verdict: **{d['verdict']}**")
+    getattr(st, style if style != "error" else "warning")(f"Verdict: **{d['verdict']}**")
     for line in d.get("evidence") or []:
         st.markdown(f"- {line}")
     suggestion = d.get("suggestion")
@@ -84,6 +90,6 @@ with _ui.guard("the diagnostic page"):
                 st.session_state["_diag_busy"] = False
         if st.session_state.get("diag_job"):
             st.success(st.session_state["diag_job"])
-            st.page_link("pages/jobs.py", label="Watch it on Training jobs", icon=":material/arrow_forward:")
+            st.page_link("pages/jobs_page.py", label="Watch it on Training jobs", icon=":material/arrow_forward:")
     else:
         st.caption(d.get("suggestion_reason", ""))

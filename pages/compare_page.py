@@ -27,7 +27,7 @@ def downloads(profile, stem: str, fig, key: str) -> None:
 
 with _ui.guard("the comparison page"):
     if not c.runs:
-        _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup.py",
+        _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup_page.py",
                         "Experiment setup")
         st.stop()
     runs = c.selected
@@ -36,7 +36,7 @@ with _ui.guard("the comparison page"):
         st.stop()
     profiles = _ui.load_profiles(c.data_spec)
     if not profiles:
-        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data.py",
+        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data_page.py",
                         "Data")
         st.stop()
     val, split_label = _ui.validation_profiles(runs[0], c.data_spec)
@@ -78,14 +78,21 @@ with _ui.guard("the comparison page"):
         downloads(views.curve_profile(curves[which], f"{which}_{pid}", like=real), f"{which}_{pid}", fig, "cmp_dl")
 
     st.subheader("Free-running metrics")
-    if st.toggle("Score every validation roast (model and baselines)", value=True, key="cmp_metrics"):
-        reports = _ui.evaluate_many(runs, c.data_spec, label="Scoring")
-        if reports:
-            primary = reports.get(runs[0].name) or next(iter(reports.values()))
-            table = views.free_run_table({n: r["free_run"] for n, r in reports.items()}, primary.get("baselines"))
-            st.dataframe(table, hide_index=True, width="stretch", key="cmp_metrics_table")
-            st.caption("Baselines are fitted on the run's training roasts. Lower is better except "
-                       "'physics valid %'; 'curve std' near 0 means the model collapsed to a constant.")
+    ready = {r.name: _ui.report_if_ready(r, c.data_spec) for r in runs}
+    missing = [r for r in runs if ready[r.name] is None]
+    if missing:
+        st.info(f"Not scored yet: {', '.join(r.name for r in missing)}. Scoring generates every validation "
+                "roast and fits the baselines; the result is cached.")
+        if st.button("Score them", key="cmp_score", type="primary", icon=":material/functions:"):
+            _ui.run_evaluations(missing, c.data_spec)
+            st.rerun()
+    reports = {n: r for n, r in ready.items() if r is not None}
+    if reports:
+        primary = reports.get(runs[0].name) or next(iter(reports.values()))
+        table = views.free_run_table({n: r["free_run"] for n, r in reports.items()}, primary.get("baselines"))
+        st.dataframe(table, hide_index=True, width="stretch", key="cmp_metrics_table")
+        st.caption("Baselines are fitted on the run's training roasts. Lower is better except "
+                   "'physics valid %'; 'curve std' near 0 means the model collapsed to a constant.")
 
 with st.expander("Generate for a new coffee", expanded=False), _ui.guard("the generation form"):
     if c.primary is None:

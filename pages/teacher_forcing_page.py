@@ -14,7 +14,7 @@ c = _ui.ctx()
 
 with _ui.guard("the teacher-forcing page"):
     if not c.runs:
-        _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup.py",
+        _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup_page.py",
                         "Experiment setup")
         st.stop()
     use_all = st.toggle("All checkpoints in the runs directory", value=False, key="tf_all",
@@ -23,22 +23,37 @@ with _ui.guard("the teacher-forcing page"):
     if not runs:
         _ui.empty_state("Pick a checkpoint in the sidebar (and comparison checkpoints to rank them).")
         st.stop()
-    reports = _ui.evaluate_many(runs, c.data_spec, label="Scoring")
-    if not reports:
+    results, entries = {}, []
+    bar = st.progress(0.0, text="Teacher forcing…") if len(runs) > 1 else None
+    for i, run in enumerate(runs):
+        if bar is not None:
+            bar.progress(i / len(runs), text=f"Teacher forcing {run.name} ({i + 1}/{len(runs)})…")
+        try:
+            with st.spinner(f"Teacher forcing {run.name}…"):
+                results[run.name] = _ui.teacher_forcing(run, c.data_spec)
+        except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
+            st.error(f"{run.name}: {_ui.plain_message(exc)}")
+            continue
+        report = _ui.report_if_ready(run, c.data_spec)
+        entries.append({"run": run.name, "teacher_forcing": results[run.name],
+                        "free_run": report["free_run"] if report else None,
+                        **views.run_model_info(_ui.load_run(run))})
+    if bar is not None:
+        bar.empty()
+    if not entries:
         st.stop()
-    entries = []
-    for run in runs:
-        if run.name in reports:
-            r = reports[run.name]
-            entries.append({"run": run.name, "teacher_forcing": r["teacher_forcing"], "free_run": r["free_run"],
-                            **views.run_model_info(_ui.load_run(run))})
     table = views.tf_table(entries)
-    primary = reports.get(c.selection.run) or next(iter(reports.values()))
-    persistence = primary["teacher_forcing"].get("persistence_mae_f")
-    st.plotly_chart(views.tf_comparison_figure(table, persistence, colors=c.colors), key="tf_chart")
+    primary = results.get(c.selection.run) or next(iter(results.values()))
+    persistence = primary.get("persistence_mae_f")
+    _ui.plotly(views.tf_comparison_figure(table, persistence, colors=c.colors), "tf_chart", "teacher_forcing")
 
     kind, text = views.tf_conclusion(table)
-    {"scheduled_sampling": st.warning, "struggles": st.error, "ok": st.success}.get(kind, st.info)(text)
+    {"scheduled_sampling": st.warning, "struggles": st.warning, "ok": st.success}.get(kind, st.info)(text)
+    if kind == "needs_free_run":
+        best = c.run(table.iloc[0]["run"])
+        if st.button(f"Score {best.name} free-running (and its baselines)", key="tf_score", type="primary"):
+            _ui.run_evaluations([best], c.data_spec)
+            st.rerun()
 
     shown = table.rename(columns={"tf_mae_f": "TF MAE °F", "persistence_mae_f": "persistence MAE °F",
                                   "skill_ratio": "MAE / persistence", "free_run_mae_f": "free-run MAE °F"})
@@ -49,6 +64,4 @@ with _ui.guard("the teacher-forcing page"):
                  column_config={"params": st.column_config.NumberColumn("params", format="compact")})
     st.caption("Bands: < 10 °F excellent · < 50 good · < 150 moderate · otherwise poor. "
                f"Persistence at the model's step: {views.fmt_float(persistence, 2)} °F. Split: "
-               f"{primary.get('split', 'val')} ({primary.get('n_profiles', '?')} roasts).")
-    for note in primary.get("notes") or []:
-        st.caption(f"Note: {note}")
+               f"{primary.get('split', 'val')} ({primary.get('n_val', '?')} roasts).")

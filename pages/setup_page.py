@@ -127,11 +127,14 @@ with _ui.guard("the experiment setup"):
             from roastcore.jobs import JobRunner
 
             with st.spinner("Submitting…"):
-                job = JobRunner(c.runs_dir).submit(name, overrides, c.data_spec)
+                # epochs travel as submit's own argument (JobRunner refuses them as an override)
+                job_overrides = {k: val for k, val in overrides.items() if k != "epochs"}
+                job = JobRunner(c.runs_dir).submit(name, job_overrides, c.data_spec,
+                                                   epochs=int(experiment.train.epochs))
             st.session_state["set_last_job"] = (job.id, job.preset, job.state)
         finally:
             st.session_state["_launch_busy"] = False
     if st.session_state.get("set_last_job"):
         job_id, job_preset, state = st.session_state["set_last_job"]
         st.success(f"Job **{job_id}** ({job_preset}) is {state}.")
-        st.page_link("pages/jobs.py", label="Watch it on Training jobs", icon=":material/arrow_forward:")
+        st.page_link("pages/jobs_page.py", label="Watch it on Training jobs", icon=":material/arrow_forward:")

@@ -1,0 +1,104 @@
+"""Training throughput and peak memory per preset on CPU.
+
+    python benchmarks/bench_training.py [--threads 2] [--profiles 120] [--steps 700]
+        [--presets micro_model tiny_model ...] [--memory-batches 3]
+
+Throughput: one full epoch (teacher forcing, AdamW, clipping) over `--profiles` curves of
+`--steps` 1 s steps, batch 8. Peak memory: each preset trains `--memory-batches` batches in a
+fresh subprocess and reports its ru_maxrss (the whole process, torch included) minus the
+same process's maxrss before the first batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from roastcore.dataset import RoastDataset, collate
+from roastcore.experiments import PRESETS, get_preset
+from roastcore.features import FeatureEncoder, TemperatureScaler
+from roastcore.model import build_model, count_parameters
+from roastcore.profile import Profile, ProfileMeta
+
+
+def profiles(n: int, steps: int, seed: int = 0) -> list[Profile]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        length = int(steps + rng.integers(-60, 60))
+        t = np.arange(length, dtype=float)
+        out.append(Profile(bt=400 - 200 * np.exp(-t / 40) * (1 - np.exp(-t / 8)) + 0.2 * t + rng.normal(0, 1),
+                           id=f"b{i}", meta=ProfileMeta(origin=["Kenya", "Peru"][i % 2], process="washed")))
+    return out
+
+
+def epoch_seconds(preset: str, data, batch_size: int = 8, batches: int | None = None) -> tuple[float, int]:
+    exp = get_preset(preset).experiment.with_overrides({"max_len": 800})
+    torch.manual_seed(0)
+    model = build_model(exp.model, FeatureEncoder.fit(data), TemperatureScaler.fit(data))
+    opt = torch.optim.AdamW(model.parameters(), lr=exp.train.lr)
+    ds = RoastDataset(data, model.encoder, 1.0, 800)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, collate_fn=collate)
+    model.train()
+    start, seen = time.perf_counter(), 0
+    for i, batch in enumerate(loader):
+        if batches is not None and i >= batches:
+            break
+        loss = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        seen += batch.batch_size
+    return time.perf_counter() - start, seen, count_parameters(model)
+
+
+def memory_child(preset: str, n_batches: int, steps: int) -> None:
+    data = profiles(8 * n_batches, steps)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    epoch_seconds(preset, data, batches=n_batches)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"preset": preset, "peak_mb": round(peak / 1024, 1), "training_mb": round((peak - base) / 1024, 1)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profiles", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--presets", nargs="*", default=["micro_model", "tiny_model"])
+    parser.add_argument("--memory-batches", type=int, default=3)
+    parser.add_argument("--memory-presets", nargs="*", default=list(PRESETS))
+    parser.add_argument("--_child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args._child:
+        memory_child(args._child, args.memory_batches, args.steps)
+        return
+    data = profiles(args.profiles, args.steps)
+    summary = {"threads": args.threads, "profiles": args.profiles, "steps": args.steps, "throughput": {}, "memory": {}}
+    for preset in args.presets:
+        seconds, seen, params = epoch_seconds(preset, data)
+        summary["throughput"][preset] = {"epoch_s": round(seconds, 2), "profiles_per_s": round(seen / seconds, 1),
+                                         "params": params}
+        print(f"{preset:<20} {params:>10,} params  epoch {seconds:6.2f} s  {seen / seconds:7.1f} profiles/s", flush=True)
+    for preset in args.memory_presets:
+        out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--steps", str(args.steps),
+                              "--memory-batches", str(args.memory_batches), "--_child", preset],
+                             capture_output=True, text=True, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        summary["memory"][preset] = row
+        print(f"{preset:<20} peak RSS {row['peak_mb']:8.1f} MB  (+{row['training_mb']:.1f} MB for "
+              f"{args.memory_batches} batches of 8)", flush=True)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
