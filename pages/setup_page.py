@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from pages import _ui
@@ -13,6 +15,14 @@ c = _ui.ctx()
 MODEL_KEYS = ("model_type", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "pos_encoding", "use_flavors",
               "normalize", "target_mode", "step_s")
 TRAIN_KEYS = ("lr", "weight_decay", "epochs", "batch_size", "scheduled_sampling", "ss_max_ratio")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def param_count(experiment_json: str) -> int:
+    """experiments.preset_parameter_count, cached on the experiment's JSON."""
+    from roastcore.experiments import ExperimentConfig, preset_parameter_count
+
+    return preset_parameter_count(ExperimentConfig.from_dict(json.loads(experiment_json)))
 
 
 def apply_preset() -> None:
@@ -96,7 +106,7 @@ with _ui.guard("the experiment setup"):
         st.error(f"Invalid setting: {invalid}")
     else:
         with st.spinner("Counting parameters…"):
-            n_params = ex.preset_parameter_count(experiment)
+            n_params = param_count(json.dumps(experiment.to_dict(), sort_keys=True))
         profiles = _ui.load_profiles(c.data_spec)
         n_train = max(1, int(round(len(profiles) * (1 - experiment.train.val_frac))))
         per_sample = n_params / n_train

@@ -209,7 +209,6 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
-        self.resid_drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, start_pos: int, cache: KVCache | None,
                 rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
@@ -229,24 +228,29 @@ class CausalSelfAttention(nn.Module):
         else:  # a chunk after cached positions: query i (at start_pos + i) sees keys <= start_pos + i
             allowed = torch.arange(S, device=x.device)[None, :] <= (start_pos + torch.arange(T, device=x.device))[:, None]
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
-        y = y.transpose(1, 2).contiguous().view(B, T, D)
-        return self.resid_drop(self.proj(y))
+        y = self.proj(y.transpose(1, 2).contiguous().view(B, T, D))
+        return F.dropout(y, p, training=True) if p else y
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block."""
+    """Pre-LN transformer block. Dropout is skipped outright in eval mode: generation makes
+    one call per token, so every avoided module call counts."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.attn = CausalSelfAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(),
-                                 nn.Linear(cfg.d_ff, cfg.d_model), nn.Dropout(cfg.dropout))
+        self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.dropout = cfg.dropout
 
     def forward(self, x, start_pos, cache, rope):
         x = x + self.attn(self.ln1(x), start_pos, cache, rope)
-        return x + self.mlp(self.ln2(x))
+        h = self.fc2(F.gelu(self.fc1(self.ln2(x))))
+        if self.training and self.dropout:
+            h = F.dropout(h, self.dropout, training=True)
+        return x + h
 
 
 # ----------------------------------------------------------------------------- shared model base
@@ -334,7 +338,6 @@ class RoastModel(nn.Module):
         return (per_step * weight).sum() / weight.sum().clamp(min=1.0)
 
     # -- free running ------------------------------------------------------------------
-    @torch.no_grad()
     def generate(self, batch: Batch, prefix_steps: int = 1, clamp: tuple[float, float] = DEFAULT_CLAMP_F,
                  use_cache: bool = True) -> Generation:
         """Free-run each row to its own length from its first `prefix_steps` real temperatures.
@@ -346,6 +349,12 @@ class RoastModel(nn.Module):
         lo, hi = float(clamp[0]), float(clamp[1])
         if not lo < hi:
             raise ValueError(f"clamp: low {lo} must be below high {hi}")
+        with torch.inference_mode():  # lighter than no_grad: no version counters on the hot path
+            gen = self._generate(batch, prefix_steps, lo, hi, use_cache)
+        # Plain tensors again, so callers may use them anywhere (inference tensors may not be).
+        return Generation(*(t.clone() for t in (gen.raw_f, gen.clamped_f, gen.clamp_active, gen.lengths)))
+
+    def _generate(self, batch: Batch, prefix_steps: int, lo: float, hi: float, use_cache: bool) -> Generation:
         lengths = batch.lengths
         l_max = int(lengths.max())
         self._check_length(l_max)
@@ -451,7 +460,7 @@ class RoastFormer(RoastModel):
             tokens = tokens + self.pos_embedding(torch.arange(start_pos, start_pos + T, device=tokens.device))
         else:
             rope = (self.rope_cos[start_pos:start_pos + T], self.rope_sin[start_pos:start_pos + T])
-        x = self.drop(tokens)
+        x = self.drop(tokens) if self.training else tokens
         for block, cache in zip(self.blocks, state, strict=True):
             x = block(x, start_pos, cache, rope)
         return x
@@ -479,7 +488,7 @@ class RoastGRU(RoastModel):
         if state.h is None:
             B, n, D = cond.shape[0], self.config.n_layers, self.config.d_model
             state.h = torch.tanh(self.h0(cond)).view(B, n, D).transpose(0, 1).contiguous()
-        out, state.h = self.gru(self.drop(tokens), state.h)
+        out, state.h = self.gru(self.drop(tokens) if self.training else tokens, state.h)
         return out
 
 

@@ -783,7 +783,7 @@ def run_choice(info) -> RunChoice:
 
 def run_label(run: RunChoice) -> str:
     bits = [run.name]
-    if run.status and run.status not in ("done", "completed", "finished"):
+    if run.status and run.status not in ("succeeded", "done", "completed", "finished"):
         bits.append(f"[{run.status}]")
     mae = _finite_or_none(run.metrics.get("val_tf_mae_f"))
     val = _finite_or_none(run.metrics.get("best_val_loss"))

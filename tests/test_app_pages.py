@@ -194,7 +194,12 @@ def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
     steps.set_value(20).run()
     assert len(charts(at)[0].data[1].customdata) == 20
     assert any(m.label == "Variance verdict" for m in at.metric)
-    assert any("Verdict:" in x.value for x in list(at.success) + list(at.info) + list(at.warning) + list(at.error))
+    # The diagnosis is computed on request (evaluate_run), then shown with evidence and a launch button.
+    at.button(key="diag_eval").click().run()
+    assert not at.exception and not at.error
+    verdicts = [x.value for x in list(at.success) + list(at.info) + list(at.warning) if "Verdict:" in x.value]
+    assert verdicts, "no verdict shown"
+    assert any(b.key == "diag_launch" for b in at.button) or any("none needed" in c.value for c in at.caption)
     sidebar_box(at, "Checkpoint").set_value(names[1]).run()
     assert f"{names[1]} raw" in trace_names(charts(at)[0])
 
@@ -206,10 +211,11 @@ def test_compare_page_overlays_physics_and_exports(runs_dir):
     assert "real" in trace_names(fig) and names[0] in trace_names(fig)
     physics = next(df.value for df in at.dataframe if "all pass" in df.value.columns)
     assert list(physics["curve"]) == ["real", names[0]]
-    # Free-running metrics are computed on request (then cached on disk for every page).
-    assert not any("curve from" in df.value.columns for df in at.dataframe)
-    at.button(key="cmp_score").click().run()
-    assert not at.exception and not at.error
+    # Free-running metrics are computed on request (then cached on disk for every page; the
+    # diagnostic test may already have scored this run).
+    if not any("curve from" in df.value.columns for df in at.dataframe):
+        at.button(key="cmp_score").click().run()
+        assert not at.exception and not at.error
     metrics = next(df.value for df in at.dataframe if "curve from" in df.value.columns)
     assert {"baseline: mean curve", "baseline: kNN"} <= set(metrics["curve from"])
     labels = [b.proto.label for b in at.get("download_button")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 
 import numpy as np
@@ -219,16 +218,6 @@ def test_heavier_batch_roasts_slower():
 
 
 # ------------------------------------------------------------------ calibration
-def _read_onyx(folder) -> list[Profile]:
-    """A minimal read of onyx-dev (the real importer lives in roastcore.io)."""
-    profiles = []
-    for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
-        bt = [point["value"] for point in data["roast_profile"]["bean_temp"]]
-        profiles.append(Profile(bt=bt, interval_s=1.0))
-    return profiles
-
-
 def test_calibration_table_shape(synthetic_profiles):
     table = calibration_table(synthetic_profiles[:20], synthetic_profiles[20:])
     assert list(table.index) == list(CALIBRATION_METRICS)
@@ -243,7 +232,9 @@ def test_calibration_table_shape(synthetic_profiles):
 
 
 def test_calibrated_against_onyx(onyx_dir):
-    real = _read_onyx(onyx_dir)
+    from roastcore.io import read_onyx
+
+    real = [read_onyx(path) for path in sorted(onyx_dir.glob("*.json"))]
     assert len(real) > 50
     synthetic = generate_dataset(n=120, seed=0)
     table = calibration_table(synthetic, real)

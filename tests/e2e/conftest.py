@@ -55,7 +55,7 @@ def e2e_runs(tmp_path_factory) -> Path:
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is absent (apt-get install chromium)")
     runs = tmp_path_factory.mktemp("e2e_runs")
-    for demo in sorted((REPO / "checkpoints").glob("demo_*")):
+    for demo in sorted(Path(os.environ.get("RL_TEST_DEMOS", REPO / "checkpoints")).glob("demo_*")):
         if demo.is_dir():
             shutil.copytree(demo, runs / demo.name, ignore=shutil.ignore_patterns("eval_cache"))
     return runs

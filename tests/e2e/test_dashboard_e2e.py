@@ -1,0 +1,140 @@
+"""The dashboard in a real browser: every page renders, sidebar picks drive the Compare chart, and a
+training job launched from Experiment setup is followed, survives a reload and is cancelled."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+PAGES = [
+    ("", "Data"),
+    ("setup", "Experiment setup"),
+    ("jobs", "Training jobs"),
+    ("teacher-forcing", "Teacher forcing"),
+    ("diagnostic", "Generation diagnostic"),
+    ("compare", "Compare curves"),
+]
+
+
+def wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until Streamlit has finished the current script run (as Streamlit's own e2e tests do)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+
+
+def open_page(page, base: str, path: str, title: str) -> None:
+    page.goto(f"{base}/{path}")
+    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+    wait_idle(page)
+
+
+def no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
+    assert not [a for a in alerts if "Could not render" in a], alerts
+
+
+def pick(page, container, label: str, option: str | re.Pattern) -> None:
+    """Choose `option` in the selectbox labelled `label` inside `container`."""
+    container.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option).first.click()
+    wait_idle(page)
+
+
+@pytest.fixture(scope="module")
+def base(server, browser):
+    """The server URL, after one session opened the root page: the first session of a fresh
+    server still runs in Streamlit's legacy pages/ mode, which cannot resolve deep links."""
+    context = browser.new_context()
+    warm = context.new_page()
+    warm.goto(server + "/")
+    warm.get_by_role("heading", name="Data").first.wait_for(timeout=90_000)
+    context.close()
+    return server
+
+
+def demo_runs(runs: Path) -> list[str]:
+    return sorted(p.name for p in runs.glob("demo_*") if (p / "model.safetensors").is_file())
+
+
+def test_every_page_renders(base, page):
+    for path, title in PAGES:
+        open_page(page, base, path, title)
+        no_errors(page)
+        # The sidebar (built by app.py) is on every page.
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("Checkpoint", exact=True).first.wait_for(timeout=30_000)
+
+
+def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs):
+    names = demo_runs(e2e_runs)
+    assert len(names) >= 2, "the demo checkpoints are missing"
+    open_page(page, base, "compare", "Compare curves")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    target = names[-1]
+    pick(page, sidebar, "Checkpoint", re.compile(rf"^{re.escape(target)}\b"))
+    page.wait_for_url(re.compile(rf"run={re.escape(target)}"), timeout=30_000)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.wait_for(timeout=60_000)
+    page.locator(".legendtext", has_text=target).first.wait_for(timeout=60_000)
+    assert page.locator(".legendtext", has_text="real").count() >= 1
+    no_errors(page)
+    # Add a comparison checkpoint for the README screenshot.
+    sidebar.locator('[data-testid="stMultiSelect"]').first.click()
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(names[0])}\b")).first.click()
+    page.keyboard.press("Escape")
+    wait_idle(page)
+    page.locator(".legendtext", has_text=names[0]).first.wait_for(timeout=60_000)
+    page.mouse.move(0, 0)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
+    from roastcore.jobs import JobRunner
+
+    open_page(page, base, "setup", "Experiment setup")
+    main = page.locator('[data-testid="stMain"]')
+    assert "micro_model" in main.locator('[data-testid="stSelectbox"]').first.inner_text()
+    # Tiny settings: 5 s steps, 12 epochs (about 20-40 s on 2 cores).
+    step = main.locator('[data-testid="stSlider"]').filter(has_text="Time step").get_by_role("slider")
+    step.focus()
+    step.press("ArrowRight")
+    wait_idle(page)
+    step.press("ArrowRight")
+    wait_idle(page)
+    epochs = main.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input")
+    epochs.fill("12")
+    epochs.press("Enter")
+    wait_idle(page)
+    diff = main.locator('[data-testid="stDataFrame"]')
+    diff.first.wait_for(timeout=30_000)  # step_s and epochs differ from the preset
+    page.get_by_role("button", name=re.compile("Launch")).click()
+    done = page.get_by_text(re.compile(r"Job \w+ \(micro_model\) is (running|queued)"))
+    done.wait_for(timeout=60_000)
+    job_id = re.search(r"Job (\w+) \(", done.inner_text()).group(1)
+    runner = JobRunner(e2e_runs)
+    assert runner.get(job_id).overrides.get("step_s") == 5.0 and runner.get(job_id).epochs == 12
+
+    open_page(page, base, "jobs", "Training jobs")
+    line = page.get_by_text(re.compile(rf"micro_model · {job_id} · running · epoch [1-9]"))
+    line.first.wait_for(timeout=90_000)  # it progresses (live fragment, no manual refresh)
+    page.reload()
+    page.get_by_role("heading", name="Training jobs").first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(rf"micro_model · {job_id} · running")).first.wait_for(timeout=60_000)
+
+    page.get_by_role("button", name=re.compile("Cancel")).click()
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=f"{job_id} · cancelled").first.wait_for(timeout=60_000)
+    deadline = time.monotonic() + 30
+    while runner.get(job_id).state != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert runner.get(job_id).state == "cancelled"
+    no_errors(page)
