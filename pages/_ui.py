@@ -211,3 +211,22 @@ def plotly(fig, key: str, filename: str = "roast_lab") -> None:
         "displaylogo": False,
         "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
     })
+
+
+def submit_button(label: str, key: str, action, disabled: bool = False, **kwargs) -> None:
+    """A button that is disabled while its action runs (double-click safe on top of
+    JobRunner.submit's idempotence): the click only sets a flag (on_click), the run that follows
+    renders the button disabled, performs `action()`, clears the flag and reruns."""
+    busy = f"_busy_{key}"
+
+    def request() -> None:
+        st.session_state[busy] = True
+
+    st.button(label, key=key, disabled=disabled or st.session_state.get(busy, False), on_click=request, **kwargs)
+    if st.session_state.get(busy):
+        try:
+            with st.spinner("Submitting…"):
+                action()
+        finally:
+            st.session_state[busy] = False
+        st.rerun()

@@ -40,8 +40,8 @@ with _ui.guard("the comparison page"):
                         "Data")
         st.stop()
     val, split_label = _ui.validation_profiles(runs[0], c.data_spec)
-    st.caption(f"Curves generated free-running from CHARGE by {', '.join(r.name for r in runs)} on the "
-               f"{split_label} roasts of **{c.data_label}** ({len(val)} roasts).")
+    st.caption(f"Curves generated free-running from CHARGE by {', '.join(r.name for r in runs)} for "
+               f"{len(val)} roasts of **{c.data_label}** (split: {split_label}).")
     by_id = {p.id: p for p in val}
     labels = {p.id: views.profile_label(p, i) for i, p in enumerate(val)}
     mode = st.segmented_control("View", ["One roast", "Grid"], default="One roast", key="cmp_mode")

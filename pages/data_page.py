@@ -128,7 +128,7 @@ with tab_browse, _ui.guard("the dataset browser"):
         if getattr(report, "rejected", None):
             st.warning(f"{len(report.rejected)} files of this dataset were rejected on load.")
         labels = {i: views.profile_label(p, i) for i, p in enumerate(profiles)}
-        default = list(range(min(3, len(profiles))))
+        default = views.spread_indices(len(profiles), 3)
         picked = st.multiselect("Roasts to draw", list(labels), default=default, key="data_pick",
                                 format_func=labels.get, max_selections=10)
         opts = st.columns(2)

@@ -76,18 +76,14 @@ with _ui.guard("the diagnostic page"):
     suggestion = d.get("suggestion")
     if suggestion:
         st.markdown(f"Suggested next experiment: **`{suggestion}`**: {d.get('suggestion_reason', '')}.")
-        busy = st.session_state.get("_diag_busy", False)
-        if st.button(f"Launch {suggestion}", key="diag_launch", type="primary", disabled=busy,
-                     icon=":material/rocket_launch:"):
-            st.session_state["_diag_busy"] = True
-            try:
-                from roastcore.jobs import JobRunner
+        def launch() -> None:
+            from roastcore.jobs import JobRunner
 
-                with st.spinner("Submitting…"):
-                    job = JobRunner(c.runs_dir).submit(suggestion, {}, c.data_spec)
-                st.session_state["diag_job"] = f"Job {job.id} ({job.preset}) is {job.state}."
-            finally:
-                st.session_state["_diag_busy"] = False
+            job = JobRunner(c.runs_dir).submit(suggestion, {}, c.data_spec)
+            st.session_state["diag_job"] = f"Job {job.id} ({job.preset}) is {job.state}."
+
+        _ui.submit_button(f"Launch {suggestion}", "diag_launch", launch, type="primary",
+                          icon=":material/rocket_launch:")
         if st.session_state.get("diag_job"):
             st.success(st.session_state["diag_job"])
             st.page_link("pages/jobs_page.py", label="Watch it on Training jobs", icon=":material/arrow_forward:")

@@ -27,20 +27,16 @@ with _ui.guard("the jobs page"):
     with top[0]:
         st.caption(f"Jobs run in the background (one process each) and survive a browser refresh. "
                    f"Dataset for new jobs: **{c.data_label}**.")
+    def queue_suite() -> None:
+        r = runner()
+        queued = [r.submit(p, {}, c.data_spec) for p in views.RECOVERY_SUITE]
+        st.session_state["jobs_suite_msg"] = "Queued: " + ", ".join(f"{j.preset} ({j.id})" for j in queued)
+
     with top[1]:
-        suite_clicked = st.button("Launch the recovery suite", icon=":material/rocket_launch:",
-                                  key="jobs_suite", help=", ".join(views.RECOVERY_SUITE),
-                                  disabled=st.session_state.get("_suite_busy", False))
-    if suite_clicked:
-        st.session_state["_suite_busy"] = True
-        try:
-            with st.spinner("Queuing the five recovery presets…"):
-                r = runner()
-                queued = [r.submit(p, {}, c.data_spec) for p in views.RECOVERY_SUITE]
-            st.success("Queued: " + ", ".join(f"{j.preset} ({j.id})" for j in queued))
-        finally:
-            st.session_state["_suite_busy"] = False
-        st.rerun()
+        _ui.submit_button("Launch the recovery suite", "jobs_suite", queue_suite, icon=":material/rocket_launch:",
+                          help="Queues " + ", ".join(views.RECOVERY_SUITE) + f" on {c.data_label}.")
+    if st.session_state.get("jobs_suite_msg"):
+        st.success(st.session_state["jobs_suite_msg"])
 
     @st.fragment(run_every=POLL_S if active_at_start else None)
     def live():
@@ -74,6 +70,12 @@ with _ui.guard("the jobs page"):
 
     live()
 
+    @st.fragment(run_every=POLL_S if active_at_start else None)
+    def log_tail(job_id: str) -> None:
+        """The job's last log lines; refreshed with the table while jobs run."""
+        text = runner().logs(job_id, tail=40)
+        st.code(text or "(no log output yet)", language=None)
+
     jobs = runner().list()
     if jobs:
         st.subheader("Manage a job")
@@ -84,6 +86,7 @@ with _ui.guard("the jobs page"):
         pick = st.selectbox("Job", ids, key="jobs_pick",
                             format_func=lambda i: f"{by_id[i].preset} · {i} · {by_id[i].state}")
         job = by_id[pick]
+        st.markdown(views.job_line(job, runner().progress(pick)))
         cols = st.columns(3)
         if cols[0].button("Cancel", key="jobs_cancel", disabled=not job.is_active, icon=":material/stop_circle:"):
             with st.spinner("Cancelling…"):
@@ -98,5 +101,4 @@ with _ui.guard("the jobs page"):
         if job.reason:
             st.caption(f"Reason: {job.reason.splitlines()[0]}")
         with st.expander("Log tail", expanded=job.is_active or job.state == "failed"):
-            text = runner().logs(pick, tail=40)
-            st.code(text or "(no log output yet)", language=None)
+            log_tail(pick)

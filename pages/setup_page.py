@@ -127,23 +127,16 @@ with _ui.guard("the experiment setup"):
     else:
         st.dataframe(diff, hide_index=True, width="stretch", key="set_diff")
 
-    busy = st.session_state.get("_launch_busy", False)
-    launch = st.button("Launch", type="primary", key="set_launch", disabled=bool(invalid) or busy,
-                       icon=":material/rocket_launch:",
-                       help=f"Queue a background training job on {c.data_label}.")
-    if launch and experiment is not None:
-        st.session_state["_launch_busy"] = True
-        try:
-            from roastcore.jobs import JobRunner
+    def launch() -> None:
+        from roastcore.jobs import JobRunner
 
-            with st.spinner("Submitting…"):
-                # epochs travel as submit's own argument (JobRunner refuses them as an override)
-                job_overrides = {k: val for k, val in overrides.items() if k != "epochs"}
-                job = JobRunner(c.runs_dir).submit(name, job_overrides, c.data_spec,
-                                                   epochs=int(experiment.train.epochs))
-            st.session_state["set_last_job"] = (job.id, job.preset, job.state)
-        finally:
-            st.session_state["_launch_busy"] = False
+        # epochs travel as submit's own argument (JobRunner refuses them as an override)
+        job_overrides = {k: val for k, val in overrides.items() if k != "epochs"}
+        job = JobRunner(c.runs_dir).submit(name, job_overrides, c.data_spec, epochs=int(experiment.train.epochs))
+        st.session_state["set_last_job"] = (job.id, job.preset, job.state)
+
+    _ui.submit_button("Launch", "set_launch", launch, disabled=experiment is None, type="primary",
+                      icon=":material/rocket_launch:", help=f"Queue a background training job on {c.data_label}.")
     if st.session_state.get("set_last_job"):
         job_id, job_preset, state = st.session_state["set_last_job"]
         st.success(f"Job **{job_id}** ({job_preset}) is {state}.")

@@ -115,9 +115,13 @@ def _get(obj, name):
 
 
 def diagnose_metrics(tf, free, aligned_knn_mae_f: float, raw_std_f: float | None = None,
-                     clamp_active_pct: float | None = None,
+                     clamp_active_pct: float | None = None, fed_std_f: float | None = None,
                      thresholds: DiagnosisThresholds = DEFAULT_DIAGNOSIS_THRESHOLDS) -> Diagnosis:
-    """One verdict from teacher-forcing and free-running results (objects or their dicts)."""
+    """One verdict from teacher-forcing and free-running results (objects or their dicts).
+
+    `fed_std_f` (median std of what a model fed itself after the prefix, at its own step) is
+    the flatness measure when given; otherwise the 1 s curves' `gen_std_f`.
+    """
     th = thresholds
     tf_mae, pers = _get(tf, "mae_f"), _get(tf, "persistence_mae_f")
     skill = tf_mae / pers if pers > 0 else float("inf")
@@ -125,20 +129,21 @@ def diagnose_metrics(tf, free, aligned_knn_mae_f: float, raw_std_f: float | None
     free_mae, gen_std, real_std = _get(free, "mae_f"), _get(free, "gen_std_f"), _get(free, "real_std_f")
     growth, physics = _get(free, "error_growth"), _get(free, "physics_valid_pct")
     physics = 0.0 if physics is None else physics
+    spread = gen_std if fed_std_f is None else min(gen_std, fed_std_f)
     metrics = {"tf_mae_f": tf_mae, "persistence_mae_f": pers, "skill_ratio": skill, "step_s": step_s,
                "free_mae_f": free_mae, "aligned_knn_mae_f": aligned_knn_mae_f, "gen_std_f": gen_std,
-               "real_std_f": real_std, "error_growth": growth, "physics_valid_pct": physics,
+               "real_std_f": real_std, "fed_std_f": fed_std_f, "error_growth": growth, "physics_valid_pct": physics,
                "raw_std_f": raw_std_f, "clamp_active_pct": clamp_active_pct}
     tf_line = (f"teacher forcing MAE {tf_mae:.2f} °F vs persistence {pers:.2f} °F at {step_s:g} s "
                f"(ratio {skill:.2f})")
     free_line = f"free-running MAE {free_mae:.1f} °F vs aligned kNN {aligned_knn_mae_f:.1f} °F"
     evidence: list[str]
 
-    flat = gen_std < th.collapse_std_f and free_mae > th.collapse_min_mae_f
+    flat = spread < th.collapse_std_f and free_mae > th.collapse_min_mae_f
     if flat and skill > th.tf_skill_max:
         verdict = "collapsed"
-        evidence = [f"generated curves are near-constant: median std {gen_std:.1f} °F "
-                    f"(variance {gen_std ** 2:.0f} °F²) vs {real_std:.0f} °F for real roasts", free_line, tf_line]
+        evidence = [f"generated output is near-constant: median std {spread:.1f} °F "
+                    f"(variance {spread ** 2:.0f} °F²) vs {real_std:.0f} °F for real roasts", free_line, tf_line]
         if clamp_active_pct:
             evidence.append(f"the clamp was active in {clamp_active_pct:.0f}% of generated roasts")
     elif skill > th.tf_skill_max:
@@ -155,7 +160,7 @@ def diagnose_metrics(tf, free, aligned_knn_mae_f: float, raw_std_f: float | None
                     f"free-running error grows {growth:.1f}x from early-mid roast to the end",
                     f"{physics:.0f}% of generated curves pass every physics check"]
         if flat:
-            evidence.append(f"free-running output is near-constant (median std {gen_std:.1f} °F) although "
+            evidence.append(f"free-running output is near-constant (median std {spread:.1f} °F) although "
                             "teacher forcing is fine: the model copies its last input")
     else:
         verdict = "below baseline"

@@ -232,8 +232,9 @@ def _curve_metrics(real: np.ndarray, gen: np.ndarray, start: int, real_fcs_s: fl
         warnings.simplefilter("ignore", RuntimeWarning)
         row["error_by_time_f"] = [float(np.nanmean(abs_err[bins == b])) if np.any(~np.isnan(abs_err[bins == b]))
                                   else float("nan") for b in range(ERROR_BINS)]
-    row["gen_std_f"] = float(np.std(gen))
-    row["real_std_f"] = float(np.std(real))
+    # Spread of what was generated (the given charge/prefix would make a flat output look varied).
+    row["gen_std_f"] = float(np.std(gen[start:]))
+    row["real_std_f"] = float(np.std(real[start:]))
     return row
 
 
@@ -355,7 +356,10 @@ def evaluate_predictor(predictor, generator: CurveGenerator, val: Sequence[Profi
     steps = [s for s in getattr(generator, "last_steps", []) or [] if s is not None]
     raw_std = clamp_pct = None
     if steps:
-        raw_std = float(np.median([np.std(s.raw_f) for s in steps]))
+        raw_std = float(np.median([np.std(s.raw_f[s.prefix_steps:]) for s in steps]))
+        # What the model fed itself after the prefix, at its own step: the variance verdict's
+        # sequence (the 1 s curve's interpolated fall from the charge would hide a flat output).
+        free_dict["fed_std_f"] = float(np.median([np.std(s.clamped_f[s.prefix_steps:]) for s in steps]))
         clamp_pct = 100.0 * float(np.mean([s.clamp_active.any() for s in steps]))
         truncated = sum(1 for s in steps if s.truncated)
         if truncated:
@@ -369,7 +373,7 @@ def evaluate_predictor(predictor, generator: CurveGenerator, val: Sequence[Profi
     if progress:
         progress(3, "baselines")
     diagnosis = diagnose_metrics(tf, free, baselines["aligned_knn"]["mae_f"], raw_std_f=raw_std,
-                                 clamp_active_pct=clamp_pct)
+                                 clamp_active_pct=clamp_pct, fed_std_f=free_dict.get("fed_std_f"))
     diagnosis.evidence.extend(n for n in notes if "max_len" in n)  # a truncated run explains a flat tail
     if progress:
         progress(4, "diagnosis")
@@ -511,6 +515,9 @@ def evaluate_run(run_dir, profiles: Sequence[Profile], split: str = "val", prefi
     parts = evaluate_predictor(model, ModelGenerator(model), val, train, model.encoder,
                                float(model.config.step_s), prefix_s=prefix_s, max_len=model.config.max_len,
                                progress=lambda done, stage: report_progress(1 + done, stage))
+    if parts["diagnosis"]["verdict"] == "collapsed" and not model.config.normalize:
+        parts["diagnosis"]["evidence"].append("the run feeds raw °F to the network (normalize=false), "
+                                              "the known cause of this collapse")
     report = EvaluationReport(
         run_dir=str(run_dir), split=split_label, prefix_s=float(prefix_s), step_s=float(model.config.step_s),
         n_profiles=len(val), n_train_profiles=0 if train is None else len(train),

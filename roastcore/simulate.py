@@ -439,8 +439,10 @@ def _integrate(params: Sequence[RoastParams], seeds: Sequence[int], states: dict
         t_fce[newly] = now
 
         # The operator's moves, on what the logger shows.
-        mark = DRY_END_MARK_F + gas_steps_taken * (first_crack - LAST_STEP_BEFORE_CRACK_F - DRY_END_MARK_F) / (GAS_STEPS - 1)
-        step = active & (gas_steps_taken < GAS_STEPS) & (logged >= mark) & (now > OPERATOR_WAIT_S) & np.isnan(t_fcs)
+        step_span = (first_crack - LAST_STEP_BEFORE_CRACK_F - DRY_END_MARK_F) / (GAS_STEPS - 1)
+        mark = DRY_END_MARK_F + gas_steps_taken * step_span
+        step = (active & (gas_steps_taken < GAS_STEPS) & (logged >= mark) & (now > OPERATOR_WAIT_S)
+                & np.isnan(t_fcs))
         gas_steps_taken[step] += 1
         gas_target[step] -= gas_drop_per_step[step]
         airflow[step & (gas_steps_taken == 1)] = AIRFLOW_STEPS[1]
@@ -572,7 +574,8 @@ def _sample_product(rng: np.random.Generator, lot: int) -> _Product:
         altitude_m=altitude, density_g_l=round(density, 1), moisture_pct=round(moisture, 2),
         roast_level=roast_level, machine=machine, drop_temp_f=drop,
         flavors=_sample_flavors(rng, roast_level, process), load=load,
-        charge_gas=float(np.clip(level.charge_gas + rng.normal(0.0, 0.02), level.charge_gas - 0.03, level.charge_gas + 0.03)),
+        charge_gas=float(np.clip(level.charge_gas + rng.normal(0.0, 0.02),
+                                 level.charge_gas - 0.03, level.charge_gas + 0.03)),
         charge_temp_f=float(np.clip(charge, 355.0, 470.0)),
     )
 

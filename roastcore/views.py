@@ -378,6 +378,14 @@ def profile_label(p: Profile, i: int | None = None) -> str:
     return f"{head}{p.id} · {' / '.join(bits) or 'no metadata'} · {fmt_mmss(p.duration_s)}"
 
 
+def spread_indices(n: int, k: int = 3) -> list[int]:
+    """k indices spread evenly over 0..n-1 (a default pick that is not k near-identical roasts)."""
+    if n <= 0:
+        return []
+    k = min(k, n)
+    return sorted({int(round(i * (n - 1) / max(k - 1, 1))) for i in range(k)}) if k > 1 else [0]
+
+
 def profiles_table(profiles: Sequence[Profile]) -> pd.DataFrame:
     """One row per profile: id, metadata, duration (m:ss), charge/finish °F, event times, DTR."""
     rows = []
@@ -469,8 +477,10 @@ def add_curve(fig: go.Figure, times_s, temps_f, name: str, color: str, row=None,
 
 
 def add_event_markers(fig: go.Figure, profile: Profile, row=None, col=None, names=EVENT_NAMES,
-                      color: str | None = None, symbol: str = "diamond", label_suffix: str = "") -> None:
+                      color: str | None = None, symbol: str = "diamond", label_suffix: str = "",
+                      labels: bool = True) -> None:
     """Markers for the profile's events (TP / DRY_END / FCs / FCe / DROP) on its BT curve."""
+    show_text = labels
     xs, ys, labels, colors = [], [], [], []
     for name in names:
         t = profile.event_time(name)
@@ -484,12 +494,29 @@ def add_event_markers(fig: go.Figure, profile: Profile, row=None, col=None, name
         return
     kw = {} if row is None else {"row": row, "col": col}
     fig.add_trace(go.Scatter(
-        x=xs, y=ys, mode="markers+text", text=labels, textposition="top center",
+        x=xs, y=ys, mode="markers+text" if show_text else "markers", text=labels, textposition="top center",
         marker=dict(size=9, color=colors, symbol=symbol, line=dict(width=1, color="white")),
         name=f"events{label_suffix}", showlegend=False,
         customdata=np.array([[lab, fmt_mmss(x)] for lab, x in zip(labels, xs, strict=True)], dtype=object),
         hovertemplate="%{customdata[0]} at %{customdata[1]} · %{y:.1f} °F<extra></extra>",
     ), **kw)
+
+
+def ror_range(curves: Iterable[tuple[np.ndarray, float]], skip_s: float = 90.0) -> list[float]:
+    """A y-range for RoR plots that ignores the charge plunge (the first `skip_s`), so the part a
+    roaster reads (0-40 °F/min) is not squashed by a -1000 °F/min spike. `curves`: (bt, step_s)."""
+    values = []
+    for bt, step_s in curves:
+        bt = np.asarray(bt, dtype=float)
+        if bt.size < 3:
+            continue
+        r = rate_of_rise(bt, step_s)[int(skip_s / step_s):]
+        values.append(r[np.isfinite(r)])
+    values = np.concatenate(values) if values else np.array([])
+    if values.size == 0:
+        return [-10.0, 60.0]
+    lo, hi = np.percentile(values, [1, 99])
+    return [float(min(-5.0, lo - 5.0)), float(max(30.0, hi * 1.15 + 2.0))]
 
 
 def curves_figure(profiles: Sequence[Profile], show_ror: bool = True, show_events: bool = True,
@@ -507,11 +534,12 @@ def curves_figure(profiles: Sequence[Profile], show_ror: bool = True, show_event
             add_curve(fig, p.times_s, p.ror(), f"{label} RoR", color, row=2, col=1, width=1.2,
                       showlegend=False, legendgroup=label, unit="°F/min")
         if show_events:
-            add_event_markers(fig, p, row=1, col=1)
+            add_event_markers(fig, p, row=1, col=1, labels=i == 0)
         max_s = max(max_s, p.duration_s)
     fig.update_yaxes(title_text="BT (°F)", row=1, col=1)
     if show_ror:
-        fig.update_yaxes(title_text="RoR (°F/min)", row=2, col=1)
+        fig.update_yaxes(title_text="RoR (°F/min)", row=2, col=1,
+                         range=ror_range((p.bt, p.interval_s) for p in profiles))
     _time_axis(fig, max_s, row=rows, col=1)
     if show_ror:
         _time_axis(fig, max_s, row=1, col=1, title="")
@@ -556,7 +584,9 @@ def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], st
         max_s = max(max_s, t[-1])
     fig.update_yaxes(title_text="BT (°F)", row=1, col=1)
     if show_ror:
-        fig.update_yaxes(title_text="RoR (°F/min)", row=2, col=1)
+        basis = [(real.bt, real.interval_s)] if real is not None else [
+            (np.asarray(c, dtype=float), float(step_s)) for c in generated.values()]
+        fig.update_yaxes(title_text="RoR (°F/min)", row=2, col=1, range=ror_range(basis))
         _time_axis(fig, max_s, row=1, col=1, title="")
     _time_axis(fig, max_s, row=rows, col=1)
     return _layout(fig, height, title)
@@ -942,6 +972,8 @@ def tf_table(entries: Sequence[Mapping]) -> pd.DataFrame:
         })
     df = pd.DataFrame(rows, columns=["run", "tf_mae_f", "band", "persistence_mae_f", "skill_ratio",
                                      "free_run_mae_f", "model_type", "d_model", "layers", "params"])
+    for col in ("tf_mae_f", "persistence_mae_f", "skill_ratio", "free_run_mae_f", "d_model", "layers", "params"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")  # None -> NaN, shown as a dash
     df = df.sort_values("tf_mae_f", na_position="last").reset_index(drop=True)
     df.insert(1, "best", ["★" if i == 0 and pd.notna(v) else "" for i, v in enumerate(df["tf_mae_f"])])
     return df

@@ -127,6 +127,39 @@ def test_data_page_imports_a_server_folder_and_the_sidebar_selects_it(runs_dir, 
     assert at.query_params.get("data") in (data_box.value, [data_box.value])
 
 
+def test_data_page_upload_saves_a_dataset_jobs_can_read(runs_dir, tmp_path):
+    import io
+    import zipfile
+
+    from roastcore.io import load_source, write_csv, write_json
+    from roastcore.simulate import generate_dataset
+
+    profiles = generate_dataset(n=3, seed=5)
+    write_json(profiles[0], tmp_path / "a.json")
+    write_csv(profiles[1], tmp_path / "b.csv")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(tmp_path / "b.csv", "inner/b.csv")  # a duplicate of the loose b.csv
+        write_json(profiles[2], tmp_path / "c.json")
+        zf.write(tmp_path / "c.json", "inner/c.json")
+    at = open_page("pages/data_page.py")
+    at.text_input(key="imp_name").set_value("uploaded").run()
+    uploader = at.file_uploader(key="imp_files")
+    uploader.set_value([("../../a.json", (tmp_path / "a.json").read_bytes(), "application/json"),
+                        ("b.csv", (tmp_path / "b.csv").read_bytes(), "text/csv"),
+                        ("logs.zip", buf.getvalue(), "application/zip")]).run()
+    at.button(key="imp_upload_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    key = sidebar_box(at, "Dataset").value
+    assert key.startswith("ds:uploaded")
+    entry = next(e for e in __import__("roastcore.views").views.list_datasets(runs_dir) if e.key == key)
+    # Saved under RUNS/datasets/<name>/, readable by a job subprocess through load_source.
+    assert Path(entry.spec).parent == runs_dir / "datasets"
+    assert len(load_source(entry.spec).profiles) == 3
+    assert next(m for m in at.metric if m.label == "Imported").value == "3"
+    assert next(m for m in at.metric if m.label == "Duplicates skipped").value == "1"
+
+
 def test_setup_page_live_params_validation_and_diff(runs_dir):
     at = open_page("pages/setup_page.py")
     assert at.selectbox(key="set_preset").value == "micro_model"
@@ -152,20 +185,31 @@ def test_jobs_page_empty_state_and_recovery_action(runs_dir):
     assert at.button(key="jobs_suite").label == "Launch the recovery suite"
 
 
-def test_jobs_page_shows_a_submitted_job(runs_dir):
+def test_jobs_page_recovery_suite_queues_five_presets_and_cancel(runs_dir):
+    from roastcore import views
     from roastcore.jobs import JobRunner
 
     runner = JobRunner(runs_dir)
-    job = runner.submit("micro_model", {"step_s": 10.0}, "synthetic:30", epochs=1)
+    at = open_page("pages/jobs_page.py")
     try:
-        at = open_page("pages/jobs_page.py")
+        at.button(key="jobs_suite").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        jobs = [j for j in runner.list() if j.is_active]
+        assert sorted(j.preset for j in jobs) == sorted(views.RECOVERY_SUITE)
         table = at.dataframe[0].value
-        assert job.id in list(table["job"]) and "micro_model" in list(table["preset"])
-        assert at.selectbox(key="jobs_pick").value == job.id
+        assert set(views.RECOVERY_SUITE) <= set(table["preset"])
+        # A second click does not queue duplicates (JobRunner.submit is idempotent).
+        at.button(key="jobs_suite").click().run()
+        assert len([j for j in runner.list() if j.is_active]) == 5
+        # Cancel the newest (queued) job from the page.
+        newest = at.selectbox(key="jobs_pick").value
+        at.button(key="jobs_cancel").click().run()
+        assert runner.get(newest).state == "cancelled"
+        assert any(f"{newest} · cancelled" in m.value for m in at.markdown)
     finally:
-        runner.cancel(job.id, grace_s=2.0)
-    at.run()
-    assert runner.get(job.id).state in ("cancelled", "succeeded", "failed")
+        for job in runner.list():
+            if job.is_active:
+                runner.cancel(job.id, grace_s=2.0)
 
 
 def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):
@@ -223,3 +267,22 @@ def test_compare_page_overlays_physics_and_exports(runs_dir):
     next(w for w in at.sidebar.multiselect if w.label == "Compare with").set_value([names[1]]).run()
     assert not at.exception and not at.error
     assert names[1] in trace_names(charts(at)[0])
+    # The grid view draws one panel per roast.
+    at.get("button_group")[0].set_value("Grid").run()
+    assert not at.exception and not at.error
+    assert len([t for t in charts(at)[0].data if t.name == "real"]) == 4
+
+
+def test_compare_page_generates_for_a_new_coffee(runs_dir):
+    names = demo_names()
+    at = open_page("pages/compare_page.py", {"run": names[0]})
+    at.radio(key="new_by").set_value("Length")
+    at.slider(key="new_len").set_value(600)
+    at.button(key="FormSubmitter:new_coffee-Generate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    fig = next(f for f in charts(at) if any("new coffee" in (n or "") for n in trace_names(f)))
+    curve = next(t for t in fig.data if "new coffee" in (t.name or ""))
+    assert len(curve.customdata) == 601  # 10:00 at 1 s
+    # One .alog/.csv pair for the comparison curve, one for the new coffee.
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("Artisan .alog") == 2 and labels.count("CSV") == 2

@@ -89,6 +89,16 @@ def test_a_roast_does_not_depend_on_its_batch_mates():
         np.testing.assert_allclose(alone.bt[:m], together[i].bt[:m], atol=0.11)
 
 
+def test_a_roast_that_never_gets_there_stops_at_the_cap_with_a_warning(caplog):
+    stalled = _nominal(machine="Diedrich CR-70", batch_kg=36.0, charge_gas=0.6, roast_level="dark",
+                       drop_temp_f=440.0, density_g_l=800.0, moisture_pct=13.5, bean_temp_f=40.0,
+                       charge_temp_f=380.0)
+    with caplog.at_level("WARNING", logger="roastcore.simulate"):
+        p = simulate_profile(stalled, seed=0)
+    assert "never reached 440" in caplog.text
+    assert p.duration_s == 1200.0 and p.finish_f < 440.0 and "FCs" not in p.events
+
+
 # ------------------------------------------------------------------ ranges and plausibility
 def test_profiles_fall_in_domain_ranges(synthetic_profiles):
     for p in synthetic_profiles:

@@ -106,6 +106,11 @@ def test_color_map_is_stable_per_name():
     assert views.color_for("zzz") == views.color_for("zzz")
 
 
+def test_spread_indices():
+    assert views.spread_indices(30, 3) == [0, 14, 29] or views.spread_indices(30, 3) == [0, 15, 29]
+    assert views.spread_indices(2, 3) == [0, 1] and views.spread_indices(0) == [] and views.spread_indices(1) == [0]
+
+
 def test_profile_tables():
     ps = [_profile(pid="p1"), _profile(700, pid="p2")]
     table = views.profiles_table(ps)

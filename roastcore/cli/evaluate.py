@@ -131,7 +131,7 @@ def format_report(report) -> str:
         label = name + (f" k={bl[name]['k']}" if bl[name].get("k") else "")
         lines.append(row(label, bl[name]))
     lines.append(f"  model TP temp MAE {_fmt(fr['tp_temp_mae_f'], '.1f')} °F, FCs time MAE "
-                 f"{_fmt(fr['fcs_time_mae_s'], '.0f')} s, DTR MAE {_fmt(fr['dtr_mae_pct'], '.1f')} pts, "
+                 f"{_fmt(fr['fcs_time_mae_s'], '.0f')} s ({fr['fcs_missed']} never reach FCs), DTR MAE {_fmt(fr['dtr_mae_pct'], '.1f')} pts, "
                  f"error growth {fr['error_growth']:.2f}x")
     if fr.get("physics_pass_pct"):
         lines.append("  physics pass: " + ", ".join(f"{k} {v:.0f}%" for k, v in fr["physics_pass_pct"].items()))

@@ -22,7 +22,7 @@ EXIT_CODES = {"succeeded": 0, "cancelled": 0, "diverged": 3, "failed": 4}
 
 # The three shipped demo runs: (run name, preset, overrides). One command rebuilds them.
 DEMO_DATA = "synthetic"
-DEMO_COMMON = {"epochs": 6, "max_len": 400, "lr": 3e-3, "batch_size": 16, "patience": 0, "device": "cpu"}
+DEMO_COMMON = {"epochs": 3, "max_len": 800, "lr": 3e-3, "batch_size": 16, "patience": 0, "device": "cpu"}
 DEMOS = (
     ("demo_collapsed", "no_normalization", {}),
     ("demo_teacher_forced", "tiny_model", {}),

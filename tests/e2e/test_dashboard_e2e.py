@@ -101,9 +101,14 @@ def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs):
 def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
     from roastcore.jobs import JobRunner
 
+    t0 = time.monotonic()
+
+    def mark(what: str) -> None:
+        print(f"{time.monotonic() - t0:6.1f}s {what}")
+
     open_page(page, base, "setup", "Experiment setup")
     main = page.locator('[data-testid="stMain"]')
-    assert "micro_model" in main.locator('[data-testid="stSelectbox"]').first.inner_text()
+    main.get_by_text("micro_model").first.wait_for(timeout=30_000)  # the default preset
     # Tiny settings: 5 s steps, 12 epochs (about 20-40 s on 2 cores).
     step = main.locator('[data-testid="stSlider"]').filter(has_text="Time step").get_by_role("slider")
     step.focus()
@@ -120,6 +125,7 @@ def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
     page.get_by_role("button", name=re.compile("Launch")).click()
     done = page.get_by_text(re.compile(r"Job \w+ \(micro_model\) is (running|queued)"))
     done.wait_for(timeout=60_000)
+    mark("launched")
     job_id = re.search(r"Job (\w+) \(", done.inner_text()).group(1)
     runner = JobRunner(e2e_runs)
     assert runner.get(job_id).overrides.get("step_s") == 5.0 and runner.get(job_id).epochs == 12
@@ -127,14 +133,17 @@ def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
     open_page(page, base, "jobs", "Training jobs")
     line = page.get_by_text(re.compile(rf"micro_model · {job_id} · running · epoch [1-9]"))
     line.first.wait_for(timeout=90_000)  # it progresses (live fragment, no manual refresh)
+    mark("progress seen")
     page.reload()
     page.get_by_role("heading", name="Training jobs").first.wait_for(timeout=60_000)
     page.get_by_text(re.compile(rf"micro_model · {job_id} · running")).first.wait_for(timeout=60_000)
 
+    mark("seen after reload")
     page.get_by_role("button", name=re.compile("Cancel")).click()
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=f"{job_id} · cancelled").first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(rf"micro_model · {job_id} · cancelled")).first.wait_for(timeout=60_000)
     deadline = time.monotonic() + 30
     while runner.get(job_id).state != "cancelled" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert runner.get(job_id).state == "cancelled"
+    mark("cancelled")
     no_errors(page)
