@@ -48,7 +48,7 @@ def main() -> None:
     torch.manual_seed(0)
     exp = get_preset(args.preset).experiment.with_overrides({"max_len": max(args.steps, 800), "dropout": 0.0})
     data = profiles(32, args.steps)
-    model = build_model(exp.model, FeatureEncoder.fit(data), TemperatureScaler.fit(data)).eval()
+    model = build_model(exp.model, FeatureEncoder.fit(data), TemperatureScaler.fit(data, enabled=exp.model.normalize)).eval()
     wide = (-1e9, 1e9)
     results = {"preset": args.preset, "params": count_parameters(model), "threads": args.threads, "steps": args.steps}
     model.generate(model.make_batch(data[:1]), clamp=wide)  # warm-up

@@ -42,7 +42,7 @@ def profiles(n: int, steps: int, seed: int = 0) -> list[Profile]:
 def epoch_seconds(preset: str, data, batch_size: int = 8, batches: int | None = None) -> tuple[float, int]:
     exp = get_preset(preset).experiment.with_overrides({"max_len": 800})
     torch.manual_seed(0)
-    model = build_model(exp.model, FeatureEncoder.fit(data), TemperatureScaler.fit(data))
+    model = build_model(exp.model, FeatureEncoder.fit(data), TemperatureScaler.fit(data, enabled=exp.model.normalize))
     opt = torch.optim.AdamW(model.parameters(), lr=exp.train.lr)
     ds = RoastDataset(data, model.encoder, 1.0, 800)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, collate_fn=collate)

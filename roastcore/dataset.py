@@ -22,9 +22,10 @@ class Batch:
     flavors: torch.Tensor  # (B, n_flavors) float32
     cont: torch.Tensor  # (B, n_cont) float32
     index: torch.Tensor  # (B,) int64, position of each row in the dataset's profile list
+    prior_f: torch.Tensor | None = None  # (B, L) °F aligned-kNN prior at step_s (prior models only)
 
     def to(self, device) -> Batch:
-        return Batch(**{k: v.to(device) for k, v in self.__dict__.items()})
+        return Batch(**{k: None if v is None else v.to(device) for k, v in self.__dict__.items()})
 
     @property
     def batch_size(self) -> int:
@@ -32,10 +33,15 @@ class Batch:
 
 
 class RoastDataset(torch.utils.data.Dataset):
-    """Profiles resampled to `step_s`, with their encoded features. Truncated to `max_len` steps."""
+    """Profiles resampled to `step_s`, with their encoded features. Truncated to `max_len` steps.
+
+    With a `prior` (prior.PriorLibrary) each item also holds the aligned-kNN prior on the same
+    grid; `exclude_own_group=True` builds it from the other products only (training profiles,
+    whose own curve is in the library).
+    """
 
     def __init__(self, profiles: list[Profile], encoder: FeatureEncoder, step_s: float = 1.0,
-                 max_len: int | None = None):
+                 max_len: int | None = None, prior=None, exclude_own_group: bool = False):
         if step_s <= 0:
             raise ValueError(f"step_s must be > 0, got {step_s}")
         self.profiles = list(profiles)
@@ -47,13 +53,20 @@ class RoastDataset(torch.utils.data.Dataset):
             if max_len is not None:
                 temps = temps[:max_len]
             feats = encoder.encode_profile(p)
-            self._items.append({
+            item = {
                 "temps_f": torch.tensor(temps, dtype=torch.float32),
                 "cat": torch.from_numpy(feats.cat),
                 "flavors": torch.from_numpy(feats.flavors),
                 "cont": torch.from_numpy(feats.cont),
                 "index": i,
-            })
+            }
+            if prior is not None:
+                from roastcore.prior import profile_prior_steps
+
+                full = len(p.resample(step_s).bt)
+                item["prior_f"] = torch.tensor(profile_prior_steps(prior, p, full, exclude_own_group)[: len(temps)],
+                                               dtype=torch.float32)
+            self._items.append(item)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -75,6 +88,13 @@ def collate(items: list[dict]) -> Batch:
         temps[row, :n] = it["temps_f"]
         temps[row, n:] = it["temps_f"][-1]  # repeat the last value so padding is harmless as input
     mask = torch.arange(width)[None, :] < lengths[:, None]
+    prior = None
+    if all("prior_f" in it for it in items):
+        prior = torch.empty(len(items), width, dtype=torch.float32)
+        for row, it in enumerate(items):
+            n = len(it["prior_f"])
+            prior[row, :n] = it["prior_f"]
+            prior[row, n:] = it["prior_f"][-1]
     return Batch(
         temps_f=temps,
         mask=mask,
@@ -83,6 +103,7 @@ def collate(items: list[dict]) -> Batch:
         flavors=torch.stack([it["flavors"] for it in items]),
         cont=torch.stack([it["cont"] for it in items]),
         index=torch.tensor([it["index"] for it in items], dtype=torch.int64),
+        prior_f=prior,
     )
 
 

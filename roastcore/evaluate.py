@@ -117,7 +117,8 @@ def teacher_forcing(predictor, profiles: Sequence[Profile], encoder, step_s: flo
     """
     if not profiles:
         raise ValueError("teacher forcing: no profiles to evaluate")
-    dataset = RoastDataset(list(profiles), encoder, step_s, max_len)
+    # A prior model (model.prior_library) gets its aligned-kNN prior on the same grid.
+    dataset = RoastDataset(list(profiles), encoder, step_s, max_len, prior=getattr(predictor, "prior_library", None))
     preds, perss, targets, masks = [], [], [], []
     was_training = getattr(predictor, "training", False)
     if hasattr(predictor, "eval"):
@@ -427,7 +428,7 @@ def cache_key(run_dir: Path, profiles: Sequence[Profile], split: str, prefix_s: 
     if not weights.is_file():
         raise FileNotFoundError(f"checkpoint {run_dir}: model.safetensors is missing")
     parts = [f"v{EVAL_VERSION}", _file_digest(weights), _dataset_fingerprint(profiles), split, f"{float(prefix_s):g}"]
-    for name in ("config.json", "scaler.json", "encoder.json"):
+    for name in ("config.json", "scaler.json", "encoder.json", "prior.json"):
         if (Path(run_dir) / name).is_file():
             parts.append(_file_digest(Path(run_dir) / name))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]

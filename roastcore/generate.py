@@ -30,6 +30,7 @@ import torch
 from roastcore.baselines import CurveGenerator, curve_1s, n_samples
 from roastcore.dataset import collate
 from roastcore.physics import check_profile
+from roastcore.prior import prior_steps
 from roastcore.profile import Profile, ProfileMeta, find_turning_point
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,14 @@ class ModelGenerator(CurveGenerator):
             # Everything past the prefix is the last known value: the model never sees the real curve.
             temps = np.concatenate([seed, np.full(steps_used - k, seed[-1])])
             feats = self.model.encoder.encode(metas[i], dur)
-            items.append({"temps_f": torch.tensor(temps, dtype=torch.float32),
-                          "cat": torch.from_numpy(feats.cat), "flavors": torch.from_numpy(feats.flavors),
-                          "cont": torch.from_numpy(feats.cont), "index": i})
+            item = {"temps_f": torch.tensor(temps, dtype=torch.float32),
+                    "cat": torch.from_numpy(feats.cat), "flavors": torch.from_numpy(feats.flavors),
+                    "cont": torch.from_numpy(feats.cont), "index": i}
+            library = getattr(self.model, "prior_library", None)
+            if library is not None:  # the aligned-kNN prior for this request, from its charge
+                prior = prior_steps(library, metas[i], float(seed[0]), dur, n_steps)[:steps_used]
+                item["prior_f"] = torch.tensor(prior, dtype=torch.float32)
+            items.append(item)
             plans.append((n1, dur, t_steps, k, truncated))
         if any(p[4] for p in plans):
             log.warning("%d of %d roasts are longer than the model's max_len=%d steps at %g s; their "

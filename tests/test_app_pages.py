@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
-DEMOS = sorted(p for p in Path(os.environ.get("RL_TEST_DEMOS", REPO / "checkpoints")).glob("demo_*") if (p / "model.safetensors").is_file())
+DEMOS = sorted(p for p in (REPO / "checkpoints").glob("demo_*") if (p / "model.safetensors").is_file())
 TIMEOUT = 120
 
 
@@ -224,8 +224,13 @@ def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):
     table = at.dataframe[0].value
     assert set(table["run"]) == set(names[:3])
     assert table.iloc[0]["best"] == "★" and table["TF MAE °F"].is_monotonic_increasing
-    alerts = [a.value for a in list(at.warning) + list(at.success) + list(at.error)]
-    assert any("teacher forcing" in a.replace("-", " ") for a in alerts), alerts
+    alerts = [a.value for a in list(at.warning) + list(at.success) + list(at.info)]
+    conclusion = [a for a in alerts if "teacher forcing MAE" in a.replace("-", " ")]
+    assert conclusion, alerts
+    if "not scored yet" in conclusion[0]:  # the free-running half is computed on request
+        at.button(key="tf_score").click().run()
+        assert not at.exception and not at.error
+        assert at.dataframe[0].value["free-run MAE °F"].notna().any()
 
 
 def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
@@ -239,8 +244,9 @@ def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
     assert len(charts(at)[0].data[1].customdata) == 20
     assert any(m.label == "Variance verdict" for m in at.metric)
     # The diagnosis is computed on request (evaluate_run), then shown with evidence and a launch button.
-    at.button(key="diag_eval").click().run()
-    assert not at.exception and not at.error
+    if any(b.key == "diag_eval" for b in at.button):  # not scored yet by an earlier test
+        at.button(key="diag_eval").click().run()
+        assert not at.exception and not at.error
     verdicts = [x.value for x in list(at.success) + list(at.info) + list(at.warning) if "Verdict:" in x.value]
     assert verdicts, "no verdict shown"
     assert any(b.key == "diag_launch" for b in at.button) or any("none needed" in c.value for c in at.caption)

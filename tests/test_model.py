@@ -17,6 +17,7 @@ from roastcore.model import (
     count_parameters,
 )
 
+
 @pytest.fixture(autouse=True, scope="module")
 def single_thread():
     """Tiny tensors run fastest on one thread, and a busy 2-core box makes OpenMP spin."""

@@ -26,8 +26,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-g
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SERVER_START_TIMEOUT_S = 60.0
 
-pytestmark = pytest.mark.e2e
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -55,7 +53,7 @@ def e2e_runs(tmp_path_factory) -> Path:
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is absent (apt-get install chromium)")
     runs = tmp_path_factory.mktemp("e2e_runs")
-    for demo in sorted(Path(os.environ.get("RL_TEST_DEMOS", REPO / "checkpoints")).glob("demo_*")):
+    for demo in sorted((REPO / "checkpoints").glob("demo_*")):
         if demo.is_dir():
             shutil.copytree(demo, runs / demo.name, ignore=shutil.ignore_patterns("eval_cache"))
     return runs
