@@ -130,8 +130,8 @@ def train_val_split(profiles: list[Profile], val_frac: float = 0.2, seed: int = 
         n_val += size
     if not val_groups:
         raise ValueError("cannot split: a single group holds every profile; use grouped=False")
-    train = [p for p, k in zip(profiles, keys) if k not in val_groups]
-    val = [p for p, k in zip(profiles, keys) if k in val_groups]
+    train = [p for p, k in zip(profiles, keys, strict=True) if k not in val_groups]
+    val = [p for p, k in zip(profiles, keys, strict=True) if k in val_groups]
     return train, val
 
 
