@@ -30,7 +30,7 @@ import torch
 from roastcore.baselines import CurveGenerator, curve_1s, n_samples
 from roastcore.dataset import collate
 from roastcore.physics import check_profile
-from roastcore.prior import prior_steps
+from roastcore.prior import steps_grid
 from roastcore.profile import Profile, ProfileMeta, find_turning_point
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class ModelGenerator(CurveGenerator):
             raise ValueError("generate_requests: metas, charges, durations and prefixes differ in length")
         step = self.step_s
         max_len = int(self.model.config.max_len)
-        items, plans = [], []
+        items, plans, priors_1s = [], [], []
         for i in range(n):
             n1 = n_samples(durations[i])
             dur = float(n1 - 1)
@@ -135,11 +135,14 @@ class ModelGenerator(CurveGenerator):
                     "cat": torch.from_numpy(feats.cat), "flavors": torch.from_numpy(feats.flavors),
                     "cont": torch.from_numpy(feats.cont), "index": i}
             library = getattr(self.model, "prior_library", None)
+            prior_1s = None
             if library is not None:  # the aligned-kNN prior for this request, from its charge
-                prior = prior_steps(library, metas[i], float(seed[0]), dur, n_steps)[:steps_used]
-                item["prior_f"] = torch.tensor(prior, dtype=torch.float32)
+                prior_1s = library.curve(metas[i], float(seed[0]), dur)
+                prior = np.interp(steps_grid(prior_1s.size, n_steps), np.arange(prior_1s.size), prior_1s)
+                item["prior_f"] = torch.tensor(prior[:steps_used], dtype=torch.float32)
             items.append(item)
             plans.append((n1, dur, t_steps, k, truncated))
+            priors_1s.append(prior_1s)
         if any(p[4] for p in plans):
             log.warning("%d of %d roasts are longer than the model's max_len=%d steps at %g s; their "
                         "tails hold the last generated value", sum(p[4] for p in plans), n, max_len, step)
@@ -167,7 +170,15 @@ class ModelGenerator(CurveGenerator):
                             raw_f=gen.raw_f[row, :m].double().numpy(), clamped_f=clamped,
                             clamp_active=gen.clamp_active[row, :m].numpy().astype(bool),
                             step_times_s=t_steps, prefix_steps=k, truncated=truncated)
-                        curves[i] = np.interp(np.linspace(0.0, dur, n1), t_steps, clamped)
+                        t_1s = np.linspace(0.0, dur, n1)
+                        if priors_1s[i] is None:
+                            curves[i] = np.interp(t_1s, t_steps, clamped)
+                        else:
+                            # A prior model's output is prior + correction: interpolate the smooth
+                            # correction, keep the prior's 1 s detail (the sharp turning point).
+                            prior_1s = priors_1s[i]
+                            on_steps = np.interp(t_steps, t_1s, prior_1s)
+                            curves[i] = np.clip(prior_1s + np.interp(t_1s, t_steps, clamped - on_steps), *self.clamp)
                         if prefixes[i] is not None and len(prefixes[i]) > 1:
                             p = np.asarray(prefixes[i], dtype=float)[:n1]
                             curves[i][: p.size] = p  # the prefix is real at 1 s, not interpolated

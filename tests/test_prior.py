@@ -68,3 +68,70 @@ def test_dataset_prior_on_the_step_grid(library, synthetic_profiles):
         n = int(batch.lengths[row])
         np.testing.assert_allclose(batch.prior_f[row, :n].numpy(), profile_prior_steps(library, p, n), rtol=1e-5)
         assert batch.prior_f[row, 0] == pytest.approx(float(batch.temps_f[row, 0]), abs=1e-3)  # starts at the charge
+
+
+# ------------------------------------------------------------------ prior models
+def _prior_model(profiles, library, model_type="gru"):
+    from roastcore.experiments import get_preset
+    from roastcore.features import TemperatureScaler
+    from roastcore.model import build_model
+
+    overrides = {"model_type": model_type, "d_model": 16, "n_layers": 1 if model_type == "gru" else 2, "n_heads": 2}
+    cfg = get_preset("recommended").experiment.with_overrides(overrides).model
+    model = build_model(cfg, FeatureEncoder.fit(profiles), TemperatureScaler.fit(profiles, cfg.step_s)).eval()
+    model.prior_library = library
+    return model
+
+
+@pytest.mark.parametrize("model_type", ["gru", "transformer"])
+def test_untrained_prior_model_is_the_aligned_knn(library, synthetic_profiles, model_type):
+    from roastcore.generate import ModelGenerator
+
+    train, val = synthetic_profiles[:30], synthetic_profiles[30:36]
+    model = _prior_model(train, library, model_type)
+    knn = AlignedKNN(params=library.params).fit(train)
+    for got, want in zip(ModelGenerator(model).generate_many(val), knn.generate_many(val), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-3)
+    # teacher forcing: the prior's own step from the real value
+    batch = model.make_batch(val)
+    expected = batch.temps_f[:, :-1] + batch.prior_f[:, 1:] - batch.prior_f[:, :-1]
+    torch.testing.assert_close(model.predict_next_f(batch), expected)
+
+
+def test_prior_model_refuses_a_batch_without_prior(library, synthetic_profiles):
+    model = _prior_model(synthetic_profiles[:30], library)
+    batch = RoastDataset(synthetic_profiles[30:32], model.encoder, 5.0).full_batch()
+    with pytest.raises(ValueError, match="prior"):
+        model.predict_next_f(batch)
+
+
+def test_prior_needs_residual_targets():
+    from roastcore.model import ModelConfig
+
+    with pytest.raises(ValueError, match="residual"):
+        ModelConfig(prior="aligned_knn", target_mode="absolute")
+
+
+def test_trained_run_keeps_its_prior(synthetic_profiles, tmp_path):
+    from roastcore.checkpoints import load_run
+    from roastcore.evaluate import evaluate_run
+    from roastcore.experiments import get_preset
+    from roastcore.generate import ModelGenerator, RoastRequest, generate_profile
+    from roastcore.train import run_experiment
+
+    exp = get_preset("recommended").experiment.with_overrides({"epochs": 2, "max_len": 200, "device": "cpu"})
+    result = run_experiment(exp, synthetic_profiles, run_dir=tmp_path / "run")
+    assert result.status == "succeeded" and result.best_epoch is not None  # 0 = the prior itself won
+    assert (tmp_path / "run" / "prior.safetensors").is_file()
+    loaded = load_run(tmp_path / "run")
+    assert loaded.model.prior_library is not None
+    # the served library holds every training-side profile (inner validation included)
+    assert loaded.model.prior_library.size == len(synthetic_profiles)
+    val = synthetic_profiles[:3]
+    for a, b in zip(ModelGenerator(loaded.model).generate_many(val), ModelGenerator(result.model).generate_many(val),
+                    strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    profile = generate_profile(loaded.model, RoastRequest(roast_level="medium", duration_s=660))
+    assert profile.duration_s == pytest.approx(660) and profile.finish_f > 350
+    report = evaluate_run(tmp_path / "run", synthetic_profiles, use_cache=False)
+    assert report.free_run["mae_f"] < 20 and report.teacher_forcing["skill_ratio"] < 1.0
