@@ -27,7 +27,10 @@ DEMOS = (
     ("demo_collapsed", "no_normalization", {}),
     # Residual targets at 1 s: one-step error beats persistence, free running drifts away.
     ("demo_teacher_forced", "residual_tiny", {}),
-    ("demo_scheduled_sampling", "scheduled_sampling", {"target_mode": "residual"}),
+    ("demo_scheduled_sampling", "scheduled_sampling",
+     {"target_mode": "residual", "scheduled_sampling": "linear", "ss_max_ratio": 0.75}),
+    # The recommended recipe with its own settings (5 s steps, best epoch by free-running MAE).
+    ("demo_recommended", "recommended", {"epochs": 40, "max_len": 400, "lr": 5e-4, "patience": 8}),
 )
 
 
