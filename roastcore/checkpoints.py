@@ -10,6 +10,8 @@ A run directory holds
     manifest.json      data source, dataset fingerprint, split (incl. validation ids), code
                        version, status, best epoch / val loss, param count, device, times
     progress.json      heartbeat for job runners (epoch, batch, elapsed, heartbeat time)
+    prior.safetensors  (prior models) the aligned-kNN reference curves, and
+    prior.json         their distance metadata and tuned parameters (roastcore.prior)
 
 Every file is replaced atomically (temp + fsync + os.replace), so a crash mid-save leaves the
 previous best intact. Loading reads safetensors and JSON only; legacy `.pt` files go through
@@ -135,6 +137,10 @@ class RunWriter:
         self.update_manifest(best_epoch=epoch, best_val_loss=val_loss)
         return path
 
+    def save_prior(self, library) -> None:
+        """The prior library a prior model needs at generation time (safetensors + JSON)."""
+        library.save(self.run_dir)
+
     def append_metrics(self, metrics: dict) -> None:
         line = json.dumps(_json_safe(metrics)) + "\n"
         with open(self.run_dir / METRICS, "a", encoding="utf-8") as fh:
@@ -162,6 +168,8 @@ def save_checkpoint(run_dir, model: RoastModel, experiment: ExperimentConfig, *,
     """Write a complete run directory for an in-memory model (imports, tests, notebooks)."""
     writer = RunWriter(run_dir, experiment, model.encoder, model.scaler, param_count=count_parameters(model),
                        device=str(next(model.parameters()).device), **(manifest or {}))
+    if getattr(model, "prior_library", None) is not None:
+        writer.save_prior(model.prior_library)
     for line in metrics or []:
         writer.append_metrics(line)
     best = [m for m in metrics or [] if m.get("val_loss") is not None]
@@ -240,6 +248,13 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise RunError(f"{weights}: weights do not fit config.json's model ({str(exc).splitlines()[0]})") from None
+    if config.model.prior != "none":
+        from roastcore.prior import PriorLibrary
+
+        try:
+            model.prior_library = PriorLibrary.load(run_dir)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
     model.to(device).eval()
     return LoadedRun(model=model, config=config, encoder=encoder, scaler=scaler, manifest=manifest,
                      metrics=read_metrics(run_dir), run_dir=run_dir)

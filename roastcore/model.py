@@ -8,6 +8,11 @@ call, D d_model, H heads, Hd head size.
 Token t carries the scaled temperature T_t (and, with `time_conditioning`, the fraction of the
 roast elapsed t/(n-1), known because the requested length n is given). Output t predicts
 T_{t+1}: absolute (scaler.encode(T_{t+1})) or residual (scaler.encode_delta(T_{t+1} - T_t)).
+
+With `prior='aligned_knn'` (roastcore.prior) every batch also carries the aligned-kNN curve P
+for the same request; token t adds z(P_t), z(P_{t+1}) and the scaled gap P_{t+1} - T_t, and the
+residual output corrects the prior's own step: T_{t+1} = T_t + (P_{t+1} - P_t) + delta. The head
+starts at zero, so an untrained prior model reproduces the aligned kNN exactly.
 The bean's conditioning vector (categoricals, flavours, continuous features incl. charge temp
 and target duration) is ADDED to every token rather than prepended as a prefix token: it keeps
 positions aligned with time steps, and the GRU and the KV cache need no special first step.
@@ -32,6 +37,7 @@ from roastcore.features import FeatureEncoder, TemperatureScaler
 MODEL_TYPES = ("transformer", "gru")
 POS_ENCODINGS = ("sinusoidal", "learned", "rope")
 TARGET_MODES = ("absolute", "residual")
+PRIORS = ("none", "aligned_knn")
 DEFAULT_CLAMP_F = (100.0, 500.0)
 
 # Resource caps: a config typo must not start a 10B-parameter run on a laptop.
@@ -61,6 +67,8 @@ class ModelConfig:
     step_s: float = 1.0
     max_len: int = 800  # steps at step_s; longer roasts are truncated by the dataset
     time_conditioning: bool = False  # feed t/(n-1) with every token
+    prior: str = "none"  # "aligned_knn": correct the aligned-kNN curve (roastcore.prior)
+    use_categoricals: bool = True  # False: condition on continuous features (and flavours) only
 
     def __post_init__(self):
         def bad(name, why):
@@ -72,6 +80,10 @@ class ModelConfig:
             bad("pos_encoding", f"is not one of {POS_ENCODINGS}")
         if self.target_mode not in TARGET_MODES:
             bad("target_mode", f"is not one of {TARGET_MODES}")
+        if self.prior not in PRIORS:
+            bad("prior", f"is not one of {PRIORS}")
+        if self.prior != "none" and self.target_mode != "residual":
+            bad("prior", "needs target_mode='residual' (the model corrects the prior's step)")
         for name, cap in (("d_model", MAX_D_MODEL), ("n_layers", MAX_LAYERS), ("n_heads", MAX_HEADS),
                           ("d_ff", MAX_D_FF), ("embed_dim", MAX_EMBED_DIM), ("max_len", MAX_LEN)):
             value = getattr(self, name)
@@ -92,7 +104,7 @@ class ModelConfig:
         if float(self.step_s) not in STEP_CHOICES_S:
             bad("step_s", f"must be one of {STEP_CHOICES_S}")
         self.step_s = float(self.step_s)
-        for name in ("use_flavors", "normalize", "time_conditioning"):
+        for name in ("use_flavors", "normalize", "time_conditioning", "use_categoricals"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, "must be true or false")
 
@@ -135,10 +147,12 @@ class Conditioning(nn.Module):
 
     def __init__(self, cfg: ModelConfig, cat_sizes: list[int], n_flavors: int, n_cont: int):
         super().__init__()
-        self.cat_embeddings = nn.ModuleList(nn.Embedding(size, cfg.embed_dim) for size in cat_sizes)
+        # Few products and many rare categories: a small model may do better without them.
+        self.cat_embeddings = nn.ModuleList(nn.Embedding(size, cfg.embed_dim)
+                                            for size in (cat_sizes if cfg.use_categoricals else []))
         self.flavor_proj = (nn.Linear(n_flavors, cfg.embed_dim, bias=False)
                             if cfg.use_flavors and n_flavors > 0 else None)
-        in_dim = cfg.embed_dim * len(cat_sizes) + (cfg.embed_dim if self.flavor_proj else 0) + n_cont
+        in_dim = cfg.embed_dim * len(self.cat_embeddings) + (cfg.embed_dim if self.flavor_proj else 0) + n_cont
         self.mlp = nn.Sequential(nn.Linear(in_dim, cfg.d_model), nn.GELU(), nn.Linear(cfg.d_model, cfg.d_model))
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -266,11 +280,12 @@ class RoastModel(nn.Module):
         self.encoder = encoder
         self.scaler = TemperatureScaler.from_dict(scaler.to_dict())  # our own copy of its floats
         self.conditioning = Conditioning(cfg, encoder.cat_sizes, encoder.n_flavors, encoder.n_cont)
-        self.n_inputs = 2 if cfg.time_conditioning else 1
+        self.n_inputs = 1 + int(cfg.time_conditioning) + (3 if cfg.prior != "none" else 0)
         self.input_proj = nn.Linear(self.n_inputs, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, 1)
+        self.prior_library = None  # prior.PriorLibrary for prior models; set by the trainer / load_run
 
     def _init_weights(self):
         for module in self.modules():
@@ -278,28 +293,54 @@ class RoastModel(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
+        if self.config.prior != "none":  # untrained = the prior itself; training learns corrections
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     # -- tokens and units --------------------------------------------------------------
     def _tokens(self, inputs_f: torch.Tensor, start_pos: int, cond: torch.Tensor,
-                lengths: torch.Tensor) -> torch.Tensor:
+                lengths: torch.Tensor, prior_f: torch.Tensor | None = None) -> torch.Tensor:
         """[B, T] °F at positions start_pos.. -> [B, T, D] tokens (temperature + conditioning)."""
         feats = self.scaler.encode(inputs_f)[..., None]  # [B, T, 1]
+        pos = torch.arange(start_pos, start_pos + inputs_f.shape[1], device=inputs_f.device)
         if self.config.time_conditioning:
-            pos = torch.arange(start_pos, start_pos + inputs_f.shape[1], device=inputs_f.device)
             frac = pos[None, :] / (lengths[:, None] - 1).clamp(min=1)  # [B, T]
             feats = torch.cat((feats, frac.clamp(0.0, 1.0).to(feats.dtype)[..., None]), dim=-1)
+        if self.config.prior != "none":
+            last = prior_f.shape[1] - 1
+            p_now, p_next = prior_f[:, pos.clamp(max=last)], prior_f[:, (pos + 1).clamp(max=last)]  # [B, T]
+            extra = torch.stack((self.scaler.encode(p_now), self.scaler.encode(p_next),
+                                 self.scaler.encode_delta(p_next - inputs_f)), dim=-1)
+            feats = torch.cat((feats, extra.to(feats.dtype)), dim=-1)
         return self.input_proj(feats) + cond[:, None, :]
 
-    def _units(self, inputs_f, start_pos, cond, lengths, state) -> torch.Tensor:
+    def _units(self, inputs_f, start_pos, cond, lengths, state, prior_f=None) -> torch.Tensor:
         """[B, T] °F inputs -> [B, T] model-unit outputs (output t predicts step t+1)."""
-        h = self._core(self._tokens(inputs_f, start_pos, cond, lengths), start_pos, cond, state)
+        h = self._core(self._tokens(inputs_f, start_pos, cond, lengths, prior_f), start_pos, cond, state)
         return self.head(self.ln_f(h)).squeeze(-1)
 
-    def units_to_f(self, units: torch.Tensor, inputs_f: torch.Tensor) -> torch.Tensor:
-        """Model outputs -> predicted next temperature in °F (inputs_f: the step fed, same shape)."""
+    def batch_prior(self, batch: Batch) -> torch.Tensor | None:
+        """The batch's prior [B, L] °F for a prior model (an error when missing), else None."""
+        if self.config.prior == "none":
+            return None
+        if batch.prior_f is None:
+            raise ValueError("this model corrects an aligned-kNN prior: build its batches with "
+                             "RoastDataset(..., prior=model.prior_library) or model.make_batch")
+        return batch.prior_f
+
+    def prior_delta(self, batch: Batch) -> torch.Tensor | None:
+        """[B, L-1] the prior's own step P_{t+1} - P_t (None without a prior)."""
+        prior = self.batch_prior(batch)
+        return None if prior is None else prior[:, 1:] - prior[:, :-1]
+
+    def units_to_f(self, units: torch.Tensor, inputs_f: torch.Tensor,
+                   prior_step: torch.Tensor | None = None) -> torch.Tensor:
+        """Model outputs -> predicted next temperature in °F (inputs_f: the step fed, same shape;
+        prior_step: the prior's step P_{t+1} - P_t, for prior models)."""
         units = units.float()
         if self.config.target_mode == "residual":
-            return inputs_f + self.scaler.decode_delta(units)
+            out = inputs_f + self.scaler.decode_delta(units)
+            return out if prior_step is None else out + prior_step
         return self.scaler.decode(units)
 
     def targets(self, batch: Batch, inputs_f: torch.Tensor | None = None) -> torch.Tensor:
@@ -308,7 +349,9 @@ class RoastModel(nn.Module):
         real = batch.temps_f
         fed = real if inputs_f is None else inputs_f
         if self.config.target_mode == "residual":
-            return self.scaler.encode_delta(real[:, 1:] - fed[:, :-1])
+            delta = real[:, 1:] - fed[:, :-1]
+            step = self.prior_delta(batch)
+            return self.scaler.encode_delta(delta if step is None else delta - step)
         return self.scaler.encode(real[:, 1:])
 
     # -- teacher forcing -----------------------------------------------------------------
@@ -317,12 +360,13 @@ class RoastModel(nn.Module):
         fed = batch.temps_f if inputs_f is None else inputs_f
         self._check_length(fed.shape[1])
         cond = self.conditioning(batch)
-        return self._units(fed[:, :-1], 0, cond, batch.lengths, self.new_state(fed.shape[0], None))
+        return self._units(fed[:, :-1], 0, cond, batch.lengths, self.new_state(fed.shape[0], None),
+                           self.batch_prior(batch))
 
     def predict_next_f(self, batch: Batch, inputs_f: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L-1] °F: the prediction for steps 1..L-1, each from the real (or given) past."""
         fed = batch.temps_f if inputs_f is None else inputs_f
-        return self.units_to_f(self(batch, inputs_f), fed[:, :-1])
+        return self.units_to_f(self(batch, inputs_f), fed[:, :-1], self.prior_delta(batch))
 
     def loss(self, batch: Batch, inputs_f: torch.Tensor | None = None, kind: str = "mse",
              units: torch.Tensor | None = None) -> torch.Tensor:
@@ -364,18 +408,20 @@ class RoastModel(nn.Module):
         raw = fed.clone()
         active = torch.zeros_like(fed, dtype=torch.bool)
         cond = self.conditioning(batch)
+        prior = self.batch_prior(batch)
         k = prefix_steps
         if use_cache:
             state = self.new_state(fed.shape[0], l_max)
-            last = self._units(fed[:, :k], 0, cond, lengths, state)[:, -1]  # [B]
+            last = self._units(fed[:, :k], 0, cond, lengths, state, prior)[:, -1]  # [B]
         for t in range(k, l_max):
             if not use_cache:
-                last = self._units(fed[:, :t], 0, cond, lengths, self.new_state(fed.shape[0], None))[:, -1]
-            raw[:, t] = self.units_to_f(last, fed[:, t - 1])
+                last = self._units(fed[:, :t], 0, cond, lengths, self.new_state(fed.shape[0], None), prior)[:, -1]
+            step = None if prior is None else prior[:, t] - prior[:, t - 1]
+            raw[:, t] = self.units_to_f(last, fed[:, t - 1], step)
             fed[:, t] = raw[:, t].clamp(lo, hi)
             active[:, t] = fed[:, t] != raw[:, t]
             if use_cache and t + 1 < l_max:
-                last = self._units(fed[:, t:t + 1], t, cond, lengths, state)[:, 0]
+                last = self._units(fed[:, t:t + 1], t, cond, lengths, state, prior)[:, 0]
         # Past a row's end: repeat its last value, as collate pads inputs.
         pad = torch.arange(l_max, device=fed.device)[None, :] >= lengths[:, None]
         last_idx = (lengths - 1)[:, None]
@@ -396,13 +442,14 @@ class RoastModel(nn.Module):
         B, L = real.shape
         self._check_length(L)
         cond = self.conditioning(batch)
+        prior = self.batch_prior(batch)
         state = self.new_state(B, L)
         k = prefix_steps
         inputs = [real[:, t] for t in range(k)]
-        outs = list(self._units(real[:, :k], 0, cond, batch.lengths, state).unbind(1))  # k x [B]
+        outs = list(self._units(real[:, :k], 0, cond, batch.lengths, state, prior).unbind(1))  # k x [B]
         preds = list(inputs)
         for t in range(k, L):
-            pred = self.units_to_f(outs[-1], inputs[-1])
+            pred = self.units_to_f(outs[-1], inputs[-1], None if prior is None else prior[:, t] - prior[:, t - 1])
             preds.append(pred)
             fed = pred.detach() if detach_feedback else pred
             if clamp is not None:
@@ -411,13 +458,14 @@ class RoastModel(nn.Module):
                 fed = torch.where(feed_real[:, t], real[:, t], fed)
             inputs.append(fed)
             if t + 1 < L:
-                outs.append(self._units(fed[:, None], t, cond, batch.lengths, state)[:, 0])
+                outs.append(self._units(fed[:, None], t, cond, batch.lengths, state, prior)[:, 0])
         return Rollout(inputs_f=torch.stack(inputs, 1), units=torch.stack(outs, 1), pred_f=torch.stack(preds, 1))
 
     # -- helpers -------------------------------------------------------------------------
     def make_batch(self, profiles, device="cpu") -> Batch:
         """Profiles -> one padded batch at this model's step_s, truncated to max_len."""
-        return RoastDataset(profiles, self.encoder, self.config.step_s, self.config.max_len).full_batch(device)
+        return RoastDataset(profiles, self.encoder, self.config.step_s, self.config.max_len,
+                            prior=self.prior_library).full_batch(device)
 
     def _check_length(self, length: int):
         if length > self.config.max_len:

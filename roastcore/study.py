@@ -168,9 +168,15 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
     skipped: list[str] = []
 
     def say(msg: str):
-        log.info("study: %s", msg)
         if progress:
             progress(msg)
+        else:
+            log.info("study: %s", msg)
+
+    def checkpoint():  # partial results on disk after every unit: a killed study still shows them
+        if out_dir is not None:
+            write_study(out_dir, {k: v for k, v in results.items() if k != "extrapolation"}
+                        | {"extrapolation": _public(results.get("extrapolation"))})
 
     def out_of_time() -> bool:
         return budget_s is not None and time.monotonic() - started > budget_s
@@ -194,7 +200,10 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
         for name, rows in per_fold_bl.items():
             keys = TF_KEYS if name == "persistence" else FREE_KEYS
             results["baselines"][name] = {"per_fold": rows, **_summary(rows, keys)}
+        checkpoint()
 
+        extra = _extrapolation_setup(profiles, cfg, out_of_time, skipped) if cfg.extrapolation else None
+        results["extrapolation"] = extra
         for name, experiment in experiments.items():
             rows = []
             preset_started = time.monotonic()
@@ -206,13 +215,27 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
                 rows.append({"fold": fi, **row})
                 say(f"{name} fold {fi}: free MAE {row.get('mae_f', float('nan')):.2f} °F, "
                     f"TF {row.get('tf_mae_f', float('nan')):.2f} °F ({row['train_s']:.0f} s)")
+                scored = [r for r in rows if "mae_f" in r]
+                results["models"][name] = {"per_fold": rows, "wall_s": time.monotonic() - preset_started,
+                                           "folds_done": len(scored), "experiment": experiment.to_dict(),
+                                           **_summary(scored, FREE_KEYS + TF_KEYS)}
+                checkpoint()
             scored = [r for r in rows if "mae_f" in r]
             results["models"][name] = {"per_fold": rows, "wall_s": time.monotonic() - preset_started,
                                        "folds_done": len(scored), "experiment": experiment.to_dict(),
                                        **_summary(scored, FREE_KEYS + TF_KEYS)}
-
-        if cfg.extrapolation:
-            results["extrapolation"] = _extrapolation(profiles, cfg, experiments, out_of_time, skipped, say)
+            # Right after its folds, so a tight budget drops whole presets rather than this check.
+            if extra is not None:
+                if out_of_time():
+                    skipped.append(f"extrapolation {name}")
+                else:
+                    train, test = extra.pop("_train"), extra.pop("_test")
+                    extra["rows"][name] = _train_and_score(experiment, train, test)
+                    extra["_train"], extra["_test"] = train, test
+                    say(f"extrapolation {name}: free MAE {extra['rows'][name].get('mae_f', float('nan')):.2f} °F")
+                    checkpoint()
+        if extra is not None:
+            results["extrapolation"] = _public(extra)
     results["wall_s"] = time.monotonic() - started
     if skipped:
         results["note"] = (f"time budget of {cfg.budget_min:g} min reached: skipped " + ", ".join(skipped))
@@ -222,24 +245,24 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
     return results
 
 
-def _extrapolation(profiles, cfg: StudyConfig, experiments: dict, out_of_time, skipped, say) -> dict | None:
+def _public(extra: dict | None) -> dict | None:
+    return None if extra is None else {k: v for k, v in extra.items() if not k.startswith("_")}
+
+
+def _extrapolation_setup(profiles, cfg: StudyConfig, out_of_time, skipped) -> dict:
+    """The hottest-charge split and the aligned kNN's row; presets add theirs as they finish."""
     from roastcore.evaluate import free_run_metrics
 
     train, test, threshold = extrapolation_split(profiles, cfg.extrapolation_frac)
     # Their products' other roasts stay in training: the check is about charge temperature.
     out = {"threshold_charge_f": threshold, "n_train": len(train), "n_test": len(test),
-           "max_train_charge_f": float(max(curve_1s(p)[0] for p in train)), "rows": {}}
+           "max_train_charge_f": float(max(curve_1s(p)[0] for p in train)), "rows": {},
+           "_train": train, "_test": test}
     if out_of_time():
-        skipped.append("extrapolation")
-        return out
-    gen = AlignedKNN().fit(train)
-    out["rows"]["aligned_knn"] = _free_dict(free_run_metrics(test, gen.generate_many(test)))
-    for name, experiment in experiments.items():
-        if out_of_time():
-            skipped.append(f"extrapolation {name}")
-            continue
-        out["rows"][name] = _train_and_score(experiment, train, test)
-        say(f"extrapolation {name}: free MAE {out['rows'][name].get('mae_f', float('nan')):.2f} °F")
+        skipped.append("extrapolation aligned_knn")
+    else:
+        gen = AlignedKNN().fit(train)
+        out["rows"]["aligned_knn"] = _free_dict(free_run_metrics(test, gen.generate_many(test)))
     return out
 
 

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # this; a runaway learning rate does within a few steps.
 DIVERGENCE_FACTOR = 1e3
 VAL_BATCH_ROWS = 32
+SINGLE_THREAD_MAX_D_MODEL = 64  # CPU training of models this small runs on one torch thread
+SHRINK_SCALES = (0.25, 0.5, 0.75)  # tried against 1.0 for a prior model's correction
 
 
 class Callback:
@@ -199,20 +201,76 @@ class Trainer:
                 units = model(batch)
             n = float(batch.mask[:, 1:].sum())
             loss_sum += float(model.loss(batch, kind=self.tcfg.loss, units=units)) * n
-            pred_f = model.units_to_f(units, batch.temps_f[:, :-1])
+            pred_f = model.units_to_f(units, batch.temps_f[:, :-1], model.prior_delta(batch))
             abs_sum += float(((pred_f - batch.temps_f[:, 1:]).abs() * batch.mask[:, 1:]).sum())
             weight_sum += n
         return loss_sum / max(weight_sum, 1.0), abs_sum / max(weight_sum, 1.0)
 
+    @torch.no_grad()
+    def free_run_mae(self, model: RoastModel, dataset: RoastDataset) -> float:
+        """MAE °F of full free runs from each profile's charge, pooled over generated steps."""
+        model.eval()
+        abs_sum = count = 0.0
+        for start in range(0, len(dataset), VAL_BATCH_ROWS):
+            batch = collate([dataset[i] for i in range(start, min(len(dataset), start + VAL_BATCH_ROWS))])
+            batch = batch.to(self.device)
+            gen = model.generate(batch, prefix_steps=1, use_cache=True)
+            mask = batch.mask.clone()
+            mask[:, 0] = False  # the charge is given
+            abs_sum += float(((gen.clamped_f - batch.temps_f).abs() * mask).sum())
+            count += float(mask.sum())
+        return abs_sum / max(count, 1.0)
+
+    @torch.no_grad()
+    def _shrink_correction(self, model: RoastModel, val_ds: RoastDataset, best: float, writer, epoch) -> None:
+        """Scale a prior model's correction (its zero-initialised head) by the factor in
+        SHRINK_SCALES with the lowest validation free-run MAE: a cheap blend of the trained
+        model with the plain aligned kNN, which the correction's noise on ~100 roasts needs."""
+        weight, bias = model.head.weight.clone(), model.head.bias.clone()
+        best_scale = 1.0
+        for scale in SHRINK_SCALES:
+            model.head.weight.copy_(weight * scale)
+            model.head.bias.copy_(bias * scale)
+            score = self.free_run_mae(model, val_ds)
+            if score < best:
+                best, best_scale = score, scale
+        model.head.weight.copy_(weight * best_scale)
+        model.head.bias.copy_(bias * best_scale)
+        log.info("%s: correction scale %.2f (val free-run MAE %.3f °F)", self.exp.name, best_scale, best)
+        if writer is not None and best_scale != 1.0:
+            writer.save_best(model, epoch, best)
+        if writer is not None:
+            writer.update_manifest(correction_scale=best_scale)
+        self.correction_scale = best_scale
+
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> TrainResult:
+        if self.device.type == "cpu" and self.cfg.d_model <= SINGLE_THREAD_MAX_D_MODEL:
+            from roastcore.generate import single_thread
+
+            # Small models step through hundreds of tiny sequential ops (rollouts): thread
+            # hand-offs cost more than they give (onyx recommended: ~5 s/epoch on one thread,
+            # 100-240 s/epoch on two threads of a busy 2-core machine, measured).
+            with single_thread():
+                return self._run()
+        return self._run()
+
+    def _run(self) -> TrainResult:
         cfg, tcfg = self.cfg, self.tcfg
         seed_everything(tcfg.seed)
         encoder = FeatureEncoder.fit(self.train_profiles)  # training split only: no leakage
         scaler = TemperatureScaler.fit(self.train_profiles, cfg.step_s, enabled=cfg.normalize)
-        train_ds = RoastDataset(self.train_profiles, encoder, cfg.step_s, cfg.max_len)
-        val_ds = RoastDataset(self.val_profiles, encoder, cfg.step_s, cfg.max_len)
+        prior = None
+        if cfg.prior != "none":
+            from roastcore.prior import PriorLibrary
+
+            prior = PriorLibrary.fit(self.train_profiles)
+        # A training profile's prior leaves its own product out, or it would hold the answer.
+        train_ds = RoastDataset(self.train_profiles, encoder, cfg.step_s, cfg.max_len, prior=prior,
+                                exclude_own_group=True)
+        val_ds = RoastDataset(self.val_profiles, encoder, cfg.step_s, cfg.max_len, prior=prior)
         model = build_model(cfg, encoder, scaler).to(self.device)
+        model.prior_library = prior
         n_params = count_parameters(model)
         writer = None
         if self.run_dir is not None:
@@ -220,6 +278,8 @@ class Trainer:
                                device=str(self.device), data_source=self.data_source,
                                dataset_fingerprint=_fingerprint(self.train_profiles + self.val_profiles),
                                split=self.split or {"val_ids": [p.id for p in self.val_profiles]})
+            if prior is not None:
+                writer.save_prior(prior)
         log.info("training %s: %d params on %s, %d train / %d val profiles", self.exp.name, n_params,
                  self.device, len(train_ds), len(val_ds))
 
@@ -252,7 +312,12 @@ class Trainer:
                 path = writer.save_best(model, ep, val)
                 self._emit("on_checkpoint_saved", path)
 
+        by_free = tcfg.select_on == "val_free_mae"
         try:
+            if by_free:  # epoch 0: the untrained model (a prior model's is the aligned kNN itself)
+                score = self.free_run_mae(model, val_ds)
+                log.info("%s: before training, val free-run MAE %.3f °F", self.exp.name, score)
+                save_best(0, score)
             for epoch in range(1, tcfg.epochs + 1):
                 model.train()
                 tf_ratio = teacher_forcing_ratio(tcfg, epoch - 1)
@@ -296,11 +361,14 @@ class Trainer:
                     break
 
                 val_loss, val_mae = self.evaluate(model, val_ds)
+                score = val_loss
                 elapsed = time.monotonic() - started
                 metrics = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "val_loss": val_loss,
                            "val_tf_mae_f": val_mae, "lr": optimizer.param_groups[0]["lr"], "tf_ratio": tf_ratio,
                            "elapsed_s": round(elapsed, 3),
                            "eta_s": round(elapsed / epoch * (tcfg.epochs - epoch), 3)}
+                if by_free:
+                    score = metrics["val_free_mae_f"] = self.free_run_mae(model, val_ds)
                 history.append(metrics)
                 if writer is not None:
                     writer.append_metrics(metrics)
@@ -309,14 +377,14 @@ class Trainer:
                     status, reason = "diverged", f"non-finite validation loss at epoch {epoch}"
                     self._emit("on_epoch_end", metrics)
                     break
-                if val_loss < best_val:
-                    save_best(epoch, val_loss)
+                if score < best_val:  # the selection number (val loss, or free-run MAE)
+                    save_best(epoch, score)
                     epochs_since_best = 0
                 else:
                     epochs_since_best += 1
                 self._emit("on_epoch_end", metrics)
                 if tcfg.patience and epochs_since_best >= tcfg.patience:
-                    reason = f"early stop: no val-loss improvement for {tcfg.patience} epochs"
+                    reason = f"early stop: no {tcfg.select_on} improvement for {tcfg.patience} epochs"
                     break
                 if _is_cancelled(self.cancel):
                     status, reason = "cancelled", f"cancelled after epoch {epoch}"
@@ -334,6 +402,16 @@ class Trainer:
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
+        if prior is not None and by_free and best_epoch and status == "succeeded":
+            self._shrink_correction(model, val_ds, best_val, writer, best_epoch)
+        if prior is not None and status == "succeeded":
+            # Serve with every training-side profile as a neighbour (the inner validation
+            # products too): more neighbours, same recipe as the aligned kNN it corrects.
+            from roastcore.prior import PriorLibrary
+
+            model.prior_library = PriorLibrary.fit(self.train_profiles + self.val_profiles)
+            if writer is not None:
+                writer.save_prior(model.prior_library)
         result = TrainResult(status=status, best_epoch=best_epoch,
                              best_val_loss=None if best_state is None else best_val, reason=reason,
                              device=str(self.device), epochs_run=len(history), history=history,
