@@ -32,22 +32,17 @@ PAGES = [
     ("pages/teacher_forcing_page.py", "Teacher forcing", ":material/school:", "teacher-forcing"),
     ("pages/diagnostic_page.py", "Generation diagnostic", ":material/troubleshoot:", "diagnostic"),
     ("pages/compare_page.py", "Compare curves", ":material/stacked_line_chart:", "compare"),
-    ("pages/study_page.py", "Study", ":material/table_chart:", "study"),  # added when the file exists
+    ("pages/study_page.py", "Study", ":material/table_chart:", "study"),
 ]
 # Page files are named <x>_page.py on purpose: a file whose stem equals another page's url_path
 # makes Streamlit's legacy pages/ discovery shadow that page (it would run without app.py's
-# sidebar, e.g. in AppTest.switch_page). A study page saved as pages/study.py still works: it is
-# served under /studies.
-ALIASES = {"pages/study_page.py": ("pages/study.py", "studies")}
+# sidebar, e.g. in AppTest.switch_page).
 
 
 def build_navigation():
     pages = []
     for i, (path, title, icon, url) in enumerate(PAGES):
-        if not (ROOT / path).is_file() and path in ALIASES:
-            path, url = ALIASES[path]
-        if (ROOT / path).is_file():
-            pages.append(st.Page(str(ROOT / path), title=title, icon=icon, url_path=url, default=i == 0))
+        pages.append(st.Page(str(ROOT / path), title=title, icon=icon, url_path=url, default=i == 0))
     return st.navigation(pages, position="sidebar")
 
 

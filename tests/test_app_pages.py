@@ -292,3 +292,19 @@ def test_compare_page_generates_for_a_new_coffee(runs_dir):
     # One .alog/.csv pair for the comparison curve, one for the new coffee.
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels.count("Artisan .alog") == 2 and labels.count("CSV") == 2
+
+
+def test_study_page_shows_a_study_table_and_an_empty_state(runs_dir):
+    from roastcore.io import load_source
+    from roastcore.study import StudyConfig, run_study
+
+    empty = open_page("pages/study_page.py")
+    assert any("No study found" in i.value for i in empty.info)
+    # A real (baselines-only) study written by roastcore.study into the runs directory.
+    profiles = load_source("synthetic:12").profiles
+    run_study(profiles, StudyConfig(presets=(), folds=2, extrapolation=False),
+              out_dir=runs_dir / "studies" / "tiny", data_source="synthetic:12")
+    at = open_page("pages/study_page.py")
+    assert at.selectbox[0].value.name == "tiny"
+    table = at.dataframe[0].value
+    assert {"aligned_knn", "knn", "mean_curve"} <= set(table.iloc[:, 0])
