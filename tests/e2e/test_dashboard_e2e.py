@@ -109,7 +109,7 @@ def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
     open_page(page, base, "setup", "Experiment setup")
     main = page.locator('[data-testid="stMain"]')
     main.get_by_text("micro_model").first.wait_for(timeout=30_000)  # the default preset
-    # Tiny settings: 5 s steps, 12 epochs (about 20-40 s on 2 cores).
+    # Tiny settings: 5 s steps and many epochs, so the job is surely still running when cancelled.
     step = main.locator('[data-testid="stSlider"]').filter(has_text="Time step").get_by_role("slider")
     step.focus()
     step.press("ArrowRight")
@@ -117,7 +117,7 @@ def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
     step.press("ArrowRight")
     wait_idle(page)
     epochs = main.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input")
-    epochs.fill("12")
+    epochs.fill("200")
     epochs.press("Enter")
     wait_idle(page)
     diff = main.locator('[data-testid="stDataFrame"]')
@@ -128,7 +128,7 @@ def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
     mark("launched")
     job_id = re.search(r"Job (\w+) \(", done.inner_text()).group(1)
     runner = JobRunner(e2e_runs)
-    assert runner.get(job_id).overrides.get("step_s") == 5.0 and runner.get(job_id).epochs == 12
+    assert runner.get(job_id).overrides.get("step_s") == 5.0 and runner.get(job_id).epochs == 200
 
     open_page(page, base, "jobs", "Training jobs")
     line = page.get_by_text(re.compile(rf"micro_model · {job_id} · running · epoch [1-9]"))
