@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages import _ui
 from roastcore import views
+from roastcore.io import import_folder
 
 st.header("Data")
 c = _ui.ctx()
@@ -60,7 +61,7 @@ with tab_import, _ui.guard("the import form"):
             try:
                 with st.spinner("Importing…"):
                     views.stage_uploads([(f.name, f.getvalue()) for f in files], staging)
-                    report = views.import_staged(staging)
+                    report = import_folder(staging)
                 if report.profiles:
                     views.save_profiles_json(report.profiles, dest)
                     entry = views.register_dataset(c.runs_dir, ds_name, str(dest.resolve()), "upload",

@@ -51,15 +51,18 @@ _SYNTH_SPEC = re.compile(r"^synthetic(?::(\d{1,5}))?$")
 
 
 # ---------------------------------------------------------------------------- formatting
+def _finite_seconds(value) -> float | None:
+    try:
+        s = float(value)
+    except (TypeError, ValueError):
+        return None
+    return s if math.isfinite(s) else None
+
+
 def fmt_mmss(seconds) -> str:
     """Seconds -> 'm:ss' (negative -> '-m:ss'); None/NaN -> '–'."""
-    if seconds is None:
-        return "–"
-    try:
-        s = float(seconds)
-    except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(s):
+    s = _finite_seconds(seconds)
+    if s is None:
         return "–"
     sign = "-" if s < 0 else ""
     total = int(round(abs(s)))
@@ -68,13 +71,8 @@ def fmt_mmss(seconds) -> str:
 
 def fmt_duration(seconds) -> str:
     """Elapsed/ETA: 'm:ss' under an hour, 'h:mm:ss' above."""
-    if seconds is None:
-        return "–"
-    try:
-        s = float(seconds)
-    except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(s) or s < 0:
+    s = _finite_seconds(seconds)
+    if s is None or s < 0:
         return "–"
     total = int(round(s))
     if total >= 3600:
@@ -1162,34 +1160,6 @@ def job_line(job, prog=None) -> str:
     if getattr(prog, "stalled", False):
         bits.append("stalled")
     return " · ".join(bits)
-
-
-def import_staged(folder) -> object:
-    """Import a staging folder of uploads: loose files via io.import_folder(folder), and each
-    uploaded .zip via io.import_folder(zip); one ImportReport, duplicates dropped across all."""
-    from roastcore.io import ImportReport, import_folder
-
-    folder = Path(folder)
-    zips = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".zip")
-    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() != ".zip"]
-    parts = ([import_folder(folder)] if loose else []) + [import_folder(z) for z in zips]
-    out = ImportReport(source=str(folder))
-    seen: dict[str, str] = {}
-    for i, part in enumerate(parts):
-        prefix = "" if (loose and i == 0) else f"{zips[i - (1 if loose else 0)].name}/"
-        out.rejected.extend(dataclasses.replace(r, file=prefix + r.file) for r in part.rejected)
-        out.duplicates.extend((prefix + a, prefix + b) for a, b in part.duplicates)
-        out.skipped.extend(prefix + s for s in part.skipped if not s.lower().endswith(".zip"))
-        for p in part.profiles:
-            name = prefix + (p.meta.source_file or p.id)
-            fp = p.fingerprint()
-            if fp in seen:
-                out.duplicates.append((name, seen[fp]))
-                continue
-            seen[fp] = name
-            p.meta.source_file = name
-            out.profiles.append(p)
-    return out
 
 
 # ---------------------------------------------------------------------------- experiment setup

@@ -185,3 +185,22 @@ def test_cli_summary_over_the_real_artisan_folder(artisan_dir, capsys):
     assert all(r["reason"] for r in out["rejected"])
     assert 380 <= out["stats"]["drop_f"]["median"] <= 440
     assert seconds < 60
+
+
+def test_zips_inside_a_folder_join_the_same_report(tmp_path):
+    """An upload folder: loose files and zips are one batch; duplicates are found across them."""
+    root = tmp_path / "upload"
+    root.mkdir()
+    write_alog(make_profile(origin="Kenya"), root / "loose.alog")
+    with zipfile.ZipFile(root / "batch.zip", "w") as zf:
+        zf.writestr("copy.alog", (root / "loose.alog").read_text())  # same curve as the loose file
+        zf.writestr("other.json", json.dumps(to_onyx_dict(make_profile(duration_s=650))))
+        zf.writestr("../escape.alog", "{}")
+    (root / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    report = import_folder(root)
+    # Names are read in sorted order, so the zipped copy comes first and the loose file repeats it.
+    assert [p.meta.source_file for p in report.profiles] == ["batch.zip/copy.alog", "batch.zip/other.json"]
+    assert report.duplicates == [("loose.alog", "batch.zip/copy.alog")]
+    rejected = {r.file: r.code for r in report.rejected}
+    assert rejected["broken.zip"] == "bad_zip"
+    assert rejected["batch.zip/../escape.alog"] == "unsafe_path"

@@ -145,6 +145,14 @@ def _folder_entries(root: Path, report: ImportReport) -> Iterator[tuple[str, Cal
             full = Path(folder) / fname
             found.append((full.relative_to(root).as_posix(), full))
     for name, full in sorted(found):
+        if name.lower().endswith(".zip"):
+            # A zip beside loose files (e.g. an upload): its members join the same report, so
+            # duplicates are found across both. A broken zip is one rejection, not an abort.
+            try:
+                yield from _zip_entries(full, report, prefix=name + "/")
+            except ImportFailure as exc:
+                report.rejected.append(Rejection(name, exc.reason, exc.code))
+            continue
         suffix = _classify(name)
         if suffix is None:
             if not name.lower().endswith(".csv" + SIDECAR_SUFFIX):
@@ -166,7 +174,8 @@ def safe_member_name(name: str) -> str | None:
     return "/".join(parts)
 
 
-def _zip_entries(path: Path, report: ImportReport) -> Iterator[tuple[str, Callable[[], Profile]]]:
+def _zip_entries(path: Path, report: ImportReport,
+                 prefix: str = "") -> Iterator[tuple[str, Callable[[], Profile]]]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -181,7 +190,7 @@ def _zip_entries(path: Path, report: ImportReport) -> Iterator[tuple[str, Callab
                 continue
             safe = safe_member_name(info.filename)
             if safe is None:
-                report.rejected.append(Rejection(info.filename, "unsafe path in zip (absolute or '..'): not read",
+                report.rejected.append(Rejection(prefix + info.filename, "unsafe path in zip (absolute or '..'): not read",
                                                  "unsafe_path"))
                 continue
             if any(_is_hidden(p) for p in safe.split("/")):
@@ -204,13 +213,14 @@ def _zip_entries(path: Path, report: ImportReport) -> Iterator[tuple[str, Callab
             budget[0] -= len(data)
             return data
 
-        for name in sorted(members):
-            suffix = _classify(name)
+        for member in sorted(members):
+            name = prefix + member
+            suffix = _classify(member)
             if suffix is None:
-                if not name.lower().endswith(".csv" + SIDECAR_SUFFIX):
+                if not member.lower().endswith(".csv" + SIDECAR_SUFFIX):
                     report.skipped.append(name)
                 continue
-            info = members[name]
-            side = members.get(name + SIDECAR_SUFFIX)
+            info = members[member]
+            side = members.get(member + SIDECAR_SUFFIX)
             yield name, _parser(suffix, lambda info=info, name=name: read(info, name), name,
                                 lambda side=side, name=name: None if side is None else read(side, name))
