@@ -1,12 +1,13 @@
 """Training throughput and peak memory per preset on CPU.
 
     python benchmarks/bench_training.py [--threads 2] [--profiles 120] [--steps 700]
-        [--presets micro_model tiny_model ...] [--memory-batches 3]
+        [--presets micro_model tiny_model ...] [--memory-batches 3] [--device cpu|cuda]
 
 Throughput: one full epoch (teacher forcing, AdamW, clipping) over `--profiles` curves of
 `--steps` 1 s steps, batch 8. Peak memory: each preset trains `--memory-batches` batches in a
 fresh subprocess and reports its ru_maxrss (the whole process, torch included) minus the
-same process's maxrss before the first batch.
+same process's maxrss before the first batch (CPU only). With --device cuda the epoch runs
+on the GPU with bf16 autocast, as the trainer does there.
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ def profiles(n: int, steps: int, seed: int = 0) -> list[Profile]:
     return out
 
 
-def epoch_seconds(preset: str, data, batch_size: int = 8, batches: int | None = None) -> tuple[float, int]:
+def epoch_seconds(preset: str, data, batch_size: int = 8, batches: int | None = None,
+                  device: str = "cpu") -> tuple[float, int, int]:
     exp = get_preset(preset).experiment.with_overrides({"max_len": 800})
     torch.manual_seed(0)
     model = build_model(exp.model, FeatureEncoder.fit(data), TemperatureScaler.fit(data, enabled=exp.model.normalize))
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=exp.train.lr)
+    # As the trainer does: bf16 autocast on CUDA, plain fp32 on CPU.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
     ds = RoastDataset(data, model.encoder, 1.0, 800)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, collate_fn=collate)
     model.train()
@@ -51,12 +56,15 @@ def epoch_seconds(preset: str, data, batch_size: int = 8, batches: int | None = 
     for i, batch in enumerate(loader):
         if batches is not None and i >= batches:
             break
-        loss = model.loss(batch)
+        with autocast:
+            loss = model.loss(batch.to(device))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         seen += batch.batch_size
+    if device == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start, seen, count_parameters(model)
 
 
@@ -96,6 +104,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="*", default=["micro_model", "tiny_model"])
     parser.add_argument("--memory-batches", type=int, default=3)
     parser.add_argument("--memory-presets", nargs="*", default=list(PRESETS))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,13 +112,16 @@ def main() -> None:
         memory_child(args._child, args.memory_batches, args.steps)
         return
     data = profiles(args.profiles, args.steps)
-    summary = {"threads": args.threads, "profiles": args.profiles, "steps": args.steps, "throughput": {}, "memory": {}}
+    summary = {"threads": args.threads, "device": args.device, "profiles": args.profiles, "steps": args.steps,
+               "throughput": {}, "memory": {}}
+    if args.device == "cuda":
+        epoch_seconds(args.presets[0], data, batches=2, device="cuda")  # CUDA context and kernels
     for preset in args.presets:
-        seconds, seen, params = epoch_seconds(preset, data)
+        seconds, seen, params = epoch_seconds(preset, data, device=args.device)
         summary["throughput"][preset] = {"epoch_s": round(seconds, 2), "profiles_per_s": round(seen / seconds, 1),
                                          "params": params}
         print(f"{preset:<20} {params:>10,} params  epoch {seconds:6.2f} s  {seen / seconds:7.1f} profiles/s", flush=True)
-    for preset in args.memory_presets:
+    for preset in args.memory_presets if args.device == "cpu" else []:
         out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--steps", str(args.steps),
                               "--memory-batches", str(args.memory_batches), "--_child", preset],
                              capture_output=True, text=True, check=True)

@@ -133,7 +133,7 @@ def _train_and_score(experiment, train: list[Profile], val: list[Profile]) -> di
     train_s = time.monotonic() - started
     if result.model is None:
         return {"status": result.status, "reason": result.reason, "train_s": train_s}
-    scores = _score_model(result.model, val)
+    scores = _score_model(result.model.cpu(), val)  # trained on cuda maybe; scoring batches are CPU tensors
     return {"status": result.status, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "train_s": train_s, **scores}
 

@@ -245,12 +245,16 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        if self.device.type == "cpu" and self.cfg.d_model <= SINGLE_THREAD_MAX_D_MODEL:
+        sequential = (self.cfg.model_type == "gru" or self.tcfg.rollout_weight > 0
+                      or self.tcfg.scheduled_sampling != "none")
+        if self.device.type == "cpu" and self.cfg.d_model <= SINGLE_THREAD_MAX_D_MODEL and sequential:
             from roastcore.generate import single_thread
 
-            # Small models step through hundreds of tiny sequential ops (rollouts): thread
-            # hand-offs cost more than they give (onyx recommended: ~5 s/epoch on one thread,
-            # 100-240 s/epoch on two threads of a busy 2-core machine, measured).
+            # Small models stepping through hundreds of tiny sequential ops (GRU, rollouts):
+            # thread hand-offs cost more than they give (onyx recommended: ~5 s/epoch on one
+            # thread, 100-240 s/epoch on two threads of a busy 2-core machine, measured).
+            # Teacher-forced transformers are one big batched pass: they keep every thread
+            # (tiny_model, 120 x 700 steps: 4.2 s/epoch on 2 threads, 6.9 s on 1).
             with single_thread():
                 return self._run()
         return self._run()

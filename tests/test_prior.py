@@ -98,6 +98,21 @@ def test_untrained_prior_model_is_the_aligned_knn(library, synthetic_profiles, m
     torch.testing.assert_close(model.predict_next_f(batch), expected)
 
 
+@pytest.mark.parametrize("model_type", ["gru", "transformer"])
+def test_prior_model_cached_generation_matches_full_reforward(library, synthetic_profiles, model_type):
+    """With random (non-zero) weights every input column matters, the prior gap included."""
+    model = _prior_model(synthetic_profiles[:30], library, model_type)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    batch = model.make_batch(synthetic_profiles[30:34])
+    cached = model.generate(batch, prefix_steps=2)
+    naive = model.generate(batch, prefix_steps=2, use_cache=False)
+    assert (cached.raw_f - naive.raw_f).abs().max() < 1e-4
+    assert (cached.raw_f[:, 2:] - batch.prior_f[:, 2:]).abs().max() > 1.0  # it does correct the prior
+
+
 def test_prior_model_refuses_a_batch_without_prior(library, synthetic_profiles):
     model = _prior_model(synthetic_profiles[:30], library)
     batch = RoastDataset(synthetic_profiles[30:32], model.encoder, 5.0).full_batch()
