@@ -22,6 +22,7 @@ temperature and the metadata (plus an optional real prefix), never the rest of t
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Sequence
@@ -235,6 +236,9 @@ class AlignedKNNParams:
     w_charge: float = 1.0  # per 10 °F of charge difference
     w_length: float = 1.0  # per minute of roast-length difference
     w_finish: float = 0.5  # per 10 °F of target-finish difference (when both known)
+    # Share of a neighbour's length difference absorbed by stretching its curve; the rest
+    # continues its final rate of rise (or cuts its end). 1 lines up the ends (the baseline).
+    end_warp: float = 1.0
 
 
 TUNE_MAX_QUERIES = 100
@@ -247,8 +251,29 @@ ALIGNED_GRID = {
 }
 
 
-def warp_curve(curve: np.ndarray, curve_tp_s: float, n: int, target_tp_s: float | None) -> np.ndarray:
-    """Piecewise-linear time warp of a 1 s curve onto n samples: TP -> target TP, end -> end."""
+END_ROR_WINDOW_S = 30  # the final rate of rise that a partly warped curve continues with
+END_ROR_MAX_F_PER_S = 0.5  # 30 °F/min: a steeper "end" is a logging artefact, not a roast
+
+
+def warp_curve(curve: np.ndarray, curve_tp_s: float, n: int, target_tp_s: float | None,
+               end_warp: float = 1.0) -> np.ndarray:
+    """Piecewise-linear time warp of a 1 s curve onto n samples: TP -> target TP, end -> end.
+
+    With end_warp < 1 only that share of the length difference is stretched: a neighbour
+    shorter than the request is warped to m + end_warp * (n - m) samples and then continues
+    at its final rate of rise (a longer roast ends hotter); a longer one is warped likewise
+    and cut at n samples.
+    """
+    if end_warp < 1.0:
+        m = curve.size
+        n_warp = max(int(round(m + end_warp * (n - m))), 2)
+        tp = target_tp_s if target_tp_s is not None and target_tp_s < n_warp - 1 else None
+        warped = warp_curve(curve, curve_tp_s, n_warp, tp)
+        if n_warp >= n:
+            return warped[:n]
+        window = min(END_ROR_WINDOW_S, m - 1)  # the neighbour's own (unstretched) final RoR
+        ror = np.clip((curve[-1] - curve[-1 - window]) / window, 0.0, END_ROR_MAX_F_PER_S)
+        return np.concatenate([warped, warped[-1] + ror * np.arange(1, n - n_warp + 1)])
     t = np.arange(n, dtype=float)
     src_end = curve.size - 1
     dst_end = max(n - 1, 1)
@@ -285,15 +310,16 @@ class AlignedKNN(CurveGenerator):
         return p.w_cat * cat + p.w_charge * charge + p.w_length * length + p.w_finish * finish
 
     @staticmethod
-    def _blend(lib: _Library, idx: np.ndarray, n: int, charge_f: float, prefix) -> np.ndarray:
+    def _blend(lib: _Library, idx: np.ndarray, n: int, charge_f: float, prefix,
+               end_warp: float = 1.0) -> np.ndarray:
         tps = lib.tp_s[idx]
         have = np.isfinite(tps)
         # Align TPs only when most neighbours have one (a drum); air roasts warp just the ends.
         target_tp = float(np.mean(tps[have])) if have.sum() * 2 >= len(idx) else None
         if target_tp is not None and target_tp >= 0.5 * (n - 1):
             target_tp = None
-        rows = [warp_curve(lib.curves[j], lib.tp_s[j] if target_tp is not None else np.nan, n, target_tp)
-                for j in idx]
+        rows = [warp_curve(lib.curves[j], lib.tp_s[j] if target_tp is not None else np.nan, n, target_tp,
+                           end_warp) for j in idx]
         curve = np.mean(rows, axis=0)
         fade = NO_TP_FADE_S if target_tp is None else target_tp
         return apply_start(curve, charge_f, fade, prefix)
@@ -308,7 +334,7 @@ class AlignedKNN(CurveGenerator):
         n = n_samples(duration_s)
         d = self._distance(self._components(meta, charge_f, n - 1, self.lib_), self.params)
         idx = np.argsort(d, kind="stable")[: self.params.k]
-        return self._blend(self.lib_, idx, n, charge_f, prefix)
+        return self._blend(self.lib_, idx, n, charge_f, prefix, self.params.end_warp)
 
     def describe(self):
         return {"name": self.name, "k": self.params.k, "params": self.params.__dict__.copy()}
@@ -355,8 +381,27 @@ def _tune_aligned(lib: _Library, grid: dict, gen: AlignedKNN) -> tuple[AlignedKN
     wi, ki = np.unravel_index(int(np.argmin(errors)), errors.shape)
     w_len, w_fin = weight_combos[wi]
     best = AlignedKNNParams(k=ks[ki], w_length=w_len, w_finish=w_fin)
-    log.debug("aligned kNN tuned: %s (LOGO MAE %.2f °F)", best, errors[wi, ki])
-    return best, {"cv_mae_f": float(errors[wi, ki]), "grid": {k: list(v) for k, v in grid.items()}}
+    best_mae = float(errors[wi, ki])
+    # Then the end warp, with the neighbours fixed (it does not change who they are).
+    for end_warp in grid.get("end_warp", ()):
+        if end_warp == best.end_warp:
+            continue
+        total = 0.0
+        for i in queries:
+            others = np.flatnonzero(groups != groups[i])
+            if others.size == 0:
+                continue
+            real = lib.curves[i]
+            meta = ProfileMeta(roast_level=lib.cats[i][0], process=lib.cats[i][1], roaster=lib.cats[i][2],
+                               target_finish_f=None if np.isnan(lib.finish_target[i]) else lib.finish_target[i])
+            comp = tuple(c[others] for c in gen._components(meta, float(real[0]), float(real.size - 1), lib))
+            order = others[np.argsort(gen._distance(comp, best), kind="stable")]
+            curve = gen._blend(lib, order[:best.k], real.size, float(real[0]), None, end_warp)
+            total += float(np.mean(np.abs(curve[1:] - real[1:])))
+        if total / max(counts, 1) < best_mae:
+            best, best_mae = dataclasses.replace(best, end_warp=float(end_warp)), total / max(counts, 1)
+    log.debug("aligned kNN tuned: %s (LOGO MAE %.2f °F)", best, best_mae)
+    return best, {"cv_mae_f": best_mae, "grid": {k: list(v) for k, v in grid.items()}}
 
 
 # ------------------------------------------------------------------ persistence (teacher forcing)

@@ -37,11 +37,14 @@ class RoastDataset(torch.utils.data.Dataset):
 
     With a `prior` (prior.PriorLibrary) each item also holds the aligned-kNN prior on the same
     grid; `exclude_own_group=True` builds it from the other products only (training profiles,
-    whose own curve is in the library).
+    whose own curve is in the library); `"held"` does so only for roasts the library holds
+    (scoring: a run's library also serves its validation roasts).
     """
 
     def __init__(self, profiles: list[Profile], encoder: FeatureEncoder, step_s: float = 1.0,
-                 max_len: int | None = None, prior=None, exclude_own_group: bool = False):
+                 max_len: int | None = None, prior=None, exclude_own_group: bool | str = False):
+        if exclude_own_group not in (True, False, "held"):
+            raise ValueError(f"exclude_own_group must be True, False or 'held', got {exclude_own_group!r}")
         if step_s <= 0:
             raise ValueError(f"step_s must be > 0, got {step_s}")
         self.profiles = list(profiles)
@@ -64,7 +67,8 @@ class RoastDataset(torch.utils.data.Dataset):
                 from roastcore.prior import profile_prior_steps
 
                 full = len(p.resample(step_s).bt)
-                item["prior_f"] = torch.tensor(profile_prior_steps(prior, p, full, exclude_own_group)[: len(temps)],
+                exclude = exclude_own_group is True or (exclude_own_group == "held" and prior.holds(p))
+                item["prior_f"] = torch.tensor(profile_prior_steps(prior, p, full, exclude)[: len(temps)],
                                                dtype=torch.float32)
             self._items.append(item)
 

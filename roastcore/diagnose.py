@@ -224,7 +224,9 @@ def step_trace(model, profile: Profile, steps: int | None = None, prefix_steps: 
     prefix = None
     if prefix_steps > 1:
         prefix = real_1s[: int(round((prefix_steps - 1) * step_s)) + 1]
-    gen.generate_requests([profile.meta], [float(real_1s[0])], [float(real_1s.size - 1)], [prefix])
+    library = getattr(model, "prior_library", None)  # traced against the real roast: no self-neighbours
+    gen.generate_requests([profile.meta], [float(real_1s[0])], [float(real_1s.size - 1)], [prefix],
+                          exclude_groups=[library.scoring_exclusion(profile) if library is not None else None])
     out = gen.last_steps[0]
     available = out.clamped_f.size
     n = available if steps is None else int(steps)

@@ -43,7 +43,7 @@ from roastcore.profile import Profile, find_turning_point, rate_of_rise
 log = logging.getLogger(__name__)
 
 # Bump when a metric's definition changes: old cached reports then stop matching.
-EVAL_VERSION = 1
+EVAL_VERSION = 2  # 2: a prior model's neighbours leave the scored roast's product out
 TF_BATCH_SIZE = 256  # rows per teacher-forcing forward pass (the set is scored in few batches)
 FINISH_TOLERANCE_F = 10.0
 ERROR_BINS = 10  # free-running error by tenth of the roast (normalised time)
@@ -117,8 +117,10 @@ def teacher_forcing(predictor, profiles: Sequence[Profile], encoder, step_s: flo
     """
     if not profiles:
         raise ValueError("teacher forcing: no profiles to evaluate")
-    # A prior model (model.prior_library) gets its aligned-kNN prior on the same grid.
-    dataset = RoastDataset(list(profiles), encoder, step_s, max_len, prior=getattr(predictor, "prior_library", None))
+    # A prior model (model.prior_library) gets its aligned-kNN prior on the same grid; a roast
+    # its library holds (the run's validation roasts) gets it from the other products.
+    dataset = RoastDataset(list(profiles), encoder, step_s, max_len, prior=getattr(predictor, "prior_library", None),
+                           exclude_own_group="held")
     preds, perss, targets, masks = [], [], [], []
     was_training = getattr(predictor, "training", False)
     if hasattr(predictor, "eval"):

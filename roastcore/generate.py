@@ -101,16 +101,25 @@ class ModelGenerator(CurveGenerator):
             prefixes.append(real[: int(prefix_s) + 1] if prefix_s >= 1 else None)
             charges.append(float(real[0]))
             durations.append(float(real.size - 1))
-        return self.generate_requests([p.meta for p in profiles], charges, durations, prefixes, progress)
+        # Scoring against real roasts: a prior model's served library also holds the run's
+        # validation roasts, and such a roast must not be its own neighbour.
+        library = getattr(self.model, "prior_library", None)
+        exclude = [library.scoring_exclusion(p) if library is not None else None for p in profiles]
+        return self.generate_requests([p.meta for p in profiles], charges, durations, prefixes, progress,
+                                      exclude_groups=exclude)
 
     def generate_requests(self, metas: Sequence[ProfileMeta], charges: Sequence[float],
                           durations: Sequence[float], prefixes: Sequence[np.ndarray | None] | None = None,
-                          progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
-        """1 s curves for many requests; the step-level outputs land in `last_steps`."""
+                          progress: Callable[[int, int], None] | None = None,
+                          exclude_groups: Sequence[str | None] | None = None) -> list[np.ndarray]:
+        """1 s curves for many requests; the step-level outputs land in `last_steps`.
+        `exclude_groups[i]`: a product whose curves request i's prior may not use."""
         n = len(metas)
         prefixes = list(prefixes) if prefixes is not None else [None] * n
-        if not (len(charges) == len(durations) == len(prefixes) == n):
-            raise ValueError("generate_requests: metas, charges, durations and prefixes differ in length")
+        exclude_groups = list(exclude_groups) if exclude_groups is not None else [None] * n
+        if not (len(charges) == len(durations) == len(prefixes) == len(exclude_groups) == n):
+            raise ValueError("generate_requests: metas, charges, durations, prefixes and exclude_groups "
+                             "differ in length")
         step = self.step_s
         max_len = int(self.model.config.max_len)
         items, plans, priors_1s = [], [], []
@@ -137,7 +146,7 @@ class ModelGenerator(CurveGenerator):
             library = getattr(self.model, "prior_library", None)
             prior_1s = None
             if library is not None:  # the aligned-kNN prior for this request, from its charge
-                prior_1s = library.curve(metas[i], float(seed[0]), dur)
+                prior_1s = library.curve(metas[i], float(seed[0]), dur, exclude_group=exclude_groups[i])
                 prior = np.interp(steps_grid(prior_1s.size, n_steps), np.arange(prior_1s.size), prior_1s)
                 item["prior_f"] = torch.tensor(prior[:steps_used], dtype=torch.float32)
             items.append(item)

@@ -30,7 +30,14 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from roastcore.baselines import AlignedKNN, AlignedKNNParams, _Library, curve_1s, n_samples
+from roastcore.baselines import (
+    ALIGNED_GRID,
+    AlignedKNN,
+    AlignedKNNParams,
+    _Library,
+    curve_1s,
+    n_samples,
+)
 from roastcore.fsutil import atomic_write_bytes, atomic_write_text
 from roastcore.profile import Profile, ProfileMeta
 
@@ -39,6 +46,10 @@ log = logging.getLogger(__name__)
 PRIOR_KINDS = ("none", "aligned_knn")
 PRIOR_WEIGHTS, PRIOR_JSON = "prior.safetensors", "prior.json"
 _FAR = 1e9  # distance added to excluded neighbours
+# The prior also tunes the end warp (baselines.warp_curve): on onyx-dev stretching only part of
+# a neighbour's length difference and continuing its final RoR beat lining up the ends
+# (RESULTS.md). The aligned-kNN baseline keeps the ends lined up, as specified.
+PRIOR_GRID = {**ALIGNED_GRID, "end_warp": (1.0, 0.75, 0.5)}
 
 
 def steps_grid(n_1s: int, n_steps: int) -> np.ndarray:
@@ -63,7 +74,7 @@ class PriorLibrary:
 
     @classmethod
     def fit(cls, profiles: Sequence[Profile], tune: bool = True) -> PriorLibrary:
-        knn = AlignedKNN() if tune else AlignedKNN(params=AlignedKNNParams())
+        knn = AlignedKNN(grid=PRIOR_GRID) if tune else AlignedKNN(params=AlignedKNNParams())
         return cls(knn.fit(list(profiles)))
 
     @property
@@ -87,7 +98,17 @@ class PriorLibrary:
             else:
                 d = d + _FAR * excluded
         idx = np.argsort(d, kind="stable")[: p.k]
-        return self.knn._blend(lib, idx, n, float(charge_f), None)
+        return self.knn._blend(lib, idx, n, float(charge_f), None, p.end_warp)
+
+    def holds(self, profile: Profile) -> bool:
+        """Whether this very roast is one of the library's curves. Scoring such a roast must
+        leave its product out, or its own curve would be among its neighbours."""
+        real = curve_1s(profile)
+        return any(c.size == real.size and float(np.max(np.abs(c - real))) < 0.01 for c in self.knn.lib_.curves)
+
+    def scoring_exclusion(self, profile: Profile) -> str | None:
+        """The group to leave out when scoring `profile`: its own, if the library holds it."""
+        return profile.group if self.holds(profile) else None
 
     def for_profile(self, profile: Profile, exclude_own_group: bool = False) -> np.ndarray:
         real = curve_1s(profile)

@@ -74,6 +74,30 @@ def test_warp_lines_up_turning_point_and_end():
     np.testing.assert_allclose(warp_curve(curve, 60.0, 601, 60.0), curve, atol=1e-9)
 
 
+def test_partial_end_warp_continues_the_final_rate_of_rise_or_cuts():
+    curve = drum_curve(420, 60, 160, 600, 410, 360, noise=0.0)  # 601 samples
+    ror = (curve[-1] - curve[-31]) / 30
+    assert 0.05 < ror < 0.5
+    longer = warp_curve(curve, 60.0, 801, 90.0, end_warp=0.5)  # stretched to 701, then +100 s of RoR
+    assert longer.size == 801
+    np.testing.assert_allclose(longer[:701], warp_curve(curve, 60.0, 701, 90.0))
+    np.testing.assert_allclose(np.diff(longer[700:]), ror, rtol=0.05)
+    assert longer[-1] > curve[-1] + 90 * ror  # a longer roast ends hotter than a stretched one
+    shorter = warp_curve(curve, 60.0, 401, 60.0, end_warp=0.5)  # warped to 501 samples, cut at 401
+    np.testing.assert_allclose(shorter, warp_curve(curve, 60.0, 501, 60.0)[:401])
+    assert shorter[-1] < curve[-1]
+
+
+def test_end_warp_is_tuned_only_when_the_grid_names_it(roasts):
+    from roastcore.prior import PRIOR_GRID
+
+    assert AlignedKNN().fit(roasts[:36]).params.end_warp == 1.0  # the baseline lines up the ends
+    tuned = AlignedKNN(grid=PRIOR_GRID).fit(roasts[:36])
+    assert tuned.params.end_warp in PRIOR_GRID["end_warp"]
+    again = AlignedKNN(grid={**PRIOR_GRID, "end_warp": (1.0,)}).fit(roasts[:36])
+    assert tuned.tuning_["cv_mae_f"] <= again.tuning_["cv_mae_f"] + 1e-9
+
+
 @pytest.mark.parametrize("make", [MeanCurve, lambda: PlainKNN(k=3), lambda: AlignedKNN(AlignedKNNParams(k=3))])
 def test_generators_return_the_requested_length(roasts, make):
     gen = make().fit(roasts[:30])

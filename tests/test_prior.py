@@ -150,3 +150,28 @@ def test_trained_run_keeps_its_prior(synthetic_profiles, tmp_path):
     assert profile.duration_s == pytest.approx(660) and profile.finish_f > 350
     report = evaluate_run(tmp_path / "run", synthetic_profiles, use_cache=False)
     assert report.free_run["mae_f"] < 20 and report.teacher_forcing["skill_ratio"] < 1.0
+
+
+def test_scoring_a_prior_model_on_its_own_library_leaves_the_product_out(library, synthetic_profiles):
+    """The served library holds the run's validation roasts; scoring them must not let a
+    roast's own curve be its neighbour (that would report the answer as a prediction)."""
+    from roastcore.evaluate import free_run_metrics, teacher_forcing
+    from roastcore.generate import ModelGenerator
+
+    model = _prior_model(synthetic_profiles[:30], library)  # untrained: the model IS its prior
+    inside = synthetic_profiles[:6]  # in the library
+    curves = ModelGenerator(model).generate_many(inside)
+    for p, curve in zip(inside, curves, strict=True):
+        np.testing.assert_allclose(curve, library.for_profile(p, exclude_own_group=True), atol=1e-3)
+    leaky = [library.for_profile(p) for p in inside]
+    assert free_run_metrics(inside, curves, physics=False).mae_f > free_run_metrics(inside, leaky, physics=False).mae_f
+    outside = synthetic_profiles[30:33]  # not in the library: nothing to leave out
+    assert [library.scoring_exclusion(p) for p in inside] == [p.group for p in inside]
+    assert [library.scoring_exclusion(p) for p in outside] == [None] * 3
+    for p, curve in zip(outside, ModelGenerator(model).generate_many(outside), strict=True):
+        np.testing.assert_allclose(curve, library.for_profile(p), atol=1e-3)
+    tf = teacher_forcing(model, inside, model.encoder, 5.0, max_len=model.config.max_len)
+    batch = RoastDataset(inside, model.encoder, 5.0, model.config.max_len, prior=library, exclude_own_group=True).full_batch()
+    expected = batch.temps_f[:, :-1] + batch.prior_f[:, 1:] - batch.prior_f[:, :-1]
+    mask = batch.mask[:, 1:]
+    assert tf.mae_f == pytest.approx(float(((expected - batch.temps_f[:, 1:]).abs() * mask).sum() / mask.sum()), rel=1e-4)

@@ -237,3 +237,19 @@ def test_presets_cli_lists_counts(capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["tiny_model"]["params"] > rows["micro_model"]["params"] > 0
     assert rows["tiny_model"]["params_per_sample"] == pytest.approx(rows["tiny_model"]["params"] / 8, rel=1e-3)
+
+
+def test_demos_cli_rebuilds_only_what_is_named_and_never_loses_a_demo(tmp_path, capsys):
+    old = tmp_path / "demo_collapsed"
+    old.mkdir()
+    (old / "marker").write_text("the shipped demo")
+    # A rebuild that fails (bad data) leaves the shipped demo as it was.
+    assert cli_main(["demos", "--out", str(tmp_path), "--only", "demo_collapsed", "--data", str(tmp_path / "nope")]) != 0
+    assert (old / "marker").read_text() == "the shipped demo"
+    assert cli_main(["demos", "--out", str(tmp_path), "--only", "demo_teacher_forced,nope"]) == 2
+    assert "demo_recommended" in capsys.readouterr().err
+    # A successful one replaces it whole; nothing else is built and no temporary folder is left.
+    assert cli_main(["demos", "--out", str(tmp_path), "--only", "demo_collapsed", "--data", "synthetic:12"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "succeeded"
+    assert not (old / "marker").exists() and load_run(old).config.model.normalize is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_collapsed"]
