@@ -108,9 +108,10 @@ def cmd_presets(args) -> int:
 class ProgressBar:
     """One updating stderr line per epoch; plain text, no tqdm."""
 
-    def __init__(self, stream=sys.stderr, width: int = 24):
-        self.stream, self.width = stream, width
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
+    def __init__(self, stream=None, width: int = 24):
+        # Looked up per bar, not at import: sys.stderr may be swapped (tests, log redirection).
+        self.stream, self.width = stream or sys.stderr, width
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last = 0.0
 
     def on_batch_end(self, p: dict) -> None:
