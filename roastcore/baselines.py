@@ -350,23 +350,23 @@ def _tune_aligned(lib: _Library, grid: dict, gen: AlignedKNN) -> tuple[AlignedKN
     ks = sorted(grid["k"])
     weight_combos = list(itertools.product(grid["w_length"], grid["w_finish"]))
     errors = np.zeros((len(weight_combos), len(ks)))
-    counts = 0
     # Held-out queries are capped (seeded) so tuning stays ~1-2 s on big libraries; every
     # training curve can still be a neighbour.
     queries = np.arange(n_lib)
     if n_lib > TUNE_MAX_QUERIES:
         queries = np.sort(np.random.default_rng(0).choice(n_lib, TUNE_MAX_QUERIES, replace=False))
+    held_out = []  # (real curve, candidate neighbours, their distance components) per query
     for i in queries:
         others = np.flatnonzero(groups != groups[i])
         if others.size == 0:
             continue
-        counts += 1
         real = lib.curves[i]
-        n = real.size
         meta = ProfileMeta(roast_level=lib.cats[i][0], process=lib.cats[i][1], roaster=lib.cats[i][2],
                            target_finish_f=None if np.isnan(lib.finish_target[i]) else lib.finish_target[i])
-        comp_all = gen._components(meta, float(real[0]), float(n - 1), lib)
-        comp = tuple(c[others] for c in comp_all)
+        comp_all = gen._components(meta, float(real[0]), float(real.size - 1), lib)
+        held_out.append((real, others, tuple(c[others] for c in comp_all)))
+    counts = len(held_out)
+    for real, others, comp in held_out:
         seen: dict[tuple, float] = {}  # many weightings pick the same neighbours
         for wi, (w_len, w_fin) in enumerate(weight_combos):
             p = AlignedKNNParams(w_length=w_len, w_finish=w_fin)
@@ -374,7 +374,7 @@ def _tune_aligned(lib: _Library, grid: dict, gen: AlignedKNN) -> tuple[AlignedKN
             for ki, k in enumerate(ks):
                 key = tuple(sorted(order[:k].tolist()))
                 if key not in seen:
-                    curve = gen._blend(lib, order[:k], n, float(real[0]), None)
+                    curve = gen._blend(lib, order[:k], real.size, float(real[0]), None)
                     seen[key] = float(np.mean(np.abs(curve[1:] - real[1:])))
                 errors[wi, ki] += seen[key]
     errors /= max(counts, 1)
@@ -383,23 +383,15 @@ def _tune_aligned(lib: _Library, grid: dict, gen: AlignedKNN) -> tuple[AlignedKN
     best = AlignedKNNParams(k=ks[ki], w_length=w_len, w_finish=w_fin)
     best_mae = float(errors[wi, ki])
     # Then the end warp, with the neighbours fixed (it does not change who they are).
+    neighbours = [others[np.argsort(gen._distance(comp, best), kind="stable")[:best.k]]
+                  for _, others, comp in held_out]
     for end_warp in grid.get("end_warp", ()):
         if end_warp == best.end_warp:
             continue
-        total = 0.0
-        for i in queries:
-            others = np.flatnonzero(groups != groups[i])
-            if others.size == 0:
-                continue
-            real = lib.curves[i]
-            meta = ProfileMeta(roast_level=lib.cats[i][0], process=lib.cats[i][1], roaster=lib.cats[i][2],
-                               target_finish_f=None if np.isnan(lib.finish_target[i]) else lib.finish_target[i])
-            comp = tuple(c[others] for c in gen._components(meta, float(real[0]), float(real.size - 1), lib))
-            order = others[np.argsort(gen._distance(comp, best), kind="stable")]
-            curve = gen._blend(lib, order[:best.k], real.size, float(real[0]), None, end_warp)
-            total += float(np.mean(np.abs(curve[1:] - real[1:])))
-        if total / max(counts, 1) < best_mae:
-            best, best_mae = dataclasses.replace(best, end_warp=float(end_warp)), total / max(counts, 1)
+        mae = sum(float(np.mean(np.abs(gen._blend(lib, idx, real.size, float(real[0]), None, end_warp)[1:] - real[1:])))
+                  for (real, _, _), idx in zip(held_out, neighbours, strict=True)) / max(counts, 1)
+        if mae < best_mae:
+            best, best_mae = dataclasses.replace(best, end_warp=float(end_warp)), mae
     log.debug("aligned kNN tuned: %s (LOGO MAE %.2f °F)", best, best_mae)
     return best, {"cv_mae_f": best_mae, "grid": {k: list(v) for k, v in grid.items()}}
 
