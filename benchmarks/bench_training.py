@@ -6,7 +6,8 @@
 Throughput: one full epoch (teacher forcing, AdamW, clipping) over `--profiles` curves of
 `--steps` 1 s steps, batch 8. Peak memory: each preset trains `--memory-batches` batches in a
 fresh subprocess and reports its ru_maxrss (the whole process, torch included) minus the
-same process's maxrss before the first batch (CPU only). With --device cuda the epoch runs
+same process's maxrss before the first batch (CPU only); this runs `train.train` for one epoch, so
+each preset trains as it really does (its step, rollouts, scheduled sampling, prior). With --device cuda the epoch runs
 on the GPU with bf16 autocast, as the trainer does there.
 """
 
@@ -88,10 +89,18 @@ def _reset_peak() -> None:
 
 
 def memory_child(preset: str, n_batches: int, steps: int) -> None:
-    data = profiles(8 * n_batches, steps)
+    """One real training epoch of the preset (its own step, losses, rollouts and prior) over
+    n_batches batches of 8, plus its validation on 4 profiles."""
+    from roastcore.train import train
+
+    data = profiles(8 * n_batches + 4, steps)
+    exp = get_preset(preset).experiment.with_overrides({"epochs": 1, "batch_size": 8, "device": "cpu",
+                                                        "max_len": 800 if get_preset(preset).experiment.model.step_s == 1 else 400})
     _reset_peak()
     base = _peak_rss_mb()
-    epoch_seconds(preset, data, batches=n_batches)
+    result = train(exp, data[:8 * n_batches], data[8 * n_batches:])
+    if result.status != "succeeded":
+        raise SystemExit(f"{preset}: {result.status} {result.reason}")
     peak = _peak_rss_mb()
     print(json.dumps({"preset": preset, "peak_mb": round(peak, 1), "training_mb": round(peak - base, 1)}))
 
