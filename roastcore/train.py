@@ -254,7 +254,7 @@ class Trainer:
             # thread hand-offs cost more than they give (onyx recommended: ~5 s/epoch on one
             # thread, 100-240 s/epoch on two threads of a busy 2-core machine, measured).
             # Teacher-forced transformers are one big batched pass: they keep every thread
-            # (tiny_model, 120 x 700 steps: 4.2 s/epoch on 2 threads, 6.9 s on 1).
+            # (tiny_model, 120 x 700 steps: ~4.2 s/epoch on 2 threads, ~6.9 s on 1, from 5 batches).
             with single_thread():
                 return self._run()
         return self._run()

@@ -43,3 +43,15 @@ def synthetic_profiles():
     from roastcore.simulate import generate_dataset
 
     return generate_dataset(n=40, seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors run fastest on one thread, and a busy 2-core box makes OpenMP spin.
+    Modules of small-model tests opt in with `pytestmark = pytest.mark.usefixtures(...)`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

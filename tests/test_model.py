@@ -17,14 +17,7 @@ from roastcore.model import (
     count_parameters,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors run fastest on one thread, and a busy 2-core box makes OpenMP spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = dict(d_model=32, n_layers=2, n_heads=4, d_ff=64, embed_dim=8, dropout=0.0, step_s=10.0, max_len=120)

@@ -11,13 +11,7 @@ from roastcore.dataset import RoastDataset
 from roastcore.features import FeatureEncoder
 from roastcore.prior import PriorLibrary, profile_prior_steps
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from roastcore.cli import main as cli_main
 from roastcore.dataset import group_kfold
@@ -22,12 +21,7 @@ from roastcore.study import (
 TINY = {"epochs": 1, "max_len": 200, "batch_size": 16, "patience": 0, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FAST = {"step_s": 5, "max_len": 200, "epochs": 4, "batch_size": 8, "patience": 0, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def experiment(preset, **overrides):
