@@ -23,7 +23,8 @@ import time
 import numpy as np
 import torch
 
-from roastcore.dataset import RoastDataset, collate
+from roastcore.batch import collate
+from roastcore.dataset import RoastDataset
 from roastcore.experiments import PRESETS, get_preset
 from roastcore.features import FeatureEncoder, TemperatureScaler
 from roastcore.model import build_model, count_parameters

@@ -38,7 +38,7 @@ def apply_preset() -> None:
 
 with _ui.guard("the experiment setup"):
     from roastcore import experiments as ex
-    from roastcore.dataset import STEP_CHOICES_S
+    from roastcore.batch import STEP_CHOICES_S
     from roastcore.model import MODEL_TYPES, POS_ENCODINGS, TARGET_MODES
 
     presets = ex.PRESETS

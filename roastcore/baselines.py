@@ -1,4 +1,4 @@
-"""Baselines a model must beat, scored by the same metric code as the model (evaluate.py).
+"""Baselines a model must beat, scored by the same metric code as the model (metrics.py).
 
 Each free-running baseline is a `CurveGenerator`: `fit(train_profiles)` then
 `generate(meta, charge_f, duration_s, prefix=None) -> 1 s curve` with `round(duration_s) + 1`
@@ -17,7 +17,7 @@ temperature and the metadata (plus an optional real prefix), never the rest of t
   the training profiles only.
 - `Persistence`: T[t] = T[t-1], the teacher-forcing reference (see evaluate.py).
 
-`cross_validate_baselines` runs a grouped k-fold comparison of the three generators.
+`metrics.score_baselines` fits and scores them (on a training set, or by grouped k-fold CV).
 """
 
 from __future__ import annotations
@@ -407,50 +407,3 @@ class Persistence:
 
     def predict_next_f(self, batch) -> torch.Tensor:
         return batch.temps_f[:, :-1]
-
-
-def default_baselines() -> dict[str, CurveGenerator]:
-    return {"mean_curve": MeanCurve(), "knn": PlainKNN(k=5), "aligned_knn": AlignedKNN()}
-
-
-def cross_validate_baselines(profiles: Sequence[Profile], folds: int = 5, seed: int = 0,
-                             progress: Progress = None, prefix_s: float = 0.0,
-                             baselines: dict[str, Callable[[], CurveGenerator]] | None = None) -> dict:
-    """Grouped k-fold free-running comparison of the baselines (no product on both sides).
-
-    Returns {name: {"mae_f", "rmse_f", "fold_mae_f": [...], "k": ...}}; MAE pools every
-    validation profile (each profile weighs the same).
-    """
-    from roastcore.dataset import group_kfold
-    from roastcore.evaluate import free_run_metrics
-
-    factories = baselines or {"mean_curve": MeanCurve, "knn": lambda: PlainKNN(k=5),
-                              "aligned_knn": AlignedKNN}
-    splits = group_kfold(list(profiles), folds, seed=seed)
-    per_name: dict[str, dict] = {name: {"maes": [], "rmses": [], "fold_mae_f": [], "k": []} for name in factories}
-    total = len(splits) * len(factories)
-    done = 0
-    for train_idx, val_idx in splits:
-        train = [profiles[i] for i in train_idx]
-        val = [profiles[i] for i in val_idx]
-        for name, make in factories.items():
-            gen = make().fit(train)
-            result = free_run_metrics(val, gen.generate_many(val, prefix_s=prefix_s), prefix_s=prefix_s,
-                                      physics=False)
-            rec = per_name[name]
-            rec["maes"].extend(r["mae_f"] for r in result.per_profile)
-            rec["rmses"].extend(r["rmse_f"] for r in result.per_profile)
-            rec["fold_mae_f"].append(result.mae_f)
-            rec["k"].append(gen.describe().get("k"))
-            done += 1
-            if progress:
-                progress(done, total)
-    out = {}
-    for name, rec in per_name.items():
-        out[name] = {
-            "mae_f": float(np.mean(rec["maes"])),
-            "rmse_f": float(np.sqrt(np.mean(np.square(rec["rmses"])))),
-            "fold_mae_f": rec["fold_mae_f"],
-            "k": rec["k"],
-        }
-    return out

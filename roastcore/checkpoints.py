@@ -36,10 +36,12 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from roastcore import __version__
 from roastcore.experiments import ExperimentConfig, TrainConfig
 from roastcore.features import FeatureEncoder, TemperatureScaler
-from roastcore.fsutil import atomic_write_bytes, atomic_write_text
+from roastcore.fsutil import atomic_write_bytes, atomic_write_text, to_json
 from roastcore.model import ModelConfig, RoastModel, build_model, count_parameters
+from roastcore.prior import PriorLibrary
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,6 @@ def now_iso() -> str:
 
 def code_version() -> str:
     """Package version plus the git commit when the code runs from a clone."""
-    from roastcore import __version__
-
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
                              capture_output=True, text=True, timeout=5).stdout.strip()
@@ -70,19 +70,8 @@ def code_version() -> str:
     return f"{__version__}+{sha}" if sha else __version__
 
 
-def _json_safe(obj):
-    """NaN/inf -> None so every file stays strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def write_json(path: Path, obj) -> Path:
-    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=2) + "\n")
+    return atomic_write_text(path, to_json(obj, indent=2) + "\n")
 
 
 def read_json(path: Path) -> dict:
@@ -105,11 +94,12 @@ def save_weights(path: Path, model: torch.nn.Module) -> Path:
 
 # ----------------------------------------------------------------------------- writing a run
 class RunWriter:
-    """Writes one run directory as training proceeds (used by train.Trainer)."""
+    """Writes one run directory as training proceeds: a train.Trainer callback (on_batch_end,
+    on_epoch_end, on_best, on_train_end), also usable on its own (save_checkpoint)."""
 
     def __init__(self, run_dir, experiment: ExperimentConfig, encoder: FeatureEncoder,
                  scaler: TemperatureScaler, *, param_count: int, device: str, data_source: str = "",
-                 dataset_fingerprint: str = "", split: dict | None = None):
+                 dataset_fingerprint: str = "", split: dict | None = None, prior=None):
         self.run_dir = Path(run_dir)
         if (self.run_dir / WEIGHTS).exists() or (self.run_dir / METRICS).exists():
             raise RunError(f"{self.run_dir}: already holds a run; choose a new --out directory")
@@ -126,7 +116,10 @@ class RunWriter:
         }
         write_json(self.run_dir / MANIFEST, self.manifest)
         self._last_progress = 0.0
+        self._epochs, self._n_batches = experiment.train.epochs, None
         self.started = time.monotonic()
+        if prior is not None:  # a cancelled prior run stays loadable with the library it trained on
+            self.save_prior(prior)
 
     def update_manifest(self, **changes) -> None:
         self.manifest.update(changes, updated=now_iso())
@@ -142,7 +135,7 @@ class RunWriter:
         library.save(self.run_dir)
 
     def append_metrics(self, metrics: dict) -> None:
-        line = json.dumps(_json_safe(metrics)) + "\n"
+        line = to_json(metrics) + "\n"
         with open(self.run_dir / METRICS, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
@@ -161,6 +154,31 @@ class RunWriter:
         if status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {STATUSES}")
         self.update_manifest(status=status, reason=reason, **extra)
+
+    # -- the trainer's callbacks ------------------------------------------------------------
+    def on_batch_end(self, p: dict) -> None:
+        self._n_batches = p["n_batches"]
+        self.progress(epoch=p["epoch"], epochs=p["epochs"], batch=p["batch"], n_batches=p["n_batches"])
+
+    def on_epoch_end(self, metrics: dict) -> None:
+        self.append_metrics(metrics)
+        self.progress(force=True, epoch=metrics["epoch"], epochs=self._epochs, batch=self._n_batches,
+                      n_batches=self._n_batches)
+
+    def on_best(self, model: torch.nn.Module, epoch: int | None, score: float) -> Path:
+        return self.save_best(model, epoch, score)
+
+    def on_train_end(self, result) -> None:
+        """Final weights and prior of a finished run, then its status (train.TrainResult)."""
+        model = result.model
+        if result.correction_scale is not None and model is not None:
+            if result.correction_scale != 1.0:
+                self.save_best(model, result.best_epoch, result.corrected_score)
+            self.update_manifest(correction_scale=result.correction_scale)
+        if result.status == "succeeded" and getattr(model, "prior_library", None) is not None:
+            self.save_prior(model.prior_library)
+        self.finish(result.status, result.reason, epochs_run=result.epochs_run)
+        self.progress(force=True, epoch=result.epochs_run, epochs=self._epochs, done=True, status=result.status)
 
 
 def save_checkpoint(run_dir, model: RoastModel, experiment: ExperimentConfig, *, status: str = "succeeded",
@@ -249,8 +267,6 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
     except RuntimeError as exc:
         raise RunError(f"{weights}: weights do not fit config.json's model ({str(exc).splitlines()[0]})") from None
     if config.model.prior != "none":
-        from roastcore.prior import PriorLibrary
-
         try:
             model.prior_library = PriorLibrary.load(run_dir)
         except ValueError as exc:

@@ -23,11 +23,14 @@ are checked in this order (the first that applies wins):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from roastcore.baselines import curve_1s
+from roastcore.experiments import PRESETS
+from roastcore.generate import ModelGenerator
+from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -86,14 +89,8 @@ def suggest_preset(verdict: str) -> str | None:
     candidates, _ = SUGGESTIONS[verdict]
     if not candidates:
         return None
-    try:
-        from roastcore.experiments import PRESETS
-
-        available = set(PRESETS)
-    except ImportError:
-        available = set()
     for name in candidates:
-        if name in available:
+        if name in PRESETS:
             return name
     return candidates[0]
 
@@ -169,16 +166,6 @@ def diagnose_metrics(tf, free, aligned_knn_mae_f: float, raw_std_f: float | None
     return Diagnosis(verdict, evidence, suggest_preset(verdict), reason, metrics)
 
 
-def diagnose_run(run_dir, profiles: Sequence[Profile], split: str = "val", prefix_s: float = 0,
-                 use_cache: bool = True, progress: Callable[[int, int, str], None] | None = None) -> Diagnosis:
-    """The verdict for a checkpoint on a dataset (runs or reads the cached evaluation)."""
-    from roastcore.evaluate import evaluate_run
-
-    report = evaluate_run(run_dir, profiles, split=split, prefix_s=prefix_s, use_cache=use_cache, progress=progress)
-    d = report.diagnosis
-    return Diagnosis(d["verdict"], list(d["evidence"]), d["suggestion"], d["suggestion_reason"], d.get("metrics", {}))
-
-
 # ------------------------------------------------------------------ step trace
 @dataclass
 class StepTrace:
@@ -207,14 +194,11 @@ class StepTrace:
 
 
 def step_trace(model, profile: Profile, steps: int | None = None, prefix_steps: int = 1,
-               clamp: tuple[float, float] = (100.0, 500.0)) -> StepTrace:
+               clamp: tuple[float, float] = DEFAULT_CLAMP_F) -> StepTrace:
     """Generate `profile` from its charge (or first `prefix_steps` real steps) and trace N steps.
 
     N (`steps`) runs from 10 to the profile's full length at the model's step; None = full.
     """
-    from roastcore.baselines import curve_1s
-    from roastcore.generate import ModelGenerator
-
     real_1s = curve_1s(profile)
     step_s = float(model.config.step_s)
     gen = ModelGenerator(model, clamp=clamp)

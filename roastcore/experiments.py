@@ -20,7 +20,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 
-from roastcore.model import ModelConfig
+import torch
+
+from roastcore.features import CATEGORICAL_FIELDS, FeatureEncoder, TemperatureScaler
+from roastcore.model import ModelConfig, build_model, count_parameters
 
 LOSSES = ("mse", "l1")
 SCHEDULED_SAMPLING = ("none", "linear", "inverse_sigmoid")
@@ -286,18 +289,11 @@ def health_band(params_per_sample: float) -> str:
 def reference_encoder():
     """A stand-in encoder (8 values per categorical, 24 flavours) for counting parameters
     before any data is chosen; conditioning is a small share of every preset's size."""
-    from roastcore.features import CATEGORICAL_FIELDS, FeatureEncoder
-
     return FeatureEncoder(vocabs={f: [f"{f}{i}" for i in range(8)] for f in CATEGORICAL_FIELDS},
                           flavor_vocab=[f"flavor{i}" for i in range(24)])
 
 
 def preset_parameter_count(preset: Preset | ExperimentConfig, encoder=None) -> int:
-    import torch
-
-    from roastcore.features import TemperatureScaler
-    from roastcore.model import build_model, count_parameters
-
     experiment = preset.experiment if isinstance(preset, Preset) else preset
     encoder = encoder or reference_encoder()
     with torch.device("meta"):

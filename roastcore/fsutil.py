@@ -1,8 +1,12 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never half of either."""
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of either.
+
+Also the one JSON sanitiser (`json_safe`), so every file and every `--json` output is strict JSON.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -37,8 +41,29 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
+def json_safe(obj):
+    """NaN/inf -> None, numpy scalars -> Python, tuples -> lists: strict JSON for any result."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    kind = getattr(obj, "dtype", None)  # numpy scalars, without importing numpy here
+    if kind is not None and getattr(obj, "shape", None) == ():
+        return json_safe(obj.item())
+    return obj
+
+
+def to_json(obj, indent: int | None = None) -> str:
+    """Strict JSON text of `obj` (see json_safe)."""
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, allow_nan=True) + "\n")
+    return atomic_write_text(path, to_json(obj, indent=indent) + "\n")
 
 
 def _fsync_dir(folder: Path) -> None:

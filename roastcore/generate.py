@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,35 +27,17 @@ import numpy as np
 import torch
 
 from roastcore.baselines import CurveGenerator, curve_1s, n_samples
-from roastcore.dataset import collate
+from roastcore.batch import collate, steps_grid
+from roastcore.io import write_alog, write_csv, write_json
+from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.physics import check_profile
-from roastcore.prior import steps_grid
 from roastcore.profile import Profile, ProfileMeta, find_turning_point
+from roastcore.threads import single_thread
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLAMP_F = (100.0, 500.0)
 EXPORT_SUFFIXES = (".alog", ".csv", ".json")
 DROP_SEARCH_S = (360.0, 1200.0, 15.0)  # min, max, step of candidate roast lengths
-
-
-@contextmanager
-def single_thread():
-    """Run torch on one intra-op thread, then restore the setting.
-
-    Generation is hundreds of sequential steps on tiny tensors; with two or more threads each
-    op waits on a thread hand-off, and on a busy 2-core machine that made a 800-step run take
-    87 s instead of 1.4 s (measured). Restored afterwards so big batched work keeps its threads.
-    """
-    before = torch.get_num_threads()
-    if before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -279,13 +260,11 @@ def _generate_to_drop(gen: ModelGenerator, meta: ProfileMeta, charge: float, dro
 
 def export_profile(profile: Profile, path: str | Path) -> Path:
     """Write .alog (Artisan background profile), .csv or .json via roastcore.io's writers."""
-    from roastcore import io as rio
-
     path = Path(path)
     suffix = path.suffix.lower()
-    writers = {".alog": "write_alog", ".csv": "write_csv", ".json": "write_json"}
+    writers = {".alog": write_alog, ".csv": write_csv, ".json": write_json}
     if suffix not in writers:
         raise ValueError(f"output file {path}: suffix {suffix or '(none)'} is not one of {EXPORT_SUFFIXES}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    getattr(rio, writers[suffix])(profile, path)
+    writers[suffix](profile, path)
     return path

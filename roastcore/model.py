@@ -31,7 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from roastcore.dataset import STEP_CHOICES_S, Batch, RoastDataset
+from roastcore.batch import STEP_CHOICES_S, Batch
+from roastcore.dataset import RoastDataset
 from roastcore.features import FeatureEncoder, TemperatureScaler
 
 MODEL_TYPES = ("transformer", "gru")
@@ -268,11 +269,50 @@ class Block(nn.Module):
             h = F.dropout(h, self.dropout, training=True)
         return x + h
 
+    def step_fn(self, cache: KVCache, rope_tables: tuple[torch.Tensor, torch.Tensor] | None):
+        """`forward` for ONE new token in eval mode, fused: a function (x [B, D], t) -> [B, D].
+
+        Generation makes one call per token per layer; at batch 1 that is ~15 tiny ops, so
+        dispatch overhead is the whole cost. This path uses plain tensor ops on weights
+        transposed once for addmm, writes straight into the cache's preallocated buffers, and
+        skips module calls and dropout. It must match `forward` to float rounding
+        (tests/test_model.py holds generation to a full re-forward).
+        """
+        D, H = self.ln1.normalized_shape[0], self.attn.n_heads
+        Hd = D // H
+        shape = (D,)
+        t_ = lambda w: w.t().contiguous()  # noqa: E731 - addmm wants [in, out]
+        ln1_w, ln1_b, ln1_eps = self.ln1.weight, self.ln1.bias, self.ln1.eps
+        qkv_w, qkv_b = t_(self.attn.qkv.weight), self.attn.qkv.bias
+        proj_w, proj_b = t_(self.attn.proj.weight), self.attn.proj.bias
+        ln2_w, ln2_b, ln2_eps = self.ln2.weight, self.ln2.bias, self.ln2.eps
+        fc1_w, fc1_b, fc2_w, fc2_b = t_(self.fc1.weight), self.fc1.bias, t_(self.fc2.weight), self.fc2.bias
+        keys, values = cache.k, cache.v  # [B, H, Lmax, Hd], filled up to t by the prefix
+
+        def step(x: torch.Tensor, t: int) -> torch.Tensor:
+            B = x.shape[0]
+            h = torch.layer_norm(x, shape, ln1_w, ln1_b, ln1_eps)
+            q, k, v = torch.addmm(qkv_b, h, qkv_w).view(B, 3, H, Hd).unbind(1)  # [B, H, Hd]
+            if rope_tables is not None:
+                cos, sin = rope_tables[0][t], rope_tables[1][t]
+                q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            keys.select(2, t).copy_(k)
+            values.select(2, t).copy_(v)
+            y = F.scaled_dot_product_attention(q.unsqueeze(2), keys.narrow(2, 0, t + 1),
+                                               values.narrow(2, 0, t + 1))  # [B, H, 1, Hd]
+            x = torch.addmm(x + proj_b, y.view(B, D), proj_w)
+            h = torch.addmm(fc1_b, torch.layer_norm(x, shape, ln2_w, ln2_b, ln2_eps), fc1_w)
+            return torch.addmm(x + fc2_b, torch.special.ndtr(h) * h, fc2_w)  # exact GELU: x * Phi(x)
+
+        return step
+
 
 # ----------------------------------------------------------------------------- shared model base
 class RoastModel(nn.Module):
     """Everything the transformer and the GRU share. A subclass supplies `_core`, the sequence
     network from tokens to hidden states, and `new_state`, its incremental state."""
+
+    steps_sequentially = False  # True: its training runs step by step (small ops, few threads)
 
     def __init__(self, cfg: ModelConfig, encoder: FeatureEncoder, scaler: TemperatureScaler):
         super().__init__()
@@ -288,6 +328,7 @@ class RoastModel(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, 1)
         self.prior_library = None  # prior.PriorLibrary for prior models; set by the trainer / load_run
+        self._trained_head = None  # (weight, bias) before scale_correction
 
     def _init_weights(self):
         for module in self.modules():
@@ -388,6 +429,28 @@ class RoastModel(nn.Module):
             raise ValueError(f"loss kind {kind!r} is not 'mse' or 'l1'")
         weight = batch.mask[:, 1:].to(per_step.dtype)
         return (per_step * weight).sum() / weight.sum().clamp(min=1.0)
+
+    def sampled_loss(self, batch: Batch, inputs_f: torch.Tensor, use_own: torch.Tensor,
+                     kind: str = "mse") -> torch.Tensor:
+        """Scheduled sampling: the loss when the inputs marked in `use_own` [B, L] bool are the
+        model's own predictions instead of `inputs_f` [B, L] °F. Two passes: teacher-forced
+        predictions of every step without gradients, mixed into the inputs, then the loss."""
+        with torch.no_grad():
+            own = self.predict_next_f(batch, inputs_f).clamp(*DEFAULT_CLAMP_F)  # [B, L-1]
+        own = torch.cat((batch.temps_f[:, :1], own), dim=1)
+        return self.loss(batch, torch.where(use_own, own, inputs_f), kind=kind)
+
+    @torch.no_grad()
+    def scale_correction(self, scale: float) -> None:
+        """Prior models: set the learned correction (the zero-initialised head) to `scale` times
+        what training left; scale 0 is the plain prior. Idempotent for a given scale."""
+        if self.config.prior == "none":
+            raise ValueError("scale_correction: this model has no prior to fall back to")
+        if self._trained_head is None:
+            self._trained_head = (self.head.weight.clone(), self.head.bias.clone())
+        weight, bias = self._trained_head
+        self.head.weight.copy_(weight * scale)
+        self.head.bias.copy_(bias * scale)
 
     # -- free running ------------------------------------------------------------------
     def generate(self, batch: Batch, prefix_steps: int = 1, clamp: tuple[float, float] = DEFAULT_CLAMP_F,
@@ -529,14 +592,10 @@ class RoastFormer(RoastModel):
         return x
 
     def _step_decoder(self, cond, lengths, prior, state, l_max):
-        """The one-token step of `generate`, fused: plain tensor ops, no module calls, and
-        everything that does not depend on the fed temperature computed for all steps at
-        once. At batch 1 a step is ~50 tiny ops, so dispatch overhead is the whole cost;
-        this path runs ~3x faster than `_units`. It is eval-only (no dropout) and matches
-        `_units` to float rounding (tests/test_model.py compares it with a full re-forward).
-        """
-        cfg, B, D, H = self.config, cond.shape[0], self.config.d_model, self.config.n_heads
-        Hd = D // H
+        """The one-token step of `generate`, fused (see Block.step_fn): everything that does
+        not depend on the fed temperature is computed for all steps at once, so a step is one
+        addcmul for the token, the blocks' fused steps, and the head."""
+        cfg, B = self.config, cond.shape[0]
         # Tokens are linear in the features: project every step's features once with the
         # temperature-dependent columns (z(T) and the prior gap) zeroed, and add them per step.
         static = self._features(torch.zeros(B, l_max, device=cond.device), 0, lengths, prior)  # [B, L, n_in]
@@ -558,31 +617,16 @@ class RoastFormer(RoastModel):
             base = base + (p_next / sc.delta_scale)[..., None] * w_gap
             w_eff = w_eff - w_gap / sc.delta_scale
         base = base.transpose(0, 1).contiguous()  # [L, B, D]: base[t] is a cheap index
-        t_ = lambda w: w.t().contiguous()  # noqa: E731 - addmm wants [in, out]
-        layers = [(b.ln1.weight, b.ln1.bias, b.ln1.eps, t_(b.attn.qkv.weight), b.attn.qkv.bias,
-                   t_(b.attn.proj.weight), b.attn.proj.bias, b.ln2.weight, b.ln2.bias, b.ln2.eps,
-                   t_(b.fc1.weight), b.fc1.bias, t_(b.fc2.weight), b.fc2.bias, cache.k, cache.v)
-                  for b, cache in zip(self.blocks, state, strict=True)]
+        rope = (self.rope_cos, self.rope_sin) if cfg.pos_encoding == "rope" else None
+        blocks = [b.step_fn(cache, rope) for b, cache in zip(self.blocks, state, strict=True)]
         ln_w, ln_b, ln_eps = self.ln_f.weight, self.ln_f.bias, self.ln_f.eps
-        head_w, head_b = t_(self.head.weight), self.head.bias
-        rope = cfg.pos_encoding == "rope"
-        shape = (D,)
+        head_w, head_b = self.head.weight.t().contiguous(), self.head.bias
+        shape = (cfg.d_model,)
 
         def decode(fed_t: torch.Tensor, t: int) -> torch.Tensor:  # [B] °F at step t -> [B] units
             x = torch.addcmul(base[t], fed_t.unsqueeze(1), w_eff)  # [B, D] the token
-            for ln1_w, ln1_b, ln1_eps, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, ln2_eps, \
-                    fc1_w, fc1_b, fc2_w, fc2_b, keys, values in layers:
-                h = torch.layer_norm(x, shape, ln1_w, ln1_b, ln1_eps)
-                q, k, v = torch.addmm(qkv_b, h, qkv_w).view(B, 3, H, Hd).unbind(1)  # [B, H, Hd]
-                if rope:
-                    q, k = apply_rope(q, self.rope_cos[t], self.rope_sin[t]), apply_rope(k, self.rope_cos[t], self.rope_sin[t])
-                keys.select(2, t).copy_(k)  # the cache's preallocated [B, H, Lmax, Hd] buffers
-                values.select(2, t).copy_(v)
-                y = F.scaled_dot_product_attention(q.unsqueeze(2), keys.narrow(2, 0, t + 1),
-                                                   values.narrow(2, 0, t + 1))  # [B, H, 1, Hd]
-                x = torch.addmm(x + proj_b, y.view(B, D), proj_w)
-                h = torch.addmm(fc1_b, torch.layer_norm(x, shape, ln2_w, ln2_b, ln2_eps), fc1_w)
-                x = torch.addmm(x + fc2_b, torch.special.ndtr(h) * h, fc2_w)  # exact GELU: x * Phi(x)
+            for step in blocks:
+                x = step(x, t)
             return torch.addmm(head_b, torch.layer_norm(x, shape, ln_w, ln_b, ln_eps), head_w)[:, 0]
 
         return decode
@@ -603,8 +647,16 @@ class RoastGRU(RoastModel):
                           dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
         self._init_weights()
 
+    steps_sequentially = True
+
     def new_state(self, batch_size, capacity):
         return _GRUState()
+
+    def sampled_loss(self, batch, inputs_f, use_own, kind="mse"):
+        """Scheduled sampling as a true step-by-step rollout that feeds back its own outputs at
+        the marked steps (cheap for a recurrent model)."""
+        ro = self.rollout(batch, feed_real=~use_own, detach_feedback=True)
+        return self.loss(batch, ro.inputs_f, kind=kind, units=ro.units)
 
     def _core(self, tokens, start_pos, cond, state):  # [B, T, D] -> [B, T, D]
         if state.h is None:

@@ -38,28 +38,18 @@ from roastcore.baselines import (
     curve_1s,
     n_samples,
 )
+from roastcore.batch import steps_grid
 from roastcore.fsutil import atomic_write_bytes, atomic_write_text
 from roastcore.profile import Profile, ProfileMeta
 
 log = logging.getLogger(__name__)
 
-PRIOR_KINDS = ("none", "aligned_knn")
 PRIOR_WEIGHTS, PRIOR_JSON = "prior.safetensors", "prior.json"
 _FAR = 1e9  # distance added to excluded neighbours
 # The prior also tunes the end warp (baselines.warp_curve): on onyx-dev stretching only part of
 # a neighbour's length difference and continuing its final RoR beat lining up the ends
 # (RESULTS.md). The aligned-kNN baseline keeps the ends lined up, as specified.
 PRIOR_GRID = {**ALIGNED_GRID, "end_warp": (1.0, 0.75, 0.5)}
-
-
-def steps_grid(n_1s: int, n_steps: int) -> np.ndarray:
-    """Positions (in 1 s samples) of the model's steps: the grid RoastDataset and the
-    generator both use (linspace from CHARGE to DROP)."""
-    return np.linspace(0.0, n_1s - 1, n_steps)
-
-
-def n_model_steps(duration_s: float, step_s: float) -> int:
-    return int(round(float(duration_s) / float(step_s))) + 1
 
 
 class PriorLibrary:

@@ -1,11 +1,11 @@
 """Grouped k-fold study: presets and baselines on the same folds, teacher forcing and free running.
 
-`run_study(profiles, presets, folds=5, ...)` splits once with `dataset.group_kfold` (grouped by
+`run_study(profiles, presets, folds=5, ...)` splits once with `splits.group_kfold` (grouped by
 `Profile.group`, so no product is on both sides) and, on every fold, fits the baselines
 (persistence for teacher forcing; mean curve, plain kNN, aligned kNN free-running) and trains
 each preset on the training folds only (its own inner grouped split picks the best epoch).
 Each model is scored with `evaluate.teacher_forcing` (persistence on the same positions at the
-model's step) and `evaluate.free_run_metrics` (the same scorer the baselines get).
+model's step) and `metrics.free_run_metrics` (the same scorer the baselines get).
 
 The extrapolation check trains on every roast except the hottest-charged `extrapolation_frac`
 and tests on those: a model that only interpolates drifts there.
@@ -24,17 +24,22 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from roastcore.baselines import AlignedKNN, MeanCurve, PlainKNN, curve_1s
-from roastcore.dataset import group_kfold
-from roastcore.fsutil import atomic_write_text
+from roastcore.baselines import AlignedKNN, Persistence, curve_1s
+from roastcore.evaluate import teacher_forcing
+from roastcore.experiments import get_preset
+from roastcore.features import FeatureEncoder
+from roastcore.fsutil import atomic_write_text, to_json
+from roastcore.generate import ModelGenerator
+from roastcore.metrics import free_run_metrics, score_baselines
 from roastcore.profile import Profile
+from roastcore.splits import group_kfold
+from roastcore.threads import torch_threads
+from roastcore.train import run_experiment
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +64,6 @@ class StudyConfig:
     threads: int = 1  # small sequential models run fastest on one torch thread
 
     def __post_init__(self):
-        from roastcore.experiments import get_preset
-
         self.presets = tuple(self.presets)
         for name in self.presets:
             get_preset(name)  # raises with the list of valid names
@@ -72,16 +75,6 @@ class StudyConfig:
             raise ValueError(f"StudyConfig.extrapolation_frac: {self.extrapolation_frac!r} must be in (0, 0.5)")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"StudyConfig.threads: {self.threads!r} must be an integer >= 1")
-
-
-@contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _summary(per_fold: list[dict], keys: Sequence[str]) -> dict:
@@ -98,26 +91,16 @@ def _free_dict(free) -> dict:
 
 
 def _score_baselines(train: list[Profile], val: list[Profile], step_s: float) -> dict[str, dict]:
-    from roastcore.baselines import Persistence
-    from roastcore.evaluate import free_run_metrics, teacher_forcing
-    from roastcore.features import FeatureEncoder
-
     out: dict[str, dict] = {}
     tf = teacher_forcing(Persistence(step_s), val, FeatureEncoder.fit(train), step_s)
     out["persistence"] = {"tf_mae_f": tf.mae_f, "persistence_mae_f": tf.persistence_mae_f, "skill_ratio": 1.0,
                           "tf_step_s": step_s, "persistence_1s_mae_f": tf.persistence_1s_mae_f}
-    for name, make in (("mean_curve", MeanCurve), ("knn", lambda: PlainKNN(k=5)), ("aligned_knn", AlignedKNN)):
-        started = time.monotonic()
-        gen = make().fit(train)
-        free = free_run_metrics(val, gen.generate_many(val))
-        out[name] = {**_free_dict(free), "fit_s": time.monotonic() - started, "k": gen.describe().get("k")}
+    for name, entry in score_baselines(train, val).items():
+        out[name] = {**{k: entry[k] for k in FREE_KEYS}, "fit_s": entry["fit_s"], "k": entry["k"]}
     return out
 
 
 def _score_model(model, val: list[Profile]) -> dict:
-    from roastcore.evaluate import free_run_metrics, teacher_forcing
-    from roastcore.generate import ModelGenerator
-
     cfg = model.config
     tf = teacher_forcing(model, val, model.encoder, float(cfg.step_s), max_len=cfg.max_len)
     free = free_run_metrics(val, ModelGenerator(model).generate_many(val))
@@ -126,8 +109,6 @@ def _score_model(model, val: list[Profile]) -> dict:
 
 
 def _train_and_score(experiment, train: list[Profile], val: list[Profile]) -> dict:
-    from roastcore.train import run_experiment
-
     started = time.monotonic()
     result = run_experiment(experiment, train)
     train_s = time.monotonic() - started
@@ -153,8 +134,6 @@ def extrapolation_split(profiles: Sequence[Profile], frac: float = 0.1) -> tuple
 def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, data_source: str = "",
               progress: Callable[[str], None] | None = None) -> dict:
     """Run the study; write results.json and results.md into `out_dir` (when given)."""
-    from roastcore.experiments import get_preset
-
     profiles = list(profiles)
     cfg = config
     n_groups = len({p.group for p in profiles})
@@ -186,7 +165,7 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
                      "overrides": {k: str(v) for k, v in cfg.overrides.items()}, "budget_min": cfg.budget_min,
                      "fold_sizes": [[len(tr), len(va)] for tr, va in splits],
                      "baselines": {}, "models": {}, "extrapolation": None, "skipped": skipped}
-    with _threads(cfg.threads):
+    with torch_threads(cfg.threads):
         # Baselines first: they are fast and every preset is compared with them.
         per_fold_bl: dict[str, list[dict]] = {name: [] for name in BASELINES}
         for fi, (tr, va) in enumerate(splits):
@@ -251,8 +230,6 @@ def _public(extra: dict | None) -> dict | None:
 
 def _extrapolation_setup(profiles, cfg: StudyConfig, out_of_time, skipped) -> dict:
     """The hottest-charge split and the aligned kNN's row; presets add theirs as they finish."""
-    from roastcore.evaluate import free_run_metrics
-
     train, test, threshold = extrapolation_split(profiles, cfg.extrapolation_frac)
     # Their products' other roasts stay in training: the check is about charge temperature.
     out = {"threshold_charge_f": threshold, "n_train": len(train), "n_test": len(test),
@@ -330,22 +307,10 @@ def format_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def write_study(out_dir, results: dict) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / RESULTS_JSON, json.dumps(_jsonable(results), indent=1) + "\n")
+    atomic_write_text(out / RESULTS_JSON, to_json(results, indent=1) + "\n")
     atomic_write_text(out / RESULTS_MD, format_markdown(results))
     return out
 

@@ -1,12 +1,17 @@
-"""The training loop: AdamW + warm-up/cosine, clipping, early stopping, exposure-bias fixes.
+"""Training: a model-agnostic loop (Trainer) and the one place that builds what it trains.
 
-The loop knows nothing about UIs or jobs: it reports through callbacks (minGPT style) and,
-when given a run directory, through checkpoints.RunWriter. Exposure-bias fixes:
+`Trainer` knows only the loop: AdamW + warm-up/cosine, clipping, early stopping, divergence
+detection, cooperative cancel, scheduled sampling, rollout loss and input noise. It reports
+through callbacks (minGPT style); `checkpoints.RunWriter` is one of them. Everything specific to a
+model is a method of the model (`sampled_loss`, `steps_sequentially`, `scale_correction`).
 
+`train` / `run_experiment` build the inputs (encoder, scaler, prior), the datasets and the model
+from an ExperimentConfig, run the Trainer, and finish a prior model (correction scale, library).
+
+Exposure-bias fixes:
 - scheduled sampling (Bengio et al. 2015): a decaying share of inputs comes from the model's
-  own predictions. Transformer: two passes (teacher-forced pass without gradients, mix its
-  predictions into the inputs, second pass with gradients). GRU: a true step-by-step rollout
-  that feeds back its own outputs at the sampled steps.
+  own predictions (`model.sampled_loss`: two passes for the transformer, a true step-by-step
+  rollout for the GRU).
 - rollout loss (rollout_weight > 0): a full free run from the charge temperature with
   gradients, scored against the real curve (memory grows with L^2 for the transformer:
   prefer step_s 5 or 10 there).
@@ -16,6 +21,7 @@ when given a run directory, through checkpoints.RunWriter. Exposure-bias fixes:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -29,11 +35,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from roastcore.batch import collate
 from roastcore.checkpoints import RunWriter
-from roastcore.dataset import RoastDataset, collate, train_val_split
-from roastcore.experiments import ExperimentConfig
+from roastcore.dataset import RoastDataset
+from roastcore.experiments import ExperimentConfig, TrainConfig
 from roastcore.features import FeatureEncoder, TemperatureScaler
-from roastcore.model import DEFAULT_CLAMP_F, RoastModel, build_model, count_parameters
+from roastcore.io import dataset_fingerprint
+from roastcore.model import RoastModel, build_model, count_parameters
+from roastcore.prior import PriorLibrary
+from roastcore.splits import train_val_split
+from roastcore.threads import single_thread
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +64,12 @@ class Callback:
 
     def on_epoch_end(self, metrics: dict) -> None: ...
 
+    def on_best(self, model: RoastModel, epoch: int | None, score: float) -> Path | None:
+        """New best weights; a callback that saves them returns the path."""
+
     def on_checkpoint_saved(self, path: Path) -> None: ...
+
+    def on_train_end(self, result: TrainResult) -> None: ...
 
 
 @dataclass
@@ -67,21 +83,13 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     model: RoastModel | None = None  # best weights, on the training device, eval mode
     run_dir: Path | None = None
+    correction_scale: float | None = None  # prior models: the factor chosen for the correction
+    corrected_score: float | None = None  # val free-run MAE with that factor
 
     def summary(self) -> dict:
         return {"status": self.status, "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
                 "run_dir": str(self.run_dir) if self.run_dir else None, "device": self.device,
                 "reason": self.reason}
-
-
-def _fingerprint(profiles) -> str:
-    try:
-        from roastcore.io import dataset_fingerprint
-    except ImportError:  # io not installed in this tree: hash the curve fingerprints ourselves
-        import hashlib
-
-        return hashlib.sha256("".join(sorted(p.fingerprint() for p in profiles)).encode()).hexdigest()
-    return dataset_fingerprint(profiles)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -105,7 +113,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def teacher_forcing_ratio(train_cfg, epoch: int) -> float:
+def teacher_forcing_ratio(train_cfg: TrainConfig, epoch: int) -> float:
     """Share of inputs that are real temperatures in `epoch` (0-based); 1.0 = pure teacher forcing."""
     kind, floor = train_cfg.scheduled_sampling, 1.0 - train_cfg.ss_max_ratio
     if kind == "none":
@@ -133,37 +141,34 @@ def _is_cancelled(cancel) -> bool:
     return bool(cancel())
 
 
+# ----------------------------------------------------------------------------- the loop
 class Trainer:
-    def __init__(self, experiment: ExperimentConfig, train_profiles, val_profiles, *, callbacks=(),
-                 cancel: threading.Event | Callable[[], bool] | None = None, device: str | None = None,
-                 run_dir=None, data_source: str = "", split: dict | None = None):
-        if not train_profiles:
+    """Trains a built model on two datasets. Knows the loop, not the model."""
+
+    def __init__(self, model: RoastModel, train_ds: RoastDataset, val_ds: RoastDataset, config: TrainConfig,
+                 *, callbacks=(), cancel: threading.Event | Callable[[], bool] | None = None,
+                 device: str | torch.device | None = None, name: str = "run"):
+        if len(train_ds) == 0:
             raise ValueError("train: no training profiles")
-        if not val_profiles:
+        if len(val_ds) == 0:
             raise ValueError("train: no validation profiles (early stopping needs them)")
-        self.exp = experiment
-        self.cfg, self.tcfg = experiment.model, experiment.train
-        self.train_profiles, self.val_profiles = list(train_profiles), list(val_profiles)
+        self.model, self.train_ds, self.val_ds, self.tcfg = model, train_ds, val_ds, config
         self.callbacks = list(callbacks)
         self.cancel = cancel
-        self.device = resolve_device(device or self.tcfg.device)
-        self.run_dir = Path(run_dir) if run_dir else None
-        self.data_source, self.split = data_source, split
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.name = name
 
-    # -- helpers ---------------------------------------------------------------------------
-    def _emit(self, hook: str, payload) -> None:
-        for cb in self.callbacks:
-            fn = getattr(cb, hook, None)
-            if fn is not None:
-                fn(payload)
+    def emit(self, hook: str, *args) -> list:
+        """Call `hook` on every callback that has it; their return values, in order."""
+        return [fn(*args) for fn in (getattr(cb, hook, None) for cb in self.callbacks) if fn is not None]
 
     def _autocast(self):
         if self.device.type == "cuda" and self.tcfg.amp:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
 
-    def _batch_loss(self, model: RoastModel, batch, tf_ratio: float, gen: torch.Generator) -> torch.Tensor:
-        tcfg, kind = self.tcfg, self.tcfg.loss
+    def _batch_loss(self, batch, tf_ratio: float, gen: torch.Generator) -> torch.Tensor:
+        model, tcfg, kind = self.model, self.tcfg, self.tcfg.loss
         real = batch.temps_f
         inputs = real
         if tcfg.input_noise_f > 0:
@@ -173,15 +178,7 @@ class Trainer:
         if tf_ratio < 1.0:
             use_own = torch.rand(real.shape, generator=gen, device="cpu").to(real.device) >= tf_ratio
             use_own[:, 0] = False
-            if self.cfg.model_type == "transformer":
-                with torch.no_grad():  # pass 1: teacher-forced predictions of every step
-                    own = model.predict_next_f(batch, inputs).clamp(*DEFAULT_CLAMP_F)
-                own = torch.cat((real[:, :1], own), dim=1)
-                inputs = torch.where(use_own, own, inputs)
-                loss = model.loss(batch, inputs, kind=kind)  # pass 2
-            else:
-                ro = model.rollout(batch, feed_real=~use_own, detach_feedback=True)
-                loss = model.loss(batch, ro.inputs_f, kind=kind, units=ro.units)
+            loss = model.sampled_loss(batch, inputs, use_own, kind)
         else:
             loss = model.loss(batch, inputs if inputs is not real else None, kind=kind)
         if tcfg.rollout_weight > 0:
@@ -189,14 +186,17 @@ class Trainer:
             loss = loss + tcfg.rollout_weight * model.loss(batch, ro.inputs_f, kind=kind, units=ro.units)
         return loss
 
+    def _batches(self, dataset: RoastDataset):
+        for start in range(0, len(dataset), VAL_BATCH_ROWS):
+            yield collate([dataset[i] for i in range(start, min(len(dataset), start + VAL_BATCH_ROWS))]).to(self.device)
+
     @torch.no_grad()
-    def evaluate(self, model: RoastModel, dataset: RoastDataset) -> tuple[float, float]:
+    def evaluate(self, dataset: RoastDataset) -> tuple[float, float]:
         """(teacher-forced val loss, teacher-forced MAE °F) over the whole set."""
+        model = self.model
         model.eval()
         loss_sum = weight_sum = abs_sum = 0.0
-        for start in range(0, len(dataset), VAL_BATCH_ROWS):
-            batch = collate([dataset[i] for i in range(start, min(len(dataset), start + VAL_BATCH_ROWS))])
-            batch = batch.to(self.device)
+        for batch in self._batches(dataset):
             with self._autocast():
                 units = model(batch)
             n = float(batch.mask[:, 1:].sum())
@@ -207,93 +207,27 @@ class Trainer:
         return loss_sum / max(weight_sum, 1.0), abs_sum / max(weight_sum, 1.0)
 
     @torch.no_grad()
-    def free_run_mae(self, model: RoastModel, dataset: RoastDataset) -> float:
+    def free_run_mae(self, dataset: RoastDataset) -> float:
         """MAE °F of full free runs from each profile's charge, pooled over generated steps."""
-        model.eval()
+        self.model.eval()
         abs_sum = count = 0.0
-        for start in range(0, len(dataset), VAL_BATCH_ROWS):
-            batch = collate([dataset[i] for i in range(start, min(len(dataset), start + VAL_BATCH_ROWS))])
-            batch = batch.to(self.device)
-            gen = model.generate(batch, prefix_steps=1, use_cache=True)
+        for batch in self._batches(dataset):
+            gen = self.model.generate(batch, prefix_steps=1, use_cache=True)
             mask = batch.mask.clone()
             mask[:, 0] = False  # the charge is given
             abs_sum += float(((gen.clamped_f - batch.temps_f).abs() * mask).sum())
             count += float(mask.sum())
         return abs_sum / max(count, 1.0)
 
-    @torch.no_grad()
-    def _shrink_correction(self, model: RoastModel, val_ds: RoastDataset, best: float, writer, epoch) -> None:
-        """Scale a prior model's correction (its zero-initialised head) by the factor in
-        SHRINK_SCALES with the lowest validation free-run MAE: a cheap blend of the trained
-        model with the plain aligned kNN, which the correction's noise on ~100 roasts needs."""
-        weight, bias = model.head.weight.clone(), model.head.bias.clone()
-        best_scale = 1.0
-        for scale in SHRINK_SCALES:
-            model.head.weight.copy_(weight * scale)
-            model.head.bias.copy_(bias * scale)
-            score = self.free_run_mae(model, val_ds)
-            if score < best:
-                best, best_scale = score, scale
-        model.head.weight.copy_(weight * best_scale)
-        model.head.bias.copy_(bias * best_scale)
-        log.info("%s: correction scale %.2f (val free-run MAE %.3f °F)", self.exp.name, best_scale, best)
-        if writer is not None and best_scale != 1.0:
-            writer.save_best(model, epoch, best)
-        if writer is not None:
-            writer.update_manifest(correction_scale=best_scale)
-        self.correction_scale = best_scale
-
-    # -- the loop --------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        sequential = (self.cfg.model_type == "gru" or self.tcfg.rollout_weight > 0
-                      or self.tcfg.scheduled_sampling != "none")
-        if self.device.type == "cpu" and self.cfg.d_model <= SINGLE_THREAD_MAX_D_MODEL and sequential:
-            from roastcore.generate import single_thread
-
-            # Small models stepping through hundreds of tiny sequential ops (GRU, rollouts):
-            # thread hand-offs cost more than they give (onyx recommended: ~5 s/epoch on one
-            # thread, 100-240 s/epoch on two threads of a busy 2-core machine, measured).
-            # Teacher-forced transformers are one big batched pass: they keep every thread
-            # (tiny_model, 120 x 700 steps: ~4.2 s/epoch on 2 threads, ~6.9 s on 1, from 5 batches).
-            with single_thread():
-                return self._run()
-        return self._run()
-
-    def _run(self) -> TrainResult:
-        cfg, tcfg = self.cfg, self.tcfg
-        seed_everything(tcfg.seed)
-        encoder = FeatureEncoder.fit(self.train_profiles)  # training split only: no leakage
-        scaler = TemperatureScaler.fit(self.train_profiles, cfg.step_s, enabled=cfg.normalize)
-        prior = None
-        if cfg.prior != "none":
-            from roastcore.prior import PriorLibrary
-
-            prior = PriorLibrary.fit(self.train_profiles)
-        # A training profile's prior leaves its own product out, or it would hold the answer.
-        train_ds = RoastDataset(self.train_profiles, encoder, cfg.step_s, cfg.max_len, prior=prior,
-                                exclude_own_group=True)
-        val_ds = RoastDataset(self.val_profiles, encoder, cfg.step_s, cfg.max_len, prior=prior)
-        model = build_model(cfg, encoder, scaler).to(self.device)
-        model.prior_library = prior
-        n_params = count_parameters(model)
-        writer = None
-        if self.run_dir is not None:
-            writer = RunWriter(self.run_dir, self.exp, encoder, scaler, param_count=n_params,
-                               device=str(self.device), data_source=self.data_source,
-                               dataset_fingerprint=_fingerprint(self.train_profiles + self.val_profiles),
-                               split=self.split or {"val_ids": [p.id for p in self.val_profiles]})
-            if prior is not None:
-                writer.save_prior(prior)
-        log.info("training %s: %d params on %s, %d train / %d val profiles", self.exp.name, n_params,
-                 self.device, len(train_ds), len(val_ds))
-
+        model, tcfg = self.model, self.tcfg
         decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
         no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr)
         loader_gen = torch.Generator().manual_seed(tcfg.seed)
         noise_gen = torch.Generator().manual_seed(tcfg.seed + 1)
-        loader = torch.utils.data.DataLoader(train_ds, batch_size=tcfg.batch_size, shuffle=True,
+        loader = torch.utils.data.DataLoader(self.train_ds, batch_size=tcfg.batch_size, shuffle=True,
                                              collate_fn=collate, generator=loader_gen)
         n_batches = len(loader)
         total_steps = tcfg.epochs * n_batches
@@ -306,21 +240,20 @@ class Trainer:
         status, reason = "succeeded", ""
         started = time.monotonic()
         epochs_since_best = 0
-        epoch = 0
 
-        def save_best(ep: int, val: float):
+        def save_best(ep: int | None, val: float):
             nonlocal best_val, best_epoch, best_state
             best_val, best_epoch = val, ep
             best_state = copy.deepcopy(model.state_dict())
-            if writer is not None:
-                path = writer.save_best(model, ep, val)
-                self._emit("on_checkpoint_saved", path)
+            for path in self.emit("on_best", model, ep, val):
+                if path is not None:
+                    self.emit("on_checkpoint_saved", path)
 
         by_free = tcfg.select_on == "val_free_mae"
         try:
             if by_free:  # epoch 0: the untrained model (a prior model's is the aligned kNN itself)
-                score = self.free_run_mae(model, val_ds)
-                log.info("%s: before training, val free-run MAE %.3f °F", self.exp.name, score)
+                score = self.free_run_mae(self.val_ds)
+                log.info("%s: before training, val free-run MAE %.3f °F", self.name, score)
                 save_best(0, score)
             for epoch in range(1, tcfg.epochs + 1):
                 model.train()
@@ -332,7 +265,7 @@ class Trainer:
                         break
                     batch = batch.to(self.device)
                     with self._autocast():
-                        loss = self._batch_loss(model, batch, tf_ratio, noise_gen)
+                        loss = self._batch_loss(batch, tf_ratio, noise_gen)
                     value = float(loss.detach())
                     if not math.isfinite(value):
                         status, reason = "diverged", f"non-finite training loss ({value}) at epoch {epoch}, batch {batch_idx}"
@@ -355,16 +288,14 @@ class Trainer:
                     scheduler.step()
                     loss_sum += value * batch.batch_size
                     seen += batch.batch_size
-                    progress = {"epoch": epoch, "epochs": tcfg.epochs, "batch": batch_idx, "n_batches": n_batches,
-                                "loss": value, "lr": optimizer.param_groups[0]["lr"],
-                                "elapsed_s": time.monotonic() - started}
-                    self._emit("on_batch_end", progress)
-                    if writer is not None:
-                        writer.progress(epoch=epoch, epochs=tcfg.epochs, batch=batch_idx, n_batches=n_batches)
+                    self.emit("on_batch_end", {"epoch": epoch, "epochs": tcfg.epochs, "batch": batch_idx,
+                                               "n_batches": n_batches, "loss": value,
+                                               "lr": optimizer.param_groups[0]["lr"],
+                                               "elapsed_s": time.monotonic() - started})
                 if status != "succeeded":
                     break
 
-                val_loss, val_mae = self.evaluate(model, val_ds)
+                val_loss, val_mae = self.evaluate(self.val_ds)
                 score = val_loss
                 elapsed = time.monotonic() - started
                 metrics = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "val_loss": val_loss,
@@ -372,21 +303,18 @@ class Trainer:
                            "elapsed_s": round(elapsed, 3),
                            "eta_s": round(elapsed / epoch * (tcfg.epochs - epoch), 3)}
                 if by_free:
-                    score = metrics["val_free_mae_f"] = self.free_run_mae(model, val_ds)
+                    score = metrics["val_free_mae_f"] = self.free_run_mae(self.val_ds)
                 history.append(metrics)
-                if writer is not None:
-                    writer.append_metrics(metrics)
-                    writer.progress(force=True, epoch=epoch, epochs=tcfg.epochs, batch=n_batches, n_batches=n_batches)
                 if not math.isfinite(val_loss):
                     status, reason = "diverged", f"non-finite validation loss at epoch {epoch}"
-                    self._emit("on_epoch_end", metrics)
+                    self.emit("on_epoch_end", metrics)
                     break
                 if score < best_val:  # the selection number (val loss, or free-run MAE)
                     save_best(epoch, score)
                     epochs_since_best = 0
                 else:
                     epochs_since_best += 1
-                self._emit("on_epoch_end", metrics)
+                self.emit("on_epoch_end", metrics)
                 if tcfg.patience and epochs_since_best >= tcfg.patience:
                     reason = f"early stop: no {tcfg.select_on} improvement for {tcfg.patience} epochs"
                     break
@@ -399,40 +327,113 @@ class Trainer:
 
         if status == "cancelled" and best_state is None:
             # Keep the run loadable: the current weights stand in for a best that never came.
-            val_loss, _ = self.evaluate(model, val_ds)
+            val_loss, _ = self.evaluate(self.val_ds)
             if math.isfinite(val_loss):
                 save_best(None, val_loss)
                 reason += "; no epoch finished, saved the current weights"
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
-        if prior is not None and by_free and best_epoch and status == "succeeded":
-            self._shrink_correction(model, val_ds, best_val, writer, best_epoch)
-        if prior is not None and status == "succeeded":
-            # Serve with every training-side profile as a neighbour (the inner validation
-            # products too): more neighbours, same recipe as the aligned kNN it corrects.
-            from roastcore.prior import PriorLibrary
+        return TrainResult(status=status, best_epoch=best_epoch,
+                           best_val_loss=None if best_state is None else best_val, reason=reason,
+                           device=str(self.device), epochs_run=len(history), history=history,
+                           model=model if best_state is not None else None)
 
-            model.prior_library = PriorLibrary.fit(self.train_profiles + self.val_profiles)
-            if writer is not None:
-                writer.save_prior(model.prior_library)
-        result = TrainResult(status=status, best_epoch=best_epoch,
-                             best_val_loss=None if best_state is None else best_val, reason=reason,
-                             device=str(self.device), epochs_run=len(history), history=history,
-                             model=model if best_state is not None else None, run_dir=self.run_dir)
-        if writer is not None:
-            writer.finish(status, reason, epochs_run=len(history))
-            writer.progress(force=True, epoch=len(history), epochs=tcfg.epochs, done=True, status=status)
-        log.info("%s: %s (best epoch %s, val loss %s) %s", self.exp.name, status, best_epoch,
-                 result.best_val_loss, reason)
-        return result
+
+# ----------------------------------------------------------------------------- building and finishing
+@dataclass
+class TrainingParts:
+    """What `build_parts` makes from an experiment and its training profiles."""
+
+    encoder: FeatureEncoder
+    scaler: TemperatureScaler
+    prior: PriorLibrary | None
+    train_ds: RoastDataset
+    val_ds: RoastDataset
+    model: RoastModel
+
+
+def build_parts(experiment: ExperimentConfig, train_profiles, val_profiles, device: torch.device) -> TrainingParts:
+    """Fit the encoder, scaler and prior on the training split only (no leakage), then build the
+    datasets and the model. Seeds first, so a seed gives the same initial weights."""
+    cfg = experiment.model
+    seed_everything(experiment.train.seed)
+    encoder = FeatureEncoder.fit(train_profiles)
+    scaler = TemperatureScaler.fit(train_profiles, cfg.step_s, enabled=cfg.normalize)
+    prior = PriorLibrary.fit(train_profiles) if cfg.prior != "none" else None
+    # A training profile's prior leaves its own product out, or it would hold the answer.
+    train_ds = RoastDataset(train_profiles, encoder, cfg.step_s, cfg.max_len, prior=prior, exclude_own_group=True)
+    val_ds = RoastDataset(val_profiles, encoder, cfg.step_s, cfg.max_len, prior=prior)
+    model = build_model(cfg, encoder, scaler).to(device)
+    model.prior_library = prior
+    return TrainingParts(encoder, scaler, prior, train_ds, val_ds, model)
+
+
+def tune_correction_scale(trainer: Trainer, best: float) -> tuple[float, float]:
+    """Scale a prior model's correction by the factor in SHRINK_SCALES with the lowest validation
+    free-run MAE: a cheap blend of the trained model with the plain aligned kNN, which the
+    correction's noise on ~100 roasts needs. Returns (scale, its score); the model keeps it."""
+    model = trainer.model
+    best_scale = 1.0
+    for scale in SHRINK_SCALES:
+        model.scale_correction(scale)
+        score = trainer.free_run_mae(trainer.val_ds)
+        if score < best:
+            best, best_scale = score, scale
+    model.scale_correction(best_scale)
+    log.info("%s: correction scale %.2f (val free-run MAE %.3f °F)", trainer.name, best_scale, best)
+    return best_scale, best
+
+
+def _threads(model: RoastModel, tcfg: TrainConfig, device: torch.device):
+    sequential = model.steps_sequentially or tcfg.rollout_weight > 0 or tcfg.scheduled_sampling != "none"
+    if device.type == "cpu" and model.config.d_model <= SINGLE_THREAD_MAX_D_MODEL and sequential:
+        # Small models stepping through hundreds of tiny sequential ops (GRU, rollouts):
+        # thread hand-offs cost more than they give (onyx recommended: ~5 s/epoch on one
+        # thread, 100-240 s/epoch on two threads of a busy 2-core machine, measured).
+        # Teacher-forced transformers are one big batched pass: they keep every thread
+        # (tiny_model, 120 x 700 steps: ~4.2 s/epoch on 2 threads, ~6.9 s on 1, from 5 batches).
+        return single_thread()
+    return contextlib.nullcontext()
 
 
 def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=(), cancel=None,
           device: str | None = None, run_dir=None, data_source: str = "", split: dict | None = None) -> TrainResult:
-    """Train one experiment on a given split; see Trainer."""
-    return Trainer(experiment, train_profiles, val_profiles, callbacks=callbacks, cancel=cancel, device=device,
-                   run_dir=run_dir, data_source=data_source, split=split).run()
+    """Build everything for `experiment`, train it on a given split and finish it; with `run_dir`
+    a RunWriter records the run."""
+    train_profiles, val_profiles = list(train_profiles), list(val_profiles)
+    if not train_profiles:
+        raise ValueError("train: no training profiles")
+    if not val_profiles:
+        raise ValueError("train: no validation profiles (early stopping needs them)")
+    tcfg = experiment.train
+    device = resolve_device(device or tcfg.device)
+    parts = build_parts(experiment, train_profiles, val_profiles, device)
+    model = parts.model
+    n_params = count_parameters(model)
+    callbacks = list(callbacks)
+    if run_dir is not None:
+        callbacks.append(RunWriter(run_dir, experiment, parts.encoder, parts.scaler, param_count=n_params,
+                                   device=str(device), data_source=data_source,
+                                   dataset_fingerprint=dataset_fingerprint(train_profiles + val_profiles),
+                                   split=split or {"val_ids": [p.id for p in val_profiles]}, prior=parts.prior))
+    log.info("training %s: %d params on %s, %d train / %d val profiles", experiment.name, n_params,
+             device, len(parts.train_ds), len(parts.val_ds))
+    trainer = Trainer(model, parts.train_ds, parts.val_ds, tcfg, callbacks=callbacks, cancel=cancel,
+                      device=device, name=experiment.name)
+    with _threads(model, tcfg, device):
+        result = trainer.run()
+        if parts.prior is not None and result.status == "succeeded":
+            if tcfg.select_on == "val_free_mae" and result.best_epoch:
+                result.correction_scale, result.corrected_score = tune_correction_scale(trainer, result.best_val_loss)
+            # Serve with every training-side profile as a neighbour (the inner validation
+            # products too): more neighbours, same recipe as the aligned kNN it corrects.
+            model.prior_library = PriorLibrary.fit(train_profiles + val_profiles)
+    result.run_dir = Path(run_dir) if run_dir is not None else None
+    trainer.emit("on_train_end", result)
+    log.info("%s: %s (best epoch %s, val loss %s) %s", experiment.name, result.status, result.best_epoch,
+             result.best_val_loss, result.reason)
+    return result
 
 
 def run_experiment(experiment: ExperimentConfig, profiles, run_dir=None, data_source: str = "",

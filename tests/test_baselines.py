@@ -15,9 +15,9 @@ from roastcore.baselines import (
     Persistence,
     PlainKNN,
     apply_start,
-    cross_validate_baselines,
     warp_curve,
 )
+from roastcore.metrics import score_baselines
 from roastcore.profile import Profile, ProfileMeta, find_turning_point
 
 LEVELS = {"light": (400.0, 0.9), "medium": (415.0, 1.0), "dark": (430.0, 1.1)}
@@ -144,7 +144,7 @@ def test_persistence_predicts_the_previous_value(roasts):
 
 
 def test_aligned_knn_beats_plain_knn_and_mean_curve_on_synthetic_roasts(roasts):
-    result = cross_validate_baselines(roasts, folds=4, seed=0)
+    result = score_baselines(None, roasts, folds=4, seed=0, physics=False)
     assert set(result) == {"mean_curve", "knn", "aligned_knn"}
     assert result["aligned_knn"]["mae_f"] < result["knn"]["mae_f"]
     assert result["aligned_knn"]["mae_f"] < result["mean_curve"]["mae_f"]
@@ -153,7 +153,7 @@ def test_aligned_knn_beats_plain_knn_and_mean_curve_on_synthetic_roasts(roasts):
 
 
 def test_aligned_knn_beats_plain_on_the_simulator(synthetic_profiles):
-    result = cross_validate_baselines(synthetic_profiles, folds=4, seed=0)
+    result = score_baselines(None, synthetic_profiles, folds=4, seed=0, physics=False)
     assert result["aligned_knn"]["mae_f"] < result["knn"]["mae_f"]
 
 
@@ -177,7 +177,7 @@ def _onyx(folder):
 
 def test_onyx_grouped_cv_figures(onyx_dir):
     """The documented figures (docs/evaluation.md): plain kNN ~7.2 °F, aligned kNN well below."""
-    result = cross_validate_baselines(_onyx(onyx_dir), folds=5, seed=0)
+    result = score_baselines(None, _onyx(onyx_dir), folds=5, seed=0, physics=False)
     assert 6.0 < result["knn"]["mae_f"] < 8.5
     assert result["aligned_knn"]["mae_f"] < 5.0
     assert result["aligned_knn"]["mae_f"] < result["knn"]["mae_f"] < result["mean_curve"]["mae_f"]

@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from roastcore.dataset import RoastDataset, collate, group_kfold, train_val_split
+from roastcore.batch import collate
+from roastcore.dataset import RoastDataset
 from roastcore.features import FeatureEncoder
 from roastcore.profile import Profile, ProfileMeta
+from roastcore.splits import group_kfold, train_val_split
 
 
 def _profiles(n=12, per_product=3):

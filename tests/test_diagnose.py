@@ -15,7 +15,8 @@ from roastcore.diagnose import (
     suggest_preset,
     variance_verdict,
 )
-from roastcore.evaluate import baseline_results, evaluate_predictor
+from roastcore.evaluate import evaluate_predictor
+from roastcore.metrics import score_baselines
 from roastcore.features import FeatureEncoder, TemperatureScaler
 from roastcore.profile import Profile, ProfileMeta
 
@@ -48,7 +49,7 @@ def setup():
     profiles = roast_set()
     train, val = profiles[:28], profiles[28:]
     encoder = FeatureEncoder.fit(train)
-    return train, val, encoder, baseline_results(train, val)
+    return train, val, encoder, score_baselines(train, val)
 
 
 # ---- hand-built predictors: each implements the interface the verdict code consumes ----

@@ -9,13 +9,8 @@ import pytest
 import torch
 
 from roastcore.baselines import CurveGenerator, Persistence
-from roastcore.evaluate import (
-    free_run_metrics,
-    mae_band,
-    masked_errors,
-    select_split,
-    teacher_forcing,
-)
+from roastcore.evaluate import select_split, teacher_forcing
+from roastcore.metrics import free_run_metrics, mae_band, masked_errors
 from roastcore.features import FeatureEncoder
 from roastcore.profile import Profile, ProfileMeta
 
@@ -205,7 +200,7 @@ def _save_run(run_dir, profiles, val_ids, seed=0):
 
 @pytest.fixture(scope="module")
 def run_and_data(tmp_path_factory, synthetic_profiles):
-    from roastcore.dataset import train_val_split
+    from roastcore.splits import train_val_split
 
     _, val = train_val_split(synthetic_profiles, 0.2, seed=0, grouped=True)
     run = _save_run(tmp_path_factory.mktemp("runs") / "tiny", synthetic_profiles, [p.id for p in val])

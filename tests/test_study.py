@@ -7,7 +7,7 @@ import json
 import pytest
 
 from roastcore.cli import main as cli_main
-from roastcore.dataset import group_kfold
+from roastcore.splits import group_kfold
 from roastcore.study import (
     StudyConfig,
     extrapolation_split,

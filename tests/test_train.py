@@ -16,8 +16,8 @@ import torch
 
 from roastcore.checkpoints import load_run, read_json
 from roastcore.cli import main as cli_main
-from roastcore.dataset import train_val_split
 from roastcore.experiments import TrainConfig, get_preset
+from roastcore.splits import train_val_split
 from roastcore.train import Callback, lr_factor, run_experiment, teacher_forcing_ratio, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
