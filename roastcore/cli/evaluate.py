@@ -61,6 +61,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load_profiles(spec: str):
+    # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.io import load_source
 
     report = load_source(spec)
@@ -84,7 +85,11 @@ def _progress(done: int, total: int, stage: str) -> None:
 
 
 def _evaluate(args) -> int:
-    from roastcore.evaluate import evaluate_run, to_json
+    # deferred: torch-heavy, and `roastcore --help` stays fast
+    from roastcore.evaluate import (
+        evaluate_run,
+        to_json,
+    )
 
     run_dir = _check_run(args.checkpoint)
     if args.prefix_s < 0:
@@ -145,6 +150,7 @@ def format_report(report) -> str:
 
 
 def _diagnose(args) -> int:
+    # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.checkpoints import load_run
     from roastcore.diagnose import step_trace
     from roastcore.evaluate import select_split
@@ -184,8 +190,14 @@ def _diagnose(args) -> int:
 
 
 def _generate(args) -> int:
+    # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.checkpoints import load_run
-    from roastcore.generate import EXPORT_SUFFIXES, RoastRequest, export_profile, generate_profile
+    from roastcore.generate import (
+        EXPORT_SUFFIXES,
+        RoastRequest,
+        export_profile,
+        generate_profile,
+    )
 
     run_dir = _check_run(args.checkpoint)
     if Path(args.out).suffix.lower() not in EXPORT_SUFFIXES:

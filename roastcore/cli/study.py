@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from roastcore.cli import CliError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("study", help="grouped k-fold study of presets vs baselines (results.json + .md)")
@@ -27,10 +29,14 @@ def register(subparsers) -> None:
 
 
 def cmd_study(args) -> int:
-    from roastcore.cli import CliError
+    # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.cli.train import parse_overrides
     from roastcore.io import load_source
-    from roastcore.study import StudyConfig, format_markdown, run_study
+    from roastcore.study import (
+        StudyConfig,
+        format_markdown,
+        run_study,
+    )
 
     presets = tuple(x.strip() for x in args.presets.split(",") if x.strip())
     if not presets:

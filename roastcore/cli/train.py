@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from roastcore.cli import CliError
+
 EXIT_CODES = {"succeeded": 0, "cancelled": 0, "diverged": 3, "failed": 4}
 
 # The three shipped demo runs: (run name, preset, overrides). One command rebuilds them.
@@ -61,7 +63,6 @@ def register(subparsers) -> None:
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    from roastcore.cli import CliError
 
     out = {}
     for pair in pairs:
@@ -73,17 +74,25 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def build_experiment(preset: str, overrides: dict):
+    # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.experiments import get_preset
 
     return get_preset(preset).experiment.with_overrides(overrides)
 
 
 def cmd_presets(args) -> int:
-    from roastcore.experiments import PRESETS, preset_table
+    # deferred: torch-heavy, and `roastcore --help` stays fast
+    from roastcore.experiments import (
+        PRESETS,
+        preset_table,
+    )
+
+    # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.features import FeatureEncoder
 
     encoder, n_train, note = None, 96, "for 96 training profiles (120 at val_frac 0.2); reference vocabularies"
     if args.data:
+        # deferred: torch-heavy, and `roastcore --help` stays fast
         from roastcore.io import load_source
 
         profiles = load_source(args.data).profiles
@@ -136,6 +145,7 @@ class ProgressBar:
 
 def run_training(experiment, data: str, out: str, device: str | None = None, progress: bool = True):
     """Load `data`, split, train into `out` with SIGTERM/SIGINT as cooperative cancel."""
+    # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.io import load_source
     from roastcore.train import run_experiment
 
@@ -156,7 +166,6 @@ def run_training(experiment, data: str, out: str, device: str | None = None, pro
 
 
 def cmd_train(args) -> int:
-    from roastcore.cli import CliError
 
     overrides = parse_overrides(args.overrides)
     if args.epochs is not None:
@@ -178,8 +187,6 @@ def cmd_train(args) -> int:
 def cmd_demos(args) -> int:
     """Train the shipped demo runs (about 12 CPU-minutes on 2 cores; --only rebuilds some)."""
     import shutil
-
-    from roastcore.cli import CliError
 
     known = [name for name, _, _ in DEMOS]
     only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else known
