@@ -99,7 +99,10 @@ def rejected_table(report) -> pd.DataFrame:
 def duplicates_table(report) -> pd.DataFrame:
     rows = []
     for d in getattr(report, "duplicates", None) or ():
-        file, dup = (d[0], d[1]) if isinstance(d, (tuple, list)) else (getattr(d, "file", d), getattr(d, "duplicate_of", ""))
+        if isinstance(d, (tuple, list)):
+            file, dup = d[0], d[1]
+        else:
+            file, dup = getattr(d, "file", d), getattr(d, "duplicate_of", "")
         rows.append({"file": Path(str(file)).name, "duplicate of": Path(str(dup)).name})
     return pd.DataFrame(rows, columns=["file", "duplicate of"])
 

@@ -55,7 +55,8 @@ def overrides_from(base: Mapping[str, Mapping], values: Mapping[str, object]) ->
     return out
 
 
-def apply_values(base: ExperimentConfig, values: Mapping[str, object]) -> tuple[dict, ExperimentConfig | None, str | None]:
+def apply_values(base: ExperimentConfig,
+                 values: Mapping[str, object]) -> tuple[dict, ExperimentConfig | None, str | None]:
     """(overrides, the experiment they make, None) or (overrides, None, the config's own error)."""
     overrides = overrides_from(base.to_dict(), values)
     try:

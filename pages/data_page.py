@@ -81,7 +81,8 @@ with tab_gen, _ui.guard("the generator"):
         with st.spinner(f"Simulating {int(n)} roasts…"):
             profiles = generate_dataset(n=int(n), seed=int(seed))
             entry = registry.save_dataset(c.runs_dir, f"synthetic_n{int(n)}_seed{int(seed)}", profiles, "generated")
-        st.session_state["gen_last"] = f"Saved **{entry.name}** ({len(profiles)} roasts) and selected it in the sidebar."
+        st.session_state["gen_last"] = (f"Saved **{entry.name}** ({len(profiles)} roasts) and selected it in "
+                                        "the sidebar.")
         _ui.select_dataset(entry.key)
         st.rerun()
     if st.session_state.get("gen_last"):

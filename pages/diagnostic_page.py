@@ -15,7 +15,6 @@ st.caption("Free-running generation step by step: what the model said (raw), wha
            "the clamp, and the real roast.")
 c = _ui.ctx()
 
-
 with _ui.guard("the diagnostic page"):
     if not c.runs:
         _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup_page.py",
@@ -30,7 +29,8 @@ with _ui.guard("the diagnostic page"):
     loaded = _ui.load_run(run)
     val, split_label = _ui.validation_profiles(run, c.data_spec)
     if not val:
-        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data_page.py", "Data")
+        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.",
+                        "pages/data_page.py", "Data")
         st.stop()
     labels = {p.id: profile_label(p, i) for i, p in enumerate(val)}
     cols = st.columns([3, 2])

@@ -52,7 +52,8 @@ with _ui.guard("the experiment setup"):
     with left:
         st.markdown("**Model**")
         v = {}
-        v["model_type"] = st.segmented_control("Model type", list(MODEL_TYPES), key="set_model_type") or base.model.model_type
+        v["model_type"] = (st.segmented_control("Model type", list(MODEL_TYPES), key="set_model_type")
+                           or base.model.model_type)
         v["d_model"] = st.select_slider("d_model", form.slider_options("d_model"), key="set_d_model")
         v["n_layers"] = st.slider("Layers", 1, 12, key="set_n_layers")
         v["n_heads"] = st.select_slider("Attention heads", form.slider_options("n_heads"), key="set_n_heads",

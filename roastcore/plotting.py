@@ -320,7 +320,8 @@ def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
         y=df["run"], x=df["tf_mae_f"], orientation="h", name="teacher-forcing MAE",
         marker=dict(color=[color_for(str(r), colors) for r in df["run"]],
                     line=dict(color=["#000" if r == best else "rgba(0,0,0,0)" for r in df["run"]], width=2)),
-        text=[f"{v:.1f} °F" + ("  ★ best" if r == best else "") for r, v in zip(df["run"], df["tf_mae_f"], strict=True)],
+        text=[f"{v:.1f} °F" + ("  ★ best" if r == best else "")
+              for r, v in zip(df["run"], df["tf_mae_f"], strict=True)],
         textposition="outside", hovertemplate="%{y}: %{x:.2f} °F<extra></extra>",
     ))
     if baseline_mae is not None and math.isfinite(baseline_mae):

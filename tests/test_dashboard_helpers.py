@@ -171,7 +171,8 @@ def test_jobs_table_and_history():
             self.best_val_loss, self.run_name = None, f"run_{id}"
 
     class P:
-        epoch, epochs, elapsed_s, eta_s, train_loss, val_loss, best_val_loss, stalled = 3, 10, 65.0, 130.0, 0.5, 0.7, 0.6, False
+        epoch, epochs, elapsed_s, eta_s = 3, 10, 65.0, 130.0
+        train_loss, val_loss, best_val_loss, stalled = 0.5, 0.7, 0.6, False
 
     table = _job_tables.jobs_table([J("a", "running", 1.0), J("b", "queued", 2.0)], {"a": P()}, now=200.0)
     assert list(table["job"]) == ["b", "a"]
