@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pages import _ui  # noqa: E402
-from roastcore import views  # noqa: E402
+from pages import _runs, _state, _ui  # noqa: E402
+from roastcore.io import list_datasets  # noqa: E402
+from roastcore.plotting import color_map  # noqa: E402
 
 st.set_page_config(page_title="Roast Lab", page_icon=":material/coffee:", layout="wide")
 
@@ -47,18 +48,19 @@ def build_navigation():
 
 
 def sidebar() -> _ui.Ctx:
-    runs_dir = views.runs_dir_from_env()
-    default_spec = views.default_data_spec()
-    datasets = views.list_datasets(runs_dir)
-    data_options = {default_spec: views.builtin_data_label(default_spec)}
+    runs_dir = _state.runs_dir_from_env()
+    _ui.clean_leftovers_once(str(runs_dir))
+    default_spec = _state.default_data_spec()
+    datasets = list_datasets(runs_dir)
+    data_options = {default_spec: _state.builtin_data_label(default_spec)}
     for entry in datasets:
         data_options[entry.key] = f"{entry.name} ({entry.n_profiles} roasts, imported)"
-    runs = views.discover_runs(runs_dir)
+    runs = _runs.discover_runs(runs_dir)
     names = [r.name for r in runs]
 
     ss = st.session_state
     if not ss.get("_sel_init"):
-        sel = views.decode_selection(st.query_params.to_dict(), known_runs=names, known_data=data_options)
+        sel = _state.decode_selection(st.query_params.to_dict(), known_runs=names, known_data=data_options)
         ss["sb_data"] = sel.data or default_spec
         ss["sb_run"] = sel.run or (names[0] if names else None)
         ss["sb_cmp"] = list(sel.compare)
@@ -90,14 +92,14 @@ def sidebar() -> _ui.Ctx:
                                      format_func=lambda n: labels.get(n, n),
                                      help="Extra checkpoints drawn beside the primary one.")
             primary = next(r for r in runs if r.name == run)
-            st.caption(views.run_caption(primary))
+            st.caption(_runs.run_caption(primary))
         else:
             run, compare = None, []
             st.caption("No checkpoints yet: launch one on Experiment setup.")
         st.caption(f"Runs directory: `{runs_dir}`")
 
-    sel = views.Selection(data=data_key, run=run or "", compare=tuple(compare))
-    wanted = views.encode_selection(sel)
+    sel = _state.Selection(data=data_key, run=run or "", compare=tuple(compare))
+    wanted = _state.encode_selection(sel)
     current = {k: st.query_params.get(k) for k in ("data", "run", "cmp")}
     if {k: v for k, v in current.items() if v} != wanted:
         for key in ("data", "run", "cmp"):
@@ -111,7 +113,7 @@ def sidebar() -> _ui.Ctx:
         spec = next(e.spec for e in datasets if e.key == data_key)
     return _ui.Ctx(runs_dir=runs_dir, data_key=data_key, data_spec=spec,
                    data_label=data_options[data_key], runs=runs, selection=sel,
-                   colors=views.color_map(names))
+                   colors=color_map(names))
 
 
 nav = build_navigation()

@@ -81,7 +81,8 @@ def main(argv=None) -> int:
         import torch  # noqa: F401
 
         import roastcore.evaluate  # noqa: F401
-        import roastcore.views  # noqa: F401
+        import roastcore.inspect_run  # noqa: F401
+        import roastcore.plotting  # noqa: F401
         imports = time.perf_counter() - t0
 
         cold = {page: render(page) for page, _ in PAGES}

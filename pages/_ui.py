@@ -1,7 +1,9 @@
 """Streamlit glue shared by app.py and the pages: context, caching, error fence.
 
 Not a page (app.py lists pages explicitly with st.Page). Everything that computes lives in
-roastcore; this module only caches roastcore calls and carries the sidebar's selection.
+roastcore or in the streamlit-free helpers beside this file (pages/_state.py, _runs.py,
+_format.py, the _*_tables.py and _*_form.py modules); this module only caches roastcore calls
+and carries the sidebar's selection.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
-from roastcore import views
+from pages._state import Selection, default_data_spec, path_mtime, runs_dir_from_env
+from roastcore import inspect_run
 
 log = logging.getLogger("roastcore.app")
 CTX_KEY = "_roast_ctx"
@@ -28,8 +31,8 @@ class Ctx:
     data_key: str
     data_spec: str
     data_label: str
-    runs: list  # [views.RunChoice], picker order
-    selection: views.Selection
+    runs: list  # [pages._runs.RunChoice], picker order
+    selection: Selection
     colors: dict = field(default_factory=dict)
 
     def run(self, name: str):
@@ -48,10 +51,10 @@ class Ctx:
 def ctx() -> Ctx:
     value = st.session_state.get(CTX_KEY)
     if value is None:  # a page run without app.py (should not happen with st.navigation)
-        runs_dir = views.runs_dir_from_env()
-        spec = views.default_data_spec()
+        runs_dir = runs_dir_from_env()
+        spec = default_data_spec()
         value = Ctx(runs_dir=runs_dir, data_key=spec, data_spec=spec, data_label=spec, runs=[],
-                    selection=views.Selection(data=spec))
+                    selection=Selection(data=spec))
     return value
 
 
@@ -96,8 +99,11 @@ def _load_source_cached(spec: str, mtime: float):
 
 def load_report(spec: str):
     """The ImportReport of a dataset spec, cached on (spec, mtime of the path)."""
-    mtime = 0.0 if spec.startswith("synthetic") else views.path_mtime(spec)
-    return _load_source_cached(spec, mtime)
+    return _load_source_cached(spec, _data_mtime(spec))
+
+
+def _data_mtime(spec: str) -> float:
+    return 0.0 if spec.startswith("synthetic") else path_mtime(spec)
 
 
 def load_profiles(spec: str) -> list:
@@ -114,7 +120,7 @@ def _load_run_cached(path: str, mtime: float):
 def load_run(run) -> object:
     """checkpoints.load_run, cached on the run path + mtime."""
     path = str(run.path)
-    return _load_run_cached(path, views.path_mtime(path))
+    return _load_run_cached(path, path_mtime(path))
 
 
 PENDING_DATA = "_pending_data"
@@ -141,13 +147,13 @@ def _evaluate_cached(run_path: str, run_mtime: float, spec: str, data_mtime: flo
 
 def evaluate(run, spec: str, split: str = "val", prefix_s: float = 0.0) -> dict:
     """evaluate.evaluate_run(...).to_dict(), cached on run path + mtime and the dataset."""
-    data_mtime = 0.0 if spec.startswith("synthetic") else views.path_mtime(spec)
-    return _evaluate_cached(str(run.path), views.path_mtime(run.path), spec, data_mtime, split, float(prefix_s))
+    return _evaluate_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec), split,
+                            float(prefix_s))
 
 
 def evaluation_ready(run, spec: str, split: str = "val") -> bool:
     """Whether the full evaluation of `run` on `spec` is already computed (instant to show)."""
-    return views.evaluation_is_cached(run.path, load_profiles(spec), split)
+    return inspect_run.evaluation_is_cached(run.path, load_profiles(spec), split)
 
 
 def report_if_ready(run, spec: str, split: str = "val") -> dict | None:
@@ -176,13 +182,12 @@ def run_evaluations(runs, spec: str, split: str = "val") -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _tf_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float) -> dict:
-    return views.teacher_forcing_result(_load_run_cached(run_path, run_mtime), load_profiles(spec))
+    return inspect_run.teacher_forcing_result(_load_run_cached(run_path, run_mtime), load_profiles(spec))
 
 
 def teacher_forcing(run, spec: str) -> dict:
     """Teacher-forcing result of `run` on its validation roasts (cached; about a second)."""
-    data_mtime = 0.0 if spec.startswith("synthetic") else views.path_mtime(spec)
-    return _tf_cached(str(run.path), views.path_mtime(run.path), spec, data_mtime)
+    return _tf_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -191,22 +196,44 @@ def _generated_cached(run_path: str, run_mtime: float, spec: str, data_mtime: fl
     by_id = {p.id: p for p in load_profiles(spec)}
     profiles = [by_id[i] for i in profile_ids if i in by_id]
     loaded = _load_run_cached(run_path, run_mtime)
-    return views.generate_curves(loaded, profiles, prefix_s=prefix_s)
+    return inspect_run.generate_curves(loaded, profiles, prefix_s=prefix_s)
 
 
 def generated(run, spec: str, profile_ids, prefix_s: float = 0.0) -> list:
     """Free-running 1 s curves of `run` for the given profile ids (cached)."""
-    data_mtime = 0.0 if spec.startswith("synthetic") else views.path_mtime(spec)
-    return _generated_cached(str(run.path), views.path_mtime(run.path), spec, data_mtime,
+    return _generated_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec),
                              tuple(profile_ids), float(prefix_s))
 
 
 def validation_profiles(run, spec: str) -> tuple[list, str]:
-    return views.validation_profiles(load_run(run), load_profiles(spec))
+    return inspect_run.validation_profiles(load_run(run), load_profiles(spec))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _trace_cached(run_path: str, run_mtime: float, spec: str, profile_id: str, steps: int) -> dict:
+    from roastcore.diagnose import step_trace
+
+    loaded = _load_run_cached(run_path, run_mtime)
+    profile = next(p for p in load_profiles(spec) if p.id == profile_id)
+    return step_trace(loaded.model, profile, steps=steps).to_dict()
+
+
+def step_trace(run, spec: str, profile_id: str, steps: int) -> dict:
+    """diagnose.step_trace(...).to_dict() of `run` on one roast of `spec` (cached)."""
+    return _trace_cached(str(run.path), path_mtime(run.path), spec, profile_id, int(steps))
+
+
+@st.cache_resource(show_spinner=False)
+def clean_leftovers_once(runs_dir: str) -> int:
+    """roastcore.io.clean_leftovers once per server process and runs directory: staging and
+    partial dataset folders of imports killed before this server started."""
+    from roastcore.io import clean_leftovers
+
+    return len(clean_leftovers(runs_dir))
 
 
 def plotly(fig, key: str, filename: str = "roast_lab") -> None:
-    """st.plotly_chart with the toolbar's PNG export configured (the no-kaleido PNG path)."""
+    """st.plotly_chart with the toolbar's PNG export (the camera button) configured."""
     st.plotly_chart(fig, key=key, config={
         "displaylogo": False,
         "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},

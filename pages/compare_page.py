@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _coffee_form as form
 from pages import _ui
-from roastcore import views
+from pages._data_tables import profile_label
+from pages._eval_tables import free_run_table, physics_checks
+from pages._format import fmt_mmss
+from roastcore.inspect_run import curve_profile, export_bytes, request_choices
+from roastcore.plotting import grid_figure, overlay_figure
 
 st.header("Compare curves")
 c = _ui.ctx()
 
 
-def downloads(profile, stem: str, fig, key: str) -> None:
+def downloads(profile, stem: str, key: str) -> None:
     cols = st.columns(4)
-    cols[0].download_button("Artisan .alog", views.export_bytes(profile, ".alog"), f"{stem}.alog",
+    cols[0].download_button("Artisan .alog", export_bytes(profile, ".alog"), f"{stem}.alog",
                             mime="application/octet-stream", key=f"{key}_alog", icon=":material/download:")
-    cols[1].download_button("CSV", views.export_bytes(profile, ".csv"), f"{stem}.csv", mime="text/csv",
+    cols[1].download_button("CSV", export_bytes(profile, ".csv"), f"{stem}.csv", mime="text/csv",
                             key=f"{key}_csv", icon=":material/download:")
-    png = views.png_bytes(fig)
-    if png is not None:
-        cols[2].download_button("PNG", png, f"{stem}.png", mime="image/png", key=f"{key}_png",
-                                icon=":material/image:")
-    else:
-        cols[2].caption("PNG: use the camera icon in the chart's toolbar (kaleido is not installed).")
+    cols[2].caption("PNG: the camera button in the chart's toolbar.")
 
 
 with _ui.guard("the comparison page"):
@@ -34,8 +34,7 @@ with _ui.guard("the comparison page"):
     if not runs:
         _ui.empty_state("Pick a checkpoint (and comparison checkpoints) in the sidebar.")
         st.stop()
-    profiles = _ui.load_profiles(c.data_spec)
-    if not profiles:
+    if not _ui.load_profiles(c.data_spec):
         _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data_page.py",
                         "Data")
         st.stop()
@@ -43,7 +42,7 @@ with _ui.guard("the comparison page"):
     st.caption(f"Curves generated free-running from CHARGE by {', '.join(r.name for r in runs)} for "
                f"{len(val)} roasts of **{c.data_label}** (split: {split_label}).")
     by_id = {p.id: p for p in val}
-    labels = {p.id: views.profile_label(p, i) for i, p in enumerate(val)}
+    labels = {p.id: profile_label(p, i) for i, p in enumerate(val)}
     mode = st.segmented_control("View", ["One roast", "Grid"], default="One roast", key="cmp_mode")
 
     if mode == "Grid":
@@ -51,10 +50,8 @@ with _ui.guard("the comparison page"):
         ids = [p.id for p in val[:n]]
         with st.spinner("Generating…"):
             per_run = {r.name: _ui.generated(r, c.data_spec, ids) for r in runs}
-        panels = [(by_id[i].id, by_id[i], {name: curves[k] for name, curves in per_run.items()})
-                  for k, i in enumerate(ids)]
-        _ui.plotly(views.grid_figure(panels, 1.0, colors=c.colors, cols=3 if n == 9 else 2), "cmp_grid",
-                   "roast_grid")
+        panels = [(i, by_id[i], {name: curves[k] for name, curves in per_run.items()}) for k, i in enumerate(ids)]
+        _ui.plotly(grid_figure(panels, 1.0, colors=c.colors, cols=3 if n == 9 else 2), "cmp_grid", "roast_grid")
     else:
         pid = st.selectbox("Validation roast", list(labels), key="cmp_profile", format_func=labels.get)
         real = by_id[pid]
@@ -63,19 +60,13 @@ with _ui.guard("the comparison page"):
         opts = st.columns(2)
         show_ror = opts[0].toggle("Rate of rise", value=True, key="cmp_ror")
         show_events = opts[1].toggle("Events", value=True, key="cmp_events")
-        fig = views.overlay_figure(real, curves, 1.0, colors=c.colors, show_ror=show_ror, show_events=show_events)
+        fig = overlay_figure(real, curves, 1.0, colors=c.colors, show_ror=show_ror, show_events=show_events)
         _ui.plotly(fig, "cmp_chart", f"roast_{pid}")
-
         st.subheader("Physics checks")
-        from roastcore.physics import check_curve, check_profile
-
-        results = {"real": check_profile(real)}
-        results.update({name: check_curve(curve, 1.0, profile_id=name) for name, curve in curves.items()})
-        st.dataframe(views.physics_table(results), hide_index=True, width="stretch", key="cmp_physics")
-
+        st.dataframe(physics_checks(real, curves), hide_index=True, width="stretch", key="cmp_physics")
         st.subheader("Download a generated curve")
         which = st.selectbox("Curve", list(curves), key="cmp_dl_run")
-        downloads(views.curve_profile(curves[which], f"{which}_{pid}", like=real), f"{which}_{pid}", fig, "cmp_dl")
+        downloads(curve_profile(curves[which], f"{which}_{pid}", like=real), f"{which}_{pid}", "cmp_dl")
 
     st.subheader("Free-running metrics")
     ready = {r.name: _ui.report_if_ready(r, c.data_spec) for r in runs}
@@ -89,7 +80,7 @@ with _ui.guard("the comparison page"):
     reports = {n: r for n, r in ready.items() if r is not None}
     if reports:
         primary = reports.get(runs[0].name) or next(iter(reports.values()))
-        table = views.free_run_table({n: r["free_run"] for n, r in reports.items()}, primary.get("baselines"))
+        table = free_run_table({n: r["free_run"] for n, r in reports.items()}, primary.get("baselines"))
         st.dataframe(table, hide_index=True, width="stretch", key="cmp_metrics_table")
         st.caption("Baselines are fitted on the run's training roasts. Lower is better except "
                    "'physics valid %'; 'curve std' near 0 means the model collapsed to a constant.")
@@ -97,48 +88,29 @@ with _ui.guard("the comparison page"):
 with st.expander("Generate for a new coffee", expanded=False), _ui.guard("the generation form"):
     if c.primary is None:
         st.info("Pick a checkpoint in the sidebar first.")
-    else:
-        loaded = _ui.load_run(c.primary)
-        enc = loaded.model.encoder
-        vocab = getattr(enc, "vocabs", {})
-
-        def choice(label, field, col):
-            options = ["(unknown)"] + list(vocab.get(field, []))
-            value = col.selectbox(label, options, key=f"new_{field}")
-            return None if value == "(unknown)" else value
-
-        with st.form("new_coffee"):
-            cols = st.columns(3)
-            origin = choice("Origin", "origin", cols[0])
-            process = choice("Process", "process", cols[1])
-            variety = choice("Variety", "variety", cols[2])
-            cols = st.columns(3)
-            level = choice("Roast level", "roast_level", cols[0])
-            roaster = choice("Roaster", "roaster", cols[1])
-            charge = cols[2].number_input("Charge °F", 32.0, 550.0,
-                                          float(getattr(enc, "cont_mean", {}).get("charge_temp_f") or 420.0),
-                                          step=5.0, key="new_charge")
-            flavors = st.multiselect("Flavours", list(getattr(enc, "flavor_vocab", [])), key="new_flavors")
-            cols = st.columns(2)
-            by = cols[0].radio("End the roast by", ["Length", "Drop temperature"], horizontal=True, key="new_by")
-            length = cols[1].slider("Length (s)", 360, 1200, 660, step=15, key="new_len",
-                                    help="Used when ending by length.")
-            drop = cols[1].number_input("Drop °F", 300.0, 500.0, 410.0, step=1.0, key="new_drop",
-                                        help="Used when ending by drop temperature.")
-            submitted = st.form_submit_button("Generate", type="primary")
-        if submitted:
-            from roastcore.generate import RoastRequest, generate_profile
-
-            req = RoastRequest(origin=origin, process=process, variety=variety, roast_level=level,
-                               roaster=roaster, flavors=tuple(flavors), charge_temp_f=float(charge),
-                               duration_s=float(length) if by == "Length" else None,
-                               drop_temp_f=float(drop) if by != "Length" else None)
-            with st.spinner("Generating…"):
-                st.session_state["new_profile"] = (c.primary.name, generate_profile(loaded.model, req))
-        if st.session_state.get("new_profile"):
-            run_name, prof = st.session_state["new_profile"]
-            fig = views.overlay_figure(None, {f"{run_name} (new coffee)": prof.bt}, 1.0, colors=c.colors)
-            _ui.plotly(fig, "new_chart", "new_coffee")
-            st.caption(f"{views.fmt_mmss(prof.duration_s)} · charge {prof.charge_f:.0f} °F · "
-                       f"drop {prof.finish_f:.0f} °F")
-            downloads(prof, f"new_coffee_{run_name}", fig, "new_dl")
+        st.stop()
+    loaded = _ui.load_run(c.primary)
+    options, choices = form.field_options(loaded), request_choices(loaded)
+    with st.form("new_coffee"):
+        v, rows = {}, [st.columns(3), st.columns(3)]
+        for k, (label, field) in enumerate(form.FIELD_LABELS):
+            v[field] = rows[k // 3][k % 3].selectbox(label, options[field], key=f"new_{field}")
+        v["charge_f"] = rows[1][2].number_input("Charge °F", 32.0, 550.0, choices.default_charge_f, step=5.0,
+                                             key="new_charge")
+        v["flavors"] = st.multiselect("Flavours", choices.flavors, key="new_flavors")
+        cols = st.columns(2)
+        v["by"] = cols[0].radio("End the roast by", [form.BY_LENGTH, form.BY_DROP], horizontal=True, key="new_by")
+        v["length_s"] = cols[1].slider("Length (s)", 360, 1200, 660, step=15, key="new_len",
+                                       help="Used when ending by length.")
+        v["drop_f"] = cols[1].number_input("Drop °F", 300.0, 500.0, 410.0, step=1.0, key="new_drop",
+                                           help="Used when ending by drop temperature.")
+        submitted = st.form_submit_button("Generate", type="primary")
+    if submitted:
+        with st.spinner("Generating…"):
+            st.session_state["new_profile"] = (c.primary.name, form.new_coffee_profile(loaded, v))
+    if st.session_state.get("new_profile"):
+        run_name, prof = st.session_state["new_profile"]
+        _ui.plotly(overlay_figure(None, {f"{run_name} (new coffee)": prof.bt}, 1.0, colors=c.colors),
+                   "new_chart", "new_coffee")
+        st.caption(f"{fmt_mmss(prof.duration_s)} · charge {prof.charge_f:.0f} °F · drop {prof.finish_f:.0f} °F")
+        downloads(prof, f"new_coffee_{run_name}", "new_dl")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import streamlit as st
 
+from pages import _data_tables as tables
 from pages import _ui
-from roastcore import views
-from roastcore.io import import_folder
+from roastcore.io import registry
+from roastcore.plotting import curves_figure
 
 st.header("Data")
 c = _ui.ctx()
@@ -32,12 +29,11 @@ def show_report(summary: dict) -> None:
         (st.success if summary["n_ok"] else st.error)(summary["message"])
 
 
-def finish_import(report, message: str, entry=None) -> None:
+def finish_import(report, entry, done: str, verb: str) -> None:
     """Keep the report for display; select the new dataset in the sidebar on the next run."""
-    st.session_state["imp_last"] = {
-        "n_ok": len(report.profiles), "rejected": views.rejected_table(report),
-        "duplicates": views.duplicates_table(report), "message": message,
-    }
+    message = (f"Dataset **{entry.name}** {verb} ({done}) and selected in the sidebar." if entry else
+               f"No file could be imported; nothing was {verb}.")
+    st.session_state["imp_last"] = tables.import_summary(report, message)
     if entry is not None:
         _ui.select_dataset(entry.key)
         st.rerun()
@@ -47,54 +43,30 @@ tab_browse, tab_import, tab_gen = st.tabs(["Browse", "Import", "Generate synthet
 
 with tab_import, _ui.guard("the import form"):
     st.caption("Artisan .alog, Onyx-style .json and .csv logs, or a .zip of them. Imported datasets are "
-               f"kept under `{views.datasets_dir(c.runs_dir)}` so training jobs can read them.")
+               f"kept under `{registry.datasets_dir(c.runs_dir)}` so training jobs can read them.")
     how = st.radio("Source", ["Upload files", "Folder on the server"], horizontal=True, key="imp_how")
     name = st.text_input("Dataset name", value="my_roasts", key="imp_name", max_chars=60)
     if how == "Upload files":
         files = st.file_uploader("Roast logs", type=["alog", "csv", "json", "zip"], accept_multiple_files=True,
-                                 key="imp_files", help=f"At most {views.MAX_UPLOAD_TOTAL_BYTES // 2**20} MB in all.")
-        go = st.button("Import uploaded files", key="imp_upload_go", disabled=not files, type="primary")
-        if go and files:
-            ds_name = views.unique_dataset_name(c.runs_dir, name)
-            dest = views.datasets_dir(c.runs_dir) / ds_name
-            staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=c.runs_dir))
+                                 key="imp_files", help=f"At most {registry.MAX_UPLOAD_TOTAL_BYTES // 2**20} MB in all.")
+        if st.button("Import uploaded files", key="imp_upload_go", disabled=not files, type="primary") and files:
             try:
                 with st.spinner("Importing…"):
-                    views.stage_uploads([(f.name, f.getvalue()) for f in files], staging)
-                    report = import_folder(staging)
-                if report.profiles:
-                    views.save_profiles_json(report.profiles, dest)
-                    entry = views.register_dataset(c.runs_dir, ds_name, str(dest.resolve()), "upload",
-                                                   len(report.profiles))
-                    finish_import(report, f"Dataset **{entry.name}** saved ({len(report.profiles)} roasts) "
-                                  "and selected in the sidebar.", entry)
-                else:
-                    finish_import(report, "No file could be imported; nothing was saved.")
-            except views.UploadError as exc:
+                    report, entry = registry.import_uploads(c.runs_dir, name, [(f.name, f.getvalue()) for f in files])
+                finish_import(report, entry, f"{len(report.profiles)} roasts", "saved")
+            except registry.UploadError as exc:
                 st.error(str(exc))
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
     else:
         folder = st.text_input("Folder, .zip or file path on the server", key="imp_path",
                                placeholder="/data/artisan_logs")
-        go = st.button("Import folder", key="imp_path_go", disabled=not folder.strip(), type="primary")
-        if go and folder.strip():
-            from roastcore.io import load_source
-
-            path = Path(folder.strip()).expanduser()
-            if not path.exists():
-                st.error(f"{path} does not exist on the server.")
-            else:
-                with st.spinner(f"Importing {path}…"):
-                    report = load_source(str(path))
-                if report.profiles:
-                    entry = views.register_dataset(c.runs_dir, views.unique_dataset_name(c.runs_dir, name),
-                                                   str(path.resolve()), "path", len(report.profiles))
-                    finish_import(report, f"Dataset **{entry.name}** registered ({len(report.profiles)} roasts, "
-                                  f"read from `{path}`) and selected in the sidebar.", entry)
-                else:
-                    finish_import(report, "No file could be imported; nothing was registered.")
-
+        if st.button("Import folder", key="imp_path_go", disabled=not folder.strip(), type="primary"):
+            try:
+                with st.spinner(f"Importing {folder.strip()}…"):
+                    report, entry = registry.import_path(c.runs_dir, name, folder.strip())
+                where = entry.spec if entry else folder
+                finish_import(report, entry, f"{len(report.profiles)} roasts, read from `{where}`", "registered")
+            except registry.UploadError as exc:
+                st.error(str(exc))
     if st.session_state.get("imp_last"):
         show_report(st.session_state["imp_last"])
 
@@ -108,10 +80,9 @@ with tab_gen, _ui.guard("the generator"):
 
         with st.spinner(f"Simulating {int(n)} roasts…"):
             profiles = generate_dataset(n=int(n), seed=int(seed))
-            ds_name = views.unique_dataset_name(c.runs_dir, f"synthetic_n{int(n)}_seed{int(seed)}")
-            dest = views.save_profiles_json(profiles, views.datasets_dir(c.runs_dir) / ds_name)
-            entry = views.register_dataset(c.runs_dir, ds_name, str(dest.resolve()), "generated", len(profiles))
-        st.session_state["gen_last"] = f"Saved **{entry.name}** ({len(profiles)} roasts) and selected it in the sidebar."
+            entry = registry.save_dataset(c.runs_dir, f"synthetic_n{int(n)}_seed{int(seed)}", profiles, "generated")
+        st.session_state["gen_last"] = (f"Saved **{entry.name}** ({len(profiles)} roasts) and selected it in "
+                                        "the sidebar.")
         _ui.select_dataset(entry.key)
         st.rerun()
     if st.session_state.get("gen_last"):
@@ -125,27 +96,26 @@ with tab_browse, _ui.guard("the dataset browser"):
     if not profiles:
         _ui.empty_state("This dataset holds no roasts: import some on the Import tab or pick another "
                         "dataset in the sidebar.")
+        st.stop()
+    if getattr(report, "rejected", None):
+        st.warning(f"{len(report.rejected)} files of this dataset were rejected on load.")
+    labels = {i: tables.profile_label(p, i) for i, p in enumerate(profiles)}
+    picked = st.multiselect("Roasts to draw", list(labels), default=tables.spread_indices(len(profiles), 3),
+                            key="data_pick", format_func=labels.get, max_selections=10)
+    opts = st.columns(2)
+    show_ror = opts[0].toggle("Rate of rise", value=True, key="data_ror")
+    show_events = opts[1].toggle("Events", value=True, key="data_events")
+    if picked:
+        st.plotly_chart(curves_figure([profiles[i] for i in picked], show_ror=show_ror, show_events=show_events),
+                        key="data_curves")
     else:
-        if getattr(report, "rejected", None):
-            st.warning(f"{len(report.rejected)} files of this dataset were rejected on load.")
-        labels = {i: views.profile_label(p, i) for i, p in enumerate(profiles)}
-        default = views.spread_indices(len(profiles), 3)
-        picked = st.multiselect("Roasts to draw", list(labels), default=default, key="data_pick",
-                                format_func=labels.get, max_selections=10)
-        opts = st.columns(2)
-        show_ror = opts[0].toggle("Rate of rise", value=True, key="data_ror")
-        show_events = opts[1].toggle("Events", value=True, key="data_events")
-        if picked:
-            st.plotly_chart(views.curves_figure([profiles[i] for i in picked], show_ror=show_ror,
-                                                show_events=show_events), key="data_curves")
-        else:
-            st.info("Pick one or more roasts to draw their curves.")
-        st.subheader("Summary statistics")
-        left, right = st.columns([3, 2])
-        left.dataframe(views.summary_stats(profiles), hide_index=True, width="stretch", key="data_stats")
-        field_name = right.selectbox("Count by", ["roast_level", "origin", "process", "roaster", "variety"],
-                                     key="data_countby")
-        right.dataframe(views.categorical_counts(profiles, field_name), hide_index=True, width="stretch",
-                        key="data_counts")
-        with st.expander(f"All {len(profiles)} roasts"):
-            st.dataframe(views.profiles_table(profiles), hide_index=True, width="stretch", key="data_table")
+        st.info("Pick one or more roasts to draw their curves.")
+    st.subheader("Summary statistics")
+    left, right = st.columns([3, 2])
+    left.dataframe(tables.summary_stats(profiles), hide_index=True, width="stretch", key="data_stats")
+    field_name = right.selectbox("Count by", ["roast_level", "origin", "process", "roaster", "variety"],
+                                 key="data_countby")
+    right.dataframe(tables.categorical_counts(profiles, field_name), hide_index=True, width="stretch",
+                    key="data_counts")
+    with st.expander(f"All {len(profiles)} roasts"):
+        st.dataframe(tables.profiles_table(profiles), hide_index=True, width="stretch", key="data_table")

@@ -5,22 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _ui
-from roastcore import views
+from pages._data_tables import profile_label
+from pages._eval_tables import VERDICT_STYLE, step_table
+from roastcore.inspect_run import trace_steps
+from roastcore.plotting import step_trace_arrays, step_trace_figure
 
 st.header("Generation diagnostic")
 st.caption("Free-running generation step by step: what the model said (raw), what was fed back after "
            "the clamp, and the real roast.")
 c = _ui.ctx()
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def trace_cached(run_path: str, run_mtime: float, spec: str, profile_id: str, steps: int) -> dict:
-    from roastcore.diagnose import step_trace
-
-    loaded = _ui._load_run_cached(run_path, run_mtime)
-    profile = next(p for p in _ui.load_profiles(spec) if p.id == profile_id)
-    return step_trace(loaded.model, profile, steps=steps).to_dict()
-
 
 with _ui.guard("the diagnostic page"):
     if not c.runs:
@@ -36,28 +29,28 @@ with _ui.guard("the diagnostic page"):
     loaded = _ui.load_run(run)
     val, split_label = _ui.validation_profiles(run, c.data_spec)
     if not val:
-        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data_page.py", "Data")
+        _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.",
+                        "pages/data_page.py", "Data")
         st.stop()
-    labels = {p.id: views.profile_label(p, i) for i, p in enumerate(val)}
+    labels = {p.id: profile_label(p, i) for i, p in enumerate(val)}
     cols = st.columns([3, 2])
     pid = cols[0].selectbox(f"Validation roast ({split_label})", list(labels), key="diag_profile",
                             format_func=labels.get)
     profile = next(p for p in val if p.id == pid)
-    step_s = float(loaded.model.config.step_s)
-    full = min(int(round(profile.duration_s / step_s)) + 1, int(loaded.model.config.max_len))
+    full, step_s = trace_steps(loaded, profile)
     steps = cols[1].slider(f"Steps (of {full} at {step_s:g} s)", min_value=10, max_value=max(full, 11),
                            value=min(60, full), key="diag_steps")
     with st.spinner("Generating…"):
-        trace = trace_cached(str(run.path), views.path_mtime(run.path), c.data_spec, pid, int(steps))
-    t, raw, clamped, real = views.step_trace_arrays(trace)
-    _ui.plotly(views.step_trace_figure(t, raw, clamped, real, name=run_name), "diag_chart", f"trace_{run_name}")
+        trace = _ui.step_trace(run, c.data_spec, pid, int(steps))
+    t, raw, clamped, real = step_trace_arrays(trace)
+    _ui.plotly(step_trace_figure(t, raw, clamped, real, name=run_name), "diag_chart", f"trace_{run_name}")
 
     m = st.columns(3)
     m[0].metric("Variance of the generated values", f"{trace['variance_f2']:.1f} °F²")
     m[1].metric("Variance verdict", trace["variance_verdict"])
     m[2].metric("Clamp active", f"{len(trace['clamp_steps'])} of {len(trace['rows'])} steps")
     with st.expander("Step table", expanded=False):
-        st.dataframe(views.step_table(trace), hide_index=True, width="stretch", key="diag_table")
+        st.dataframe(step_table(trace), hide_index=True, width="stretch", key="diag_table")
 
     st.subheader("Automatic diagnosis")
     report = _ui.report_if_ready(run, c.data_spec)
@@ -69,7 +62,7 @@ with _ui.guard("the diagnostic page"):
             st.rerun()
         st.stop()
     d = report["diagnosis"]
-    style = views.VERDICT_STYLE.get(d["verdict"], "info")
+    style = VERDICT_STYLE.get(d["verdict"], "info")
     getattr(st, style if style != "error" else "warning")(f"Verdict: **{d['verdict']}**")
     for line in d.get("evidence") or []:
         st.markdown(f"- {line}")

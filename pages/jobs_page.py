@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _ui
-from roastcore import views
+from pages._job_tables import RECOVERY_SUITE, history_frame, job_fraction, job_line, jobs_table
+from roastcore.plotting import loss_figure
 
 POLL_S = 2.0
 
@@ -29,12 +30,12 @@ with _ui.guard("the jobs page"):
                    f"Dataset for new jobs: **{c.data_label}**.")
     def queue_suite() -> None:
         r = runner()
-        queued = [r.submit(p, {}, c.data_spec) for p in views.RECOVERY_SUITE]
+        queued = [r.submit(p, {}, c.data_spec) for p in RECOVERY_SUITE]
         st.session_state["jobs_suite_msg"] = "Queued: " + ", ".join(f"{j.preset} ({j.id})" for j in queued)
 
     with top[1]:
         _ui.submit_button("Launch the recovery suite", "jobs_suite", queue_suite, icon=":material/rocket_launch:",
-                          help="Queues " + ", ".join(views.RECOVERY_SUITE) + f" on {c.data_label}.")
+                          help="Queues " + ", ".join(RECOVERY_SUITE) + f" on {c.data_label}.")
     if st.session_state.get("jobs_suite_msg"):
         st.success(st.session_state["jobs_suite_msg"])
 
@@ -48,8 +49,8 @@ with _ui.guard("the jobs page"):
             return
         progress = {j.id: r.progress(j.id) for j in jobs}
         for job in sorted((j for j in jobs if j.is_active), key=lambda j: j.created_at or 0):
-            st.progress(views.job_fraction(progress[job.id]), text=views.job_line(job, progress[job.id]))
-        st.dataframe(views.jobs_table(jobs, progress), hide_index=True, width="stretch", key="jobs_table")
+            st.progress(job_fraction(progress[job.id]), text=job_line(job, progress[job.id]))
+        st.dataframe(jobs_table(jobs, progress), hide_index=True, width="stretch", key="jobs_table")
         ids = [j.id for j in sorted(jobs, key=lambda j: -(j.created_at or 0))]
         default = [j for j in ids if next(x for x in jobs if x.id == j).is_active][:4] or ids[:1]
         if "jobs_plot" not in st.session_state:
@@ -57,11 +58,11 @@ with _ui.guard("the jobs page"):
         st.session_state["jobs_plot"] = [i for i in st.session_state["jobs_plot"] if i in ids]
         names = {j.id: f"{j.preset} · {j.id}" for j in jobs}
         chosen = st.multiselect("Loss curves for", ids, key="jobs_plot", format_func=lambda i: names[i])
-        history = views.history_frame({names[i]: r.metrics(i) for i in chosen})
+        history = history_frame({names[i]: r.metrics(i) for i in chosen})
         if history.empty:
             st.info("No epochs recorded yet for the chosen jobs; curves appear after the first epoch.")
         else:
-            st.plotly_chart(views.loss_figure(history), key="jobs_loss")
+            st.plotly_chart(loss_figure(history), key="jobs_loss")
         still_active = any(j.is_active for j in jobs)
         if active_at_start and not still_active:
             st.rerun(scope="app")  # stop polling: the fragment is rebuilt with run_every=None
@@ -86,7 +87,7 @@ with _ui.guard("the jobs page"):
         pick = st.selectbox("Job", ids, key="jobs_pick",
                             format_func=lambda i: f"{by_id[i].preset} · {i} · {by_id[i].state}")
         job = by_id[pick]
-        st.markdown(views.job_line(job, runner().progress(pick)))
+        st.markdown(job_line(job, runner().progress(pick)))
         cols = st.columns(3)
         if cols[0].button("Cancel", key="jobs_cancel", disabled=not job.is_active, icon=":material/stop_circle:"):
             with st.spinner("Cancelling…"):

@@ -6,15 +6,13 @@ import json
 
 import streamlit as st
 
+from pages import _setup_form as form
 from pages import _ui
-from roastcore import views
+from pages._format import fmt_count
+from roastcore.plotting import health_band_figure
 
 st.header("Experiment setup")
 c = _ui.ctx()
-
-MODEL_KEYS = ("model_type", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "pos_encoding", "use_flavors",
-              "normalize", "target_mode", "step_s")
-TRAIN_KEYS = ("lr", "weight_decay", "epochs", "batch_size", "scheduled_sampling", "ss_max_ratio")
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -29,11 +27,8 @@ def apply_preset() -> None:
     """Load the chosen preset's values into the widgets."""
     from roastcore.experiments import get_preset
 
-    exp = get_preset(st.session_state["set_preset"]).experiment
-    for key in MODEL_KEYS:
-        st.session_state[f"set_{key}"] = getattr(exp.model, key)
-    for key in TRAIN_KEYS:
-        st.session_state[f"set_{key}"] = getattr(exp.train, key)
+    for key, value in form.preset_values(get_preset(st.session_state["set_preset"]).experiment).items():
+        st.session_state[f"set_{key}"] = value
 
 
 with _ui.guard("the experiment setup"):
@@ -53,21 +48,19 @@ with _ui.guard("the experiment setup"):
     st.caption(f"**{preset.tier}** · {preset.rationale}")
     base = preset.experiment
 
-    every = [p.experiment for p in presets.values()]
     left, right = st.columns(2)
     with left:
         st.markdown("**Model**")
         v = {}
-        v["model_type"] = st.segmented_control("Model type", list(MODEL_TYPES), key="set_model_type") or base.model.model_type
-        v["d_model"] = st.select_slider("d_model", views.choices_with(
-            [8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512], *[e.model.d_model for e in every]), key="set_d_model")
+        v["model_type"] = (st.segmented_control("Model type", list(MODEL_TYPES), key="set_model_type")
+                           or base.model.model_type)
+        v["d_model"] = st.select_slider("d_model", form.slider_options("d_model"), key="set_d_model")
         v["n_layers"] = st.slider("Layers", 1, 12, key="set_n_layers")
-        v["n_heads"] = st.select_slider("Attention heads", views.choices_with(
-            [1, 2, 3, 4, 6, 8, 12, 16], *[e.model.n_heads for e in every]), key="set_n_heads",
-            disabled=v["model_type"] == "gru", help="Transformer only; must divide d_model.")
-        v["d_ff"] = st.select_slider("Feed-forward width", views.choices_with(
-            [32, 64, 128, 256, 512, 1024, 2048], *[e.model.d_ff for e in every]), key="set_d_ff",
-            disabled=v["model_type"] == "gru")
+        v["n_heads"] = st.select_slider("Attention heads", form.slider_options("n_heads"), key="set_n_heads",
+                                        disabled=v["model_type"] == "gru",
+                                        help="Transformer only; must divide d_model.")
+        v["d_ff"] = st.select_slider("Feed-forward width", form.slider_options("d_ff"), key="set_d_ff",
+                                     disabled=v["model_type"] == "gru")
         v["dropout"] = st.slider("Dropout", 0.0, 0.6, step=0.05, key="set_dropout")
         v["pos_encoding"] = st.selectbox("Positional encoding", list(POS_ENCODINGS), key="set_pos_encoding",
                                          disabled=v["model_type"] == "gru")
@@ -81,24 +74,19 @@ with _ui.guard("the experiment setup"):
                                    help="Off feeds raw °F: reproduces the collapse to a constant.")
     with right:
         st.markdown("**Training**")
-        v["lr"] = st.select_slider("Learning rate (log scale)", views.choices_with(
-            views.LR_CHOICES, *[e.train.lr for e in every]), key="set_lr", format_func=lambda x: f"{x:.0e}")
+        v["lr"] = st.select_slider("Learning rate (log scale)", form.slider_options("lr"), key="set_lr",
+                                   format_func=lambda x: f"{x:.0e}")
         v["weight_decay"] = st.slider("Weight decay", 0.0, 0.2, step=0.005, key="set_weight_decay", format="%.3f")
         v["epochs"] = st.number_input("Epochs", 1, 1000, step=1, key="set_epochs")
-        v["batch_size"] = st.select_slider("Batch size", views.choices_with(
-            [1, 2, 4, 8, 16, 32, 64, 128], *[e.train.batch_size for e in every]), key="set_batch_size")
+        v["batch_size"] = st.select_slider("Batch size", form.slider_options("batch_size"),
+                                           key="set_batch_size")
         v["scheduled_sampling"] = st.selectbox("Scheduled sampling", list(ex.SCHEDULED_SAMPLING),
                                                key="set_scheduled_sampling",
                                                help="Train partly on the model's own predictions (exposure bias).")
         v["ss_max_ratio"] = st.slider("Largest share of own predictions", 0.0, 1.0, step=0.05, key="set_ss_max_ratio",
                                       disabled=v["scheduled_sampling"] == "none")
 
-    overrides = views.overrides_from(base.to_dict(), v)
-    try:
-        experiment = base.with_overrides(overrides)
-        invalid = None
-    except ValueError as exc:
-        experiment, invalid = None, str(exc)
+    overrides, experiment, invalid = form.apply_values(base, v)
 
     st.divider()
     cols = st.columns([1, 1, 1, 2])
@@ -107,21 +95,19 @@ with _ui.guard("the experiment setup"):
     else:
         with st.spinner("Counting parameters…"):
             n_params = param_count(json.dumps(experiment.to_dict(), sort_keys=True))
-        profiles = _ui.load_profiles(c.data_spec)
-        n_train = max(1, int(round(len(profiles) * (1 - experiment.train.val_frac))))
-        per_sample = n_params / n_train
-        band = ex.health_band(per_sample)
-        cols[0].metric("Parameters", views.fmt_count(n_params))
+        n_train, per_sample, band = form.training_health(n_params, len(_ui.load_profiles(c.data_spec)),
+                                                         experiment.train.val_frac)
+        cols[0].metric("Parameters", fmt_count(n_params))
         cols[1].metric("Training roasts", n_train, help=f"{c.data_label}, {experiment.train.val_frac:.0%} held out")
         cols[2].metric("Params per roast", f"{per_sample:,.0f}", band, delta_color="off")
         with cols[3]:
-            st.plotly_chart(views.health_band_figure(per_sample, ex.HEALTH_BANDS), key="set_health")
+            st.plotly_chart(health_band_figure(per_sample, ex.HEALTH_BANDS), key="set_health")
         {"healthy": st.success, "high": st.info, "severe": st.warning}.get(band, st.error)(
             f"Health: **{band}**. The prior work's 6.4M-parameter model on ~120 roasts sat near 53,000 "
             "parameters per roast (severe), and collapsed.")
 
     st.subheader(f"Changes from {name}")
-    diff = views.diff_table(base.to_dict(), experiment.to_dict()) if experiment else None
+    diff = form.diff_table(base.to_dict(), experiment.to_dict()) if experiment else None
     if diff is None or diff.empty:
         st.caption("None: the preset as is.")
     else:

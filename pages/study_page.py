@@ -4,8 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages._state import runs_dir_from_env
 from roastcore.study import list_studies, load_study, study_rows
-from roastcore.views import runs_dir_from_env
 
 st.title("Study")
 st.caption("Grouped k-fold CV of presets against baselines. Run one with "

@@ -5,7 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _ui
-from roastcore import views
+from pages._eval_tables import tf_conclusion, tf_table
+from pages._format import fmt_float
+from roastcore.inspect_run import run_model_info
+from roastcore.plotting import tf_comparison_figure
 
 st.header("Teacher forcing")
 st.caption("Each checkpoint predicts the next temperature from the real history (teacher forcing) on its "
@@ -37,17 +40,17 @@ with _ui.guard("the teacher-forcing page"):
         report = _ui.report_if_ready(run, c.data_spec)
         entries.append({"run": run.name, "teacher_forcing": results[run.name],
                         "free_run": report["free_run"] if report else None,
-                        **views.run_model_info(_ui.load_run(run))})
+                        **run_model_info(_ui.load_run(run))})
     if bar is not None:
         bar.empty()
     if not entries:
         st.stop()
-    table = views.tf_table(entries)
+    table = tf_table(entries)
     primary = results.get(c.selection.run) or next(iter(results.values()))
     persistence = primary.get("persistence_mae_f")
-    _ui.plotly(views.tf_comparison_figure(table, persistence, colors=c.colors), "tf_chart", "teacher_forcing")
+    _ui.plotly(tf_comparison_figure(table, persistence, colors=c.colors), "tf_chart", "teacher_forcing")
 
-    kind, text = views.tf_conclusion(table)
+    kind, text = tf_conclusion(table)
     {"scheduled_sampling": st.warning, "struggles": st.warning, "ok": st.success}.get(kind, st.info)(text)
     if kind == "needs_free_run":
         best = c.run(table.iloc[0]["run"])
@@ -63,5 +66,5 @@ with _ui.guard("the teacher-forcing page"):
     st.dataframe(styled, hide_index=True, width="stretch", key="tf_table",
                  column_config={"params": st.column_config.NumberColumn("params", format="compact")})
     st.caption("Bands: < 10 °F excellent · < 50 good · < 150 moderate · otherwise poor. "
-               f"Persistence at the model's step: {views.fmt_float(persistence, 2)} °F. Split: "
+               f"Persistence at the model's step: {fmt_float(persistence, 2)} °F. Split: "
                f"{primary.get('split', 'val')} ({primary.get('n_val', '?')} roasts).")

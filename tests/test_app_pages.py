@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
+if str(REPO) not in sys.path:  # pages/ helpers are imported from the clone, as app.py does
+    sys.path.insert(0, str(REPO))
 DEMOS = sorted(p for p in (REPO / "checkpoints").glob("demo_*") if (p / "model.safetensors").is_file())
 TIMEOUT = 120
 
@@ -131,7 +134,7 @@ def test_data_page_upload_saves_a_dataset_jobs_can_read(runs_dir, tmp_path):
     import io
     import zipfile
 
-    from roastcore.io import load_source, write_csv, write_json
+    from roastcore.io import list_datasets, load_source, write_csv, write_json
     from roastcore.simulate import generate_dataset
 
     profiles = generate_dataset(n=3, seed=5)
@@ -152,7 +155,7 @@ def test_data_page_upload_saves_a_dataset_jobs_can_read(runs_dir, tmp_path):
     assert not at.exception and not at.error, [e.value for e in at.error]
     key = sidebar_box(at, "Dataset").value
     assert key.startswith("ds:uploaded")
-    entry = next(e for e in __import__("roastcore.views").views.list_datasets(runs_dir) if e.key == key)
+    entry = next(e for e in list_datasets(runs_dir) if e.key == key)
     # Saved under RUNS/datasets/<name>/, readable by a job subprocess through load_source.
     assert Path(entry.spec).parent == runs_dir / "datasets"
     assert len(load_source(entry.spec).profiles) == 3
@@ -186,7 +189,7 @@ def test_jobs_page_empty_state_and_recovery_action(runs_dir):
 
 
 def test_jobs_page_recovery_suite_queues_five_presets_and_cancel(runs_dir):
-    from roastcore import views
+    from pages._job_tables import RECOVERY_SUITE
     from roastcore.jobs import JobRunner
 
     runner = JobRunner(runs_dir)
@@ -195,9 +198,9 @@ def test_jobs_page_recovery_suite_queues_five_presets_and_cancel(runs_dir):
         at.button(key="jobs_suite").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         jobs = [j for j in runner.list() if j.is_active]
-        assert sorted(j.preset for j in jobs) == sorted(views.RECOVERY_SUITE)
+        assert sorted(j.preset for j in jobs) == sorted(RECOVERY_SUITE)
         table = at.dataframe[0].value
-        assert set(views.RECOVERY_SUITE) <= set(table["preset"])
+        assert set(RECOVERY_SUITE) <= set(table["preset"])
         # A second click does not queue duplicates (JobRunner.submit is idempotent).
         at.button(key="jobs_suite").click().run()
         assert len([j for j in runner.list() if j.is_active]) == 5
