@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from roastcore.evaluate import mae_band
+from roastcore.metrics import mae_band
 from roastcore.plotting import fmt_mmss, time_ticks
 
 __all__ = ["finite_or_none", "fmt_count", "fmt_duration", "fmt_float", "fmt_mmss", "tf_band",

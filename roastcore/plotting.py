@@ -19,7 +19,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from roastcore.evaluate import MAE_BANDS
+from roastcore.metrics import MAE_BANDS
+from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import EVENT_NAMES, Profile, rate_of_rise
 
 # One colour per checkpoint, stable across pages: Plotly's qualitative palette (colour-blind
@@ -339,7 +340,7 @@ def step_trace_arrays(trace: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return arr["time_s"], arr["raw_f"], arr["clamped_f"], arr["real_f"]
 
 
-def step_trace_figure(times_s, raw_f, clamped_f, real_f, clamp: tuple[float, float] | None = (100.0, 500.0),
+def step_trace_figure(times_s, raw_f, clamped_f, real_f, clamp: tuple[float, float] | None = DEFAULT_CLAMP_F,
                       height: int = 460, name: str = "model") -> go.Figure:
     """Raw vs clamped vs real per generation step with the clamp band shaded."""
     t = np.asarray(times_s, dtype=float)

@@ -16,8 +16,8 @@ from roastcore.diagnose import (
     variance_verdict,
 )
 from roastcore.evaluate import evaluate_predictor
-from roastcore.metrics import score_baselines
 from roastcore.features import FeatureEncoder, TemperatureScaler
+from roastcore.metrics import score_baselines
 from roastcore.profile import Profile, ProfileMeta
 
 

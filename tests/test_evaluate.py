@@ -10,8 +10,8 @@ import torch
 
 from roastcore.baselines import CurveGenerator, Persistence
 from roastcore.evaluate import select_split, teacher_forcing
-from roastcore.metrics import free_run_metrics, mae_band, masked_errors
 from roastcore.features import FeatureEncoder
+from roastcore.metrics import free_run_metrics, mae_band, masked_errors
 from roastcore.profile import Profile, ProfileMeta
 
 

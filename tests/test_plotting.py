@@ -58,7 +58,7 @@ def test_color_map_is_stable_per_name():
 
 
 def test_tf_bands_follow_evaluate_bands():
-    from roastcore.evaluate import MAE_BANDS
+    from roastcore.metrics import MAE_BANDS
 
     assert [(limit, label) for limit, label, _ in plotting.TF_BANDS[:-1]] == list(MAE_BANDS)
     assert plotting.TF_BANDS[-1][:2] == (float("inf"), "poor")

@@ -150,8 +150,8 @@ def test_scoring_a_prior_model_on_its_own_library_leaves_the_product_out(library
     """The served library holds the run's validation roasts; scoring them must not let a
     roast's own curve be its neighbour (that would report the answer as a prediction)."""
     from roastcore.evaluate import teacher_forcing
-    from roastcore.metrics import free_run_metrics
     from roastcore.generate import ModelGenerator
+    from roastcore.metrics import free_run_metrics
 
     model = _prior_model(synthetic_profiles[:30], library)  # untrained: the model IS its prior
     inside = synthetic_profiles[:6]  # in the library
