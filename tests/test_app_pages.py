@@ -188,6 +188,7 @@ def test_jobs_page_empty_state_and_recovery_action(runs_dir):
     assert at.button(key="jobs_suite").label == "Launch the recovery suite"
 
 
+@pytest.mark.slow  # starts real job processes
 def test_jobs_page_recovery_suite_queues_five_presets_and_cancel(runs_dir):
     from pages._job_tables import RECOVERY_SUITE
     from roastcore.jobs import JobRunner

@@ -265,6 +265,7 @@ def test_evaluate_all_uses_cross_validated_baselines(run_and_data):
     assert any("cross" in n or "CV" in n for n in report.notes)
 
 
+@pytest.mark.slow
 def test_cli_evaluate_json_diagnose_and_generate(run_and_data, capsys, tmp_path):
     import json
 

@@ -121,6 +121,7 @@ def test_prior_needs_residual_targets():
         ModelConfig(prior="aligned_knn", target_mode="absolute")
 
 
+@pytest.mark.slow
 def test_trained_run_keeps_its_prior(synthetic_profiles, tmp_path):
     from roastcore.checkpoints import load_run
     from roastcore.evaluate import evaluate_run

@@ -31,6 +31,7 @@ def study(synthetic_profiles, tmp_path_factory):
     return out, run_study(synthetic_profiles, cfg, out_dir=out, data_source="synthetic:40")
 
 
+@pytest.mark.slow
 def test_every_baseline_and_preset_on_every_fold(study, synthetic_profiles):
     _, res = study
     assert res["fold_sizes"] == [[len(tr), len(va)] for tr, va in group_kfold(synthetic_profiles, 2, seed=0)]
@@ -46,6 +47,7 @@ def test_every_baseline_and_preset_on_every_fold(study, synthetic_profiles):
     assert res["skipped"] == []
 
 
+@pytest.mark.slow
 def test_recommended_starts_from_the_aligned_knn(study):
     # A prior model whose best epoch may be "before training" reproduces the kNN prior, so after
     # one epoch it cannot be far from the aligned kNN; a plain tiny transformer can.
@@ -53,6 +55,7 @@ def test_recommended_starts_from_the_aligned_knn(study):
     assert res["models"]["recommended"]["mae_f"] < 2.0 * res["baselines"]["aligned_knn"]["mae_f"]
 
 
+@pytest.mark.slow
 def test_extrapolation_holds_out_the_hottest(study, synthetic_profiles):
     _, res = study
     ex = res["extrapolation"]
@@ -62,6 +65,7 @@ def test_extrapolation_holds_out_the_hottest(study, synthetic_profiles):
     assert ex["rows"]["recommended"]["mae_f"] > 0
 
 
+@pytest.mark.slow
 def test_files_and_table(study):
     out, res = study
     assert load_study(out)["models"].keys() == res["models"].keys()
@@ -72,6 +76,7 @@ def test_files_and_table(study):
     assert out in list_studies(out.parent)
 
 
+@pytest.mark.slow
 def test_budget_skips_and_says_so(synthetic_profiles, tmp_path):
     cfg = StudyConfig(presets=("recommended",), folds=2, budget_min=1e-6, overrides=TINY)
     res = run_study(synthetic_profiles, cfg, out_dir=tmp_path)
@@ -94,6 +99,7 @@ def test_load_study_names_missing_file(tmp_path):
         load_study(tmp_path)
 
 
+@pytest.mark.slow
 def test_cli(tmp_path, capsys):
     out = tmp_path / "s"
     rc = cli_main(["study", "--data", "synthetic:24", "--folds", "2", "--out", str(out), "--presets", "recommended",

@@ -64,6 +64,7 @@ def _val_batch(result, profiles):
     return result.model.make_batch(val)
 
 
+@pytest.mark.slow
 def test_unnormalized_model_collapses_to_a_constant(collapsed, synthetic_profiles):
     assert collapsed.status == "succeeded", collapsed.reason  # huge but finite loss is not divergence
     batch = _val_batch(collapsed, synthetic_profiles)
@@ -76,6 +77,7 @@ def test_unnormalized_model_collapses_to_a_constant(collapsed, synthetic_profile
     assert float(err.mean()) > 100.0
 
 
+@pytest.mark.slow
 def test_normalized_tiny_model_learns(learned, collapsed, synthetic_profiles):
     result, rec = learned
     assert result.status == "succeeded", result.reason
@@ -88,6 +90,7 @@ def test_normalized_tiny_model_learns(learned, collapsed, synthetic_profiles):
     assert rec.epochs[-1]["val_loss"] < rec.epochs[0]["val_loss"]
 
 
+@pytest.mark.slow
 def test_epoch_metrics_and_callbacks(learned):
     result, rec = learned
     assert [m["epoch"] for m in rec.epochs] == [1, 2, 3, 4] == [m["epoch"] for m in result.history]
@@ -100,6 +103,7 @@ def test_epoch_metrics_and_callbacks(learned):
     assert result.best_epoch == min(result.history, key=lambda m: m["val_loss"])["epoch"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_result(synthetic_profiles):
     exp = experiment("micro_model", epochs=2, lr=1e-3)
     train_p, val_p = synthetic_profiles[:20], synthetic_profiles[30:36]
@@ -108,12 +112,14 @@ def test_same_seed_same_result(synthetic_profiles):
     assert a.best_val_loss == b.best_val_loss
 
 
+@pytest.mark.slow
 def test_huge_learning_rate_diverges(synthetic_profiles):
     result = train(experiment("micro_model", lr=10.0, warmup_frac=0.0), synthetic_profiles[:24], synthetic_profiles[30:36])
     assert result.status == "diverged"
     assert "loss" in result.reason or "gradient" in result.reason
 
 
+@pytest.mark.slow
 def test_cancel_keeps_a_loadable_best_checkpoint(synthetic_profiles, tmp_path):
     cancel = threading.Event()
 
@@ -132,6 +138,7 @@ def test_cancel_keeps_a_loadable_best_checkpoint(synthetic_profiles, tmp_path):
     torch.testing.assert_close(loaded.model(batch), result.model(batch))
 
 
+@pytest.mark.slow
 def test_cancel_before_any_epoch_still_saves(synthetic_profiles, tmp_path):
     result = run_experiment(experiment("micro_model"), synthetic_profiles[:12], run_dir=tmp_path / "r",
                             cancel=lambda: True)
@@ -145,6 +152,7 @@ def test_cancel_before_any_epoch_still_saves(synthetic_profiles, tmp_path):
          target_mode="residual", time_conditioning=True),
     dict(preset="micro_model", rollout_weight=0.2, step_s=10, max_len=100),
 ])
+@pytest.mark.slow
 def test_exposure_bias_fixes_train(synthetic_profiles, overrides):
     overrides = dict(overrides)
     exp = experiment(overrides.pop("preset"), epochs=3, lr=1e-3, **overrides)
@@ -180,6 +188,7 @@ def _cli(*args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_train_cli_end_to_end(tmp_path):
     out = tmp_path / "run"
     proc = _cli("train", "--preset", "micro_model", "--set", "step_s=10", "--set", "max_len=100",
@@ -200,6 +209,7 @@ def test_train_cli_end_to_end(tmp_path):
     assert read_json(out / "config.json")["model"]["step_s"] == 10.0
 
 
+@pytest.mark.slow
 def test_train_cli_sigterm_cancels(tmp_path):
     out = tmp_path / "run"
     proc = _cli("train", "--preset", "micro_model", "--set", "step_s=5", "--set", "max_len=200",
@@ -234,6 +244,7 @@ def test_presets_cli_lists_counts(capsys):
     assert rows["tiny_model"]["params_per_sample"] == pytest.approx(rows["tiny_model"]["params"] / 8, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_demos_cli_rebuilds_only_what_is_named_and_never_loses_a_demo(tmp_path, capsys):
     old = tmp_path / "demo_collapsed"
     old.mkdir()
