@@ -75,12 +75,18 @@ def write_json(path: Path, obj) -> Path:
 
 
 def read_json(path: Path) -> dict:
+    """A run file that must hold a JSON object; RunError naming the file otherwise."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunError(f"{path}: missing") from None
+    except RecursionError:
+        raise RunError(f"{path}: nested too deeply to be a run file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunError(f"{path}: unreadable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: must hold a JSON object, not a {type(value).__name__}")
+    return value
 
 
 def weights_bytes(model: torch.nn.Module) -> bytes:

@@ -112,6 +112,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"TrainConfig: 'train' must be an object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -144,8 +146,11 @@ class ExperimentConfig:
         unknown = sorted(set(d) - {"name", "model", "train"})
         if unknown:
             raise ValueError(f"experiment config: unknown keys {unknown}")
-        return cls(name=d["name"], model=ModelConfig.from_dict(d.get("model", {})),
-                   train=TrainConfig.from_dict(d.get("train", {})))
+        try:
+            return cls(name=d["name"], model=ModelConfig.from_dict(d.get("model", {})),
+                       train=TrainConfig.from_dict(d.get("train", {})))
+        except TypeError as exc:  # a value of the wrong JSON type compared or converted
+            raise ValueError(f"experiment config: a value has the wrong type ({exc})") from None
 
     def with_overrides(self, overrides: dict) -> ExperimentConfig:
         """A copy with flat overrides {"d_model": 64, "lr": "1e-3", "model.dropout": 0.2, "name": "x"}.

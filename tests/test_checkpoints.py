@@ -209,3 +209,21 @@ def test_legacy_import_rejects_other_shapes(tmp_path):
         import_legacy_pt(tmp_path / "list.pt", tmp_path / "out")
     with pytest.raises(FileNotFoundError):
         import_legacy_pt(tmp_path / "missing.pt", tmp_path / "out")
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("config.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("manifest.json", "[1, 2]", "must hold a JSON object, not a list"),
+    ("config.json", '{"name": "x", "model": null}', "'model' must be an object"),
+    ("config.json", '{"name": "x", "train": null}', "'train' must be an object"),
+    ("config.json", '{"name": "x", "train": {"lr": "fast"}}', "TrainConfig.lr"),
+    ("config.json", '{"name": "x", "model": {"d_model": [64]}}', "ModelConfig.d_model"),
+])
+def test_hostile_run_files_are_one_clear_error(model, tmp_path, name, content, words):
+    run = save_checkpoint(tmp_path / "run", model, EXP)
+    (run / name).write_text(content)
+    with pytest.raises(RunError) as info:
+        load_run(run)
+    assert words in str(info.value) and str(run) in str(info.value)
+    assert "Traceback" not in str(info.value) and len(str(info.value)) < 300
+    list_runs(tmp_path)  # the picker's listing never raises on it
