@@ -16,12 +16,14 @@ A run directory holds
 
 Every file is replaced atomically (temp + fsync + os.replace), so a crash mid-save leaves the
 previous best intact. A run left `running` by a process that is gone (its run.lock is free)
-reads as `interrupted`, and manifest.json is repaired to say so on that read. Loading reads safetensors and JSON only; legacy `.pt` files go through
-`torch.load(weights_only=True)`, which refuses pickles that would run code.
+reads as `interrupted`, and manifest.json is repaired to say so on that read. Loading reads
+safetensors and JSON only; legacy `.pt` files go through `torch.load(weights_only=True)`, which
+refuses pickles that would run code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -248,12 +250,13 @@ def read_manifest(run_dir) -> dict:
         return read_json(run_dir / MANIFEST)  # it finished (or restarted) just now
     try:
         manifest = read_json(run_dir / MANIFEST)
-        if manifest.get("status") == "running":
-            saved = (run_dir / WEIGHTS).exists()
+        if isinstance(manifest, dict) and manifest.get("status") == "running":
+            epoch = manifest.get("best_epoch")
+            saved = ("no weights were saved" if not (run_dir / WEIGHTS).exists() else
+                     f"the best weights so far (epoch {epoch}) are saved and usable"
+                     if epoch is not None else "the weights saved so far are usable")
             manifest.update(status="interrupted", updated=now_iso(), reason=(
-                "the training process ended without recording a result (killed?); "
-                + (f"the best weights so far (epoch {manifest.get('best_epoch')}) are saved "
-                   "and usable" if saved else "no weights were saved")))
+                f"the training process ended without recording a result (killed?); {saved}"))
             try:
                 write_json(run_dir / MANIFEST, manifest)
             except OSError as exc:  # a read-only copy: report it, leave the file
@@ -266,8 +269,10 @@ def read_manifest(run_dir) -> dict:
 
 def _silent_for(run_dir: Path) -> float:
     """Seconds since the run last wrote its manifest, metrics or progress."""
-    times = [(run_dir / name).stat().st_mtime for name in (MANIFEST, METRICS, PROGRESS)
-             if (run_dir / name).exists()]
+    times = []
+    for name in (MANIFEST, METRICS, PROGRESS):
+        with contextlib.suppress(OSError):
+            times.append((run_dir / name).stat().st_mtime)
     return time.time() - max(times, default=0.0)
 
 

@@ -52,9 +52,12 @@ def hold(path: str | os.PathLike, *, wait_s: float = 0.0, create: bool = True) -
     path = Path(path)
     deadline = time.monotonic() + max(wait_s, 0.0)
     while True:
+        # A reader taking over a dead holder's marker opens it read-only (flock does not mind),
+        # so that works on a read-only copy of a run too.
+        flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
         try:
-            fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0) | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
+            fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+        except OSError:
             if create:
                 raise
             return None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from roastcore import liveness
 from roastcore.jobs import (
     CANCELLED,
     DIVERGED,
@@ -428,8 +429,6 @@ def _store_job(runs_dir: Path, job_id: str) -> dict:
 
 def _watchdog_pid(runs_dir: Path) -> int | None:
     """The pid of the watchdog on duty (it holds the lock file and writes its pid into it)."""
-    from roastcore import liveness
-
     lock = runs_dir / "jobs.watchdog.lock"
     if not liveness.is_held(lock):
         return None

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from roastcore.checkpoints import RunError, RunWriter, list_runs, load_run
+from roastcore import liveness
+from roastcore.checkpoints import (
+    UNMARKED_STALE_S,
+    RunError,
+    RunWriter,
+    list_runs,
+    load_run,
+    run_status,
+)
 from roastcore.experiments import get_preset
 from roastcore.features import FeatureEncoder, TemperatureScaler
 
@@ -62,8 +70,6 @@ def test_a_killed_training_reads_interrupted_and_its_weights_stay_usable(tmp_pat
 
 
 def test_a_writer_holds_its_run_until_it_finishes_or_is_dropped(tmp_path, synthetic_profiles):
-    from roastcore.checkpoints import run_status
-
     profiles = synthetic_profiles[:6]
     done = tmp_path / "done"
     writer = _writer(done, profiles)
@@ -88,8 +94,6 @@ def test_a_writer_holds_its_run_until_it_finishes_or_is_dropped(tmp_path, synthe
 
 
 def test_a_run_from_before_the_lock_is_interrupted_once_silent(tmp_path, synthetic_profiles):
-    from roastcore.checkpoints import UNMARKED_STALE_S, run_status
-
     run_dir = tmp_path / "old"
     writer = _writer(run_dir, synthetic_profiles[:6])
     writer._marker.release(unlink=True)  # as written by a version without run.lock
@@ -102,8 +106,6 @@ def test_a_run_from_before_the_lock_is_interrupted_once_silent(tmp_path, synthet
 
 @pytest.mark.slow
 def test_liveness_marker_follows_its_holder(tmp_path):
-    from roastcore import liveness
-
     marker = tmp_path / "m.lock"
     assert liveness.is_held(marker) is None
     holder = subprocess.Popen(

@@ -581,7 +581,10 @@ class JobRunner:
                                                Path(job.log_path))}
         with self.store.transaction(write=True) as conn:
             changed = self.store.update(conn, job.id, RUNNING, **values)
-        if changed:
+        if changed and result is not None:
+            log.info("job %s: its processes are gone; recorded the result its train command "
+                     "left in %s (%s)", job.id, job.log_path, values["state"])
+        elif changed:
             log.warning("job %s: %s", job.id, why)
 
     def _advance_queue(self) -> int:
