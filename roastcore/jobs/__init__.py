@@ -7,6 +7,7 @@ everything known about it lives in `RUNS/jobs.sqlite3`. The package, bottom up:
     store       the SQLite store: Job records, states, conditional transitions
     backends    the Backend seam, LocalProcessBackend, /proc process utilities
     outcome     reading what a train process left behind (log, result line, progress)
+    request     what a submission asks for, checked; when two submissions are one job
     runner      JobRunner: submit, list, cancel, delete, crash recovery, slots
     supervisor  the per-job supervisor and the per-runs-directory watchdog processes
 
@@ -22,12 +23,12 @@ from roastcore.jobs.backends import (
     process_start_time,
 )
 from roastcore.jobs.outcome import read_final_result, read_metrics, tail_text
+from roastcore.jobs.request import data_fingerprint
 from roastcore.jobs.runner import (
     DEFAULT_GRACE_S,
     DEFAULT_MIN_FREE_BYTES,
     JobProgress,
     JobRunner,
-    data_fingerprint,
     default_runs_dir,
 )
 from roastcore.jobs.store import (
