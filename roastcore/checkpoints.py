@@ -10,16 +10,20 @@ A run directory holds
     manifest.json      data source, dataset fingerprint, split (incl. validation ids), code
                        version, status, best epoch / val loss, param count, device, times
     progress.json      heartbeat for job runners (epoch, batch, elapsed, heartbeat time)
+    run.lock           held (flock) by the training process while it writes; removed at the end
     prior.safetensors  (prior models) the aligned-kNN reference curves, and
     prior.json         their distance metadata and tuned parameters (roastcore.prior)
 
 Every file is replaced atomically (temp + fsync + os.replace), so a crash mid-save leaves the
-previous best intact. Loading reads safetensors and JSON only; legacy `.pt` files go through
-`torch.load(weights_only=True)`, which refuses pickles that would run code.
+previous best intact. A run left `running` by a process that is gone (its run.lock is free)
+reads as `interrupted`, and manifest.json is repaired to say so on that read. Loading reads
+safetensors and JSON only; legacy `.pt` files go through `torch.load(weights_only=True)`, which
+refuses pickles that would run code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -36,7 +40,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from roastcore import __version__
+from roastcore import __version__, liveness
 from roastcore.experiments import ExperimentConfig, TrainConfig
 from roastcore.features import FeatureEncoder, TemperatureScaler
 from roastcore.fsutil import atomic_write_bytes, atomic_write_text, to_json
@@ -47,8 +51,11 @@ log = logging.getLogger(__name__)
 
 CONFIG, WEIGHTS, ENCODER, SCALER = "config.json", "model.safetensors", "encoder.json", "scaler.json"
 METRICS, MANIFEST, PROGRESS = "metrics.jsonl", "manifest.json", "progress.json"
+RUN_LOCK = "run.lock"
 LEGACY_WEIGHTS = "legacy_weights.safetensors"
-STATUSES = ("running", "succeeded", "diverged", "cancelled", "failed", "imported")
+STATUSES = ("running", "succeeded", "diverged", "cancelled", "failed", "imported", "interrupted")
+# A run without run.lock (written before it existed) that is silent this long is not running.
+UNMARKED_STALE_S = 30 * 60
 PROGRESS_EVERY_S = 2.0
 
 
@@ -110,6 +117,10 @@ class RunWriter:
         if (self.run_dir / WEIGHTS).exists() or (self.run_dir / METRICS).exists():
             raise RunError(f"{self.run_dir}: already holds a run; choose a new --out directory")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Held until finish(), or until this process dies: then readers see `interrupted`.
+        self._marker = liveness.hold(self.run_dir / RUN_LOCK, wait_s=2.0)
+        if self._marker is None:
+            raise RunError(f"{self.run_dir}: another process is writing a run here")
         write_json(self.run_dir / CONFIG, experiment.to_dict())
         write_json(self.run_dir / ENCODER, encoder.to_dict())
         write_json(self.run_dir / SCALER, scaler.to_dict())
@@ -160,6 +171,7 @@ class RunWriter:
         if status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {STATUSES}")
         self.update_manifest(status=status, reason=reason, **extra)
+        self._marker.release(unlink=True)
 
     # -- the trainer's callbacks ------------------------------------------------------------
     def on_batch_end(self, p: dict) -> None:
@@ -245,6 +257,53 @@ def read_metrics(run_dir) -> list[dict]:
     return lines
 
 
+def read_manifest(run_dir) -> dict:
+    """manifest.json. A run still marked `running` whose process is gone (run.lock free; an
+    unmarked run silent for UNMARKED_STALE_S) is `interrupted`: the file is rewritten to say
+    so, under the lock, so a writer that finishes meanwhile is never overwritten."""
+    run_dir = Path(run_dir)
+    manifest = read_json(run_dir / MANIFEST)
+    if not isinstance(manifest, dict) or manifest.get("status") != "running":
+        return manifest
+    held = liveness.is_held(run_dir / RUN_LOCK)
+    if held or (held is None and _silent_for(run_dir) < UNMARKED_STALE_S):
+        return manifest
+    marker = liveness.hold(run_dir / RUN_LOCK, create=False) if held is False else None
+    if held is False and marker is None:
+        return read_json(run_dir / MANIFEST)  # it finished (or restarted) just now
+    try:
+        manifest = read_json(run_dir / MANIFEST)
+        if isinstance(manifest, dict) and manifest.get("status") == "running":
+            epoch = manifest.get("best_epoch")
+            saved = ("no weights were saved" if not (run_dir / WEIGHTS).exists() else
+                     f"the best weights so far (epoch {epoch}) are saved and usable"
+                     if epoch is not None else "the weights saved so far are usable")
+            manifest.update(status="interrupted", updated=now_iso(), reason=(
+                f"the training process ended without recording a result (killed?); {saved}"))
+            try:
+                write_json(run_dir / MANIFEST, manifest)
+            except OSError as exc:  # a read-only copy: report it, leave the file
+                log.warning("%s: cannot record that the run was interrupted: %s", run_dir, exc)
+    finally:
+        if marker is not None:
+            marker.release(unlink=True)
+    return manifest
+
+
+def _silent_for(run_dir: Path) -> float:
+    """Seconds since the run last wrote its manifest, metrics or progress."""
+    times = []
+    for name in (MANIFEST, METRICS, PROGRESS):
+        with contextlib.suppress(OSError):
+            times.append((run_dir / name).stat().st_mtime)
+    return time.time() - max(times, default=0.0)
+
+
+def run_status(run_dir) -> str:
+    """The run's status, `interrupted` for a run whose process is gone (see read_manifest)."""
+    return str(read_manifest(run_dir).get("status", "unknown"))
+
+
 def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the best model of a run (eval mode) from JSON + safetensors; never unpickles."""
     run_dir = Path(run_dir)
@@ -258,7 +317,7 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
         raise
     except ValueError as exc:
         raise RunError(f"{run_dir}: {exc}") from None
-    manifest = read_json(run_dir / MANIFEST) if (run_dir / MANIFEST).exists() else {}
+    manifest = read_manifest(run_dir) if (run_dir / MANIFEST).exists() else {}
     weights = run_dir / WEIGHTS
     if not weights.exists():
         hint = " (a legacy import holds only the prior architecture's weights)" if (run_dir / LEGACY_WEIGHTS).exists() else ""
@@ -310,7 +369,7 @@ def list_runs(runs_dir) -> list[RunInfo]:
             continue  # not a run at all
         try:
             config = read_json(path / CONFIG)
-            manifest = read_json(path / MANIFEST)
+            manifest = read_manifest(path)
             metrics = read_metrics(path)
             last_mae = next((m.get("val_tf_mae_f") for m in reversed(metrics) if "val_tf_mae_f" in m), None)
             runs.append(RunInfo(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from roastcore import liveness
 from roastcore.jobs import (
     CANCELLED,
     DIVERGED,
@@ -409,3 +411,150 @@ def test_refresh_fails_jobs_whose_process_is_gone_reused_or_silent(runs):
     assert states[jobs[1].id].state == FAILED
     assert states[jobs[2].id].state == RUNNING
     assert states[jobs[3].id].state == FAILED and "no heartbeat" in states[jobs[3].id].reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Whatever dies, the queue advances (issue 13, item 5). No runner reads the store in these
+# tests once the processes are killed: the surviving processes alone must recover.
+
+
+def _store_job(runs_dir: Path, job_id: str) -> dict:
+    conn = sqlite3.connect(runs_dir / "jobs.sqlite3", timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        return dict(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    finally:
+        conn.close()
+
+
+def _watchdog_pid(runs_dir: Path) -> int | None:
+    """The pid of the watchdog on duty (it holds the lock file and writes its pid into it)."""
+    lock = runs_dir / "jobs.watchdog.lock"
+    if not liveness.is_held(lock):
+        return None
+    text = lock.read_text().split()
+    return int(text[0]) if text else None
+
+
+@pytest.mark.slow
+def test_killed_supervisor_leaves_its_train_adopted_and_the_queue_advances(runs):
+    runner = JobRunner(runs, max_cpu_jobs=1)
+    jobs = [runner.submit(PRESET, TINY, DATA, device="cpu", epochs=3, seed=seed) for seed in (1, 2, 3)]
+    first = _wait(lambda: (j := runner.get(jobs[0].id)).worker_pid and j, 60, "the first worker")
+    os.kill(first.pid, signal.SIGKILL)  # the supervisor alone; its train process lives on
+
+    # Nobody reads through a runner from here on.
+    _wait(lambda: all(_store_state(runs, j.id) in FINAL_STATES for j in jobs), 240,
+          "all three jobs to finish with their first supervisor dead")
+    done = [_store_job(runs, j.id) for j in jobs]
+    assert [d["state"] for d in done] == [SUCCEEDED] * 3, [d["reason"] for d in done]
+    adopted = done[0]
+    assert json.loads(adopted["result"])["status"] == SUCCEEDED  # recorded from the train's log
+    # It ended when its train process wrote its result, not when someone looked.
+    assert abs(adopted["ended_at"] - Path(adopted["log_path"]).stat().st_mtime) < 3
+    for earlier, later in zip(done, done[1:], strict=False):
+        assert earlier["ended_at"] <= later["started_at"], "jobs overlapped with max_cpu_jobs=1"
+
+
+@pytest.mark.slow
+def test_killed_group_fails_within_heartbeats_and_its_duration_stops_at_death(runs):
+    runner = JobRunner(runs, max_cpu_jobs=1)
+    first = runner.submit(PRESET, TINY, LONG_DATA, device="cpu", epochs=LONG_EPOCHS, seed=1)
+    second = runner.submit(PRESET, TINY, DATA, device="cpu", epochs=2, seed=2)
+    job = _wait(lambda: (j := runner.get(first.id)).worker_pid and j, 60, "the first worker")
+    time.sleep(2.5)  # a heartbeat or so, for the processes to settle
+
+    # kill -9 of the whole group (supervisor and train): nobody reports, the watchdog notices.
+    killed_at = time.time()
+    os.killpg(job.pid, signal.SIGKILL)
+    _wait(lambda: _store_state(runs, first.id) == FAILED, 15, "the dead job to be failed")
+    noticed = time.time() - killed_at
+    failed = _store_job(runs, first.id)
+    assert "died without reporting" in failed["reason"]
+    assert failed["started_at"] <= failed["ended_at"] <= killed_at + 0.5, \
+        "the duration must stop at the death, not at the moment it was noticed"
+    assert noticed < 4 * 2.0 + 5, f"noticed only after {noticed:.1f}s"
+
+    # The queue moved on with no reader, and the dead job's duration no longer grows.
+    _wait(lambda: _store_state(runs, second.id) in FINAL_STATES, 120, "the queued job")
+    assert _store_state(runs, second.id) == SUCCEEDED
+    later = runner.get(first.id)
+    assert later.duration_s == pytest.approx(failed["ended_at"] - failed["started_at"])
+
+
+@pytest.mark.slow
+def test_a_killed_watchdog_is_replaced_while_jobs_run(runs):
+    runner = JobRunner(runs, max_cpu_jobs=1)
+    job = runner.submit(PRESET, TINY, LONG_DATA, device="cpu", epochs=LONG_EPOCHS, seed=1)
+    watchdog = _wait(lambda: _watchdog_pid(runs), 30, "a watchdog on duty")
+    assert _processes_mentioning("_watchdog")  # a process of its own, not a thread
+    os.kill(watchdog, signal.SIGKILL)
+    # The job's supervisor starts another within a heartbeat or two (no runner reads here).
+    _wait(lambda: _watchdog_pid(runs) not in (None, watchdog), 30, "a new watchdog")
+    assert runner.cancel(job.id).state == CANCELLED
+    # With no job running, the watchdog goes off duty and exits.
+    _wait(lambda: _watchdog_pid(runs) is None, 30, "the watchdog to exit")
+
+
+# ---------------------------------------------------------------------------------------------
+# One clear line instead of a traceback (issue 13, item 8)
+
+
+def _damage(store: Path, keep_header: bool) -> None:
+    """Random bytes over the store: all of it, or everything after SQLite's file header."""
+    conn = sqlite3.connect(store)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(store.read_bytes())
+    start = 100 if keep_header else 0
+    data[start:] = random.Random(0).randbytes(len(data) - start)
+    store.write_bytes(bytes(data))
+
+
+def test_a_damaged_store_is_one_error_naming_the_file(tmp_path):
+    for keep_header in (False, True):
+        runs_dir = tmp_path / f"runs-{keep_header}"
+        JobRunner(runs_dir, max_cpu_jobs=0)
+        store = runs_dir / "jobs.sqlite3"
+        _damage(store, keep_header)
+        with pytest.raises(JobError) as caught:
+            JobRunner(runs_dir, max_cpu_jobs=0).list()
+        message = str(caught.value)
+        assert str(store) in message and "move it aside" in message and "\n" not in message
+
+        for name in ("jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm"):  # as it says
+            if (runs_dir / name).exists():
+                (runs_dir / name).rename(runs_dir / f"{name}.bad")
+        assert JobRunner(runs_dir, max_cpu_jobs=0).list() == []
+
+
+def test_delete_refuses_a_run_directory_that_is_a_symlink(runs, tmp_path):
+    runner = JobRunner(runs, max_cpu_jobs=0)
+    job = runner.cancel(runner.submit(PRESET, TINY, DATA).id)
+    precious = tmp_path / "elsewhere"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("not the job's")
+    Path(job.run_dir).symlink_to(precious)
+    with pytest.raises(JobError, match="symbolic link"):
+        runner.delete(job.id)
+    assert (precious / "keep.txt").is_file() and runner.get(job.id).state == CANCELLED
+
+
+@pytest.mark.slow
+def test_cli_store_and_delete_errors_are_one_line(runs, tmp_path):
+    JobRunner(runs, max_cpu_jobs=0)
+    _damage(runs / "jobs.sqlite3", keep_header=True)
+    for args in (("list",), ("submit", "--preset", PRESET, "--data", DATA)):
+        result = _cli(*args, runs_dir=runs)
+        assert result.returncode == 2 and result.stdout == ""
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert str(runs / "jobs.sqlite3") in result.stderr and "move it aside" in result.stderr
+
+    other = tmp_path / "other-runs"
+    runner = JobRunner(other, max_cpu_jobs=0)
+    job = runner.cancel(runner.submit(PRESET, TINY, DATA).id)
+    (tmp_path / "elsewhere").mkdir()
+    Path(job.run_dir).symlink_to(tmp_path / "elsewhere")
+    result = _cli("delete", job.id, runs_dir=other)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "symbolic link" in result.stderr and (tmp_path / "elsewhere").is_dir()

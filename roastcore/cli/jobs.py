@@ -1,4 +1,4 @@
-"""`python -m roastcore jobs ...`: background training jobs (see roastcore/jobs.py)."""
+"""`python -m roastcore jobs ...`: background training jobs (see roastcore/jobs/)."""
 
 from __future__ import annotations
 
@@ -62,15 +62,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_runs(p)
     p.set_defaults(handler=_delete)
 
-    # Internal: the per-job supervisor the runner launches (not for users).
+    # Internal: the per-job supervisor and the runs directory's watchdog (not for users).
     p = sub.add_parser("_supervise")
     p.add_argument("id")
-    p.add_argument("--grace", type=float, default=10.0)
-    p.add_argument("--max-cpu-jobs", type=int, default=1)
-    p.add_argument("--max-gpu-jobs", type=int, default=None)
-    p.add_argument("--gpus", type=int, default=0)
-    _add_runs(p)
+    _add_limits(p)
     p.set_defaults(handler=_supervise)
+
+    p = sub.add_parser("_watchdog")
+    _add_limits(p)
+    p.set_defaults(handler=_watchdog)
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    """The limits a runner hands to the processes that start jobs after it."""
+    parser.add_argument("--grace", type=float, default=10.0)
+    parser.add_argument("--max-cpu-jobs", type=int, default=1)
+    parser.add_argument("--max-gpu-jobs", type=int, default=None)
+    parser.add_argument("--gpus", type=int, default=0)
+    _add_runs(parser)
 
 
 def _add_runs(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
@@ -81,6 +90,7 @@ def _add_runs(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS)
 
 
 def _runner(args: argparse.Namespace, **kwargs: Any):
+    # Imported here, as below: every other command starts without loading the job system.
     from roastcore.jobs import JobError, JobRunner, default_runs_dir
 
     try:
@@ -93,7 +103,7 @@ def _guard(func):
     """Turn JobError into CliError (a message, exit code 2)."""
 
     def wrapper(args: argparse.Namespace) -> int:
-        from roastcore.jobs import JobError
+        from roastcore.jobs import JobError  # here: see _runner
 
         try:
             return func(args)
@@ -202,9 +212,19 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guard
 def _supervise(args: argparse.Namespace) -> int:
-    from roastcore.jobs import default_runs_dir, supervise
+    from roastcore.jobs import default_runs_dir, supervise  # here: see _runner
 
     return supervise(args.runs or default_runs_dir(), args.id, grace_s=args.grace,
                      max_cpu_jobs=args.max_cpu_jobs, max_gpu_jobs=args.max_gpu_jobs,
                      gpu_count=args.gpus)
+
+
+@_guard
+def _watchdog(args: argparse.Namespace) -> int:
+    from roastcore.jobs import default_runs_dir, watch  # here: see _runner
+
+    return watch(args.runs or default_runs_dir(), grace_s=args.grace,
+                 max_cpu_jobs=args.max_cpu_jobs, max_gpu_jobs=args.max_gpu_jobs,
+                 gpu_count=args.gpus)
