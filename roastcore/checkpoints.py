@@ -43,7 +43,7 @@ from safetensors.torch import save as st_save
 from roastcore import __version__, liveness
 from roastcore.experiments import ExperimentConfig, TrainConfig
 from roastcore.features import FeatureEncoder, TemperatureScaler
-from roastcore.fsutil import atomic_write_bytes, atomic_write_text, to_json
+from roastcore.fsutil import atomic_write_bytes, atomic_write_text, read_jsonl, to_json
 from roastcore.model import ModelConfig, RoastModel, build_model, count_parameters
 from roastcore.prior import PriorLibrary
 
@@ -242,19 +242,8 @@ def split_from_manifest(profiles, manifest: dict):
 
 
 def read_metrics(run_dir) -> list[dict]:
-    """Epoch lines; a torn last line (crash mid-append) is skipped with a warning."""
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    lines = []
-    for i, text in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not text.strip():
-            continue
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError:
-            log.warning("%s line %d is not JSON; skipped", path, i + 1)
-    return lines
+    """Epoch lines of RUN_DIR/metrics.jsonl; a torn last line (crash mid-append) is skipped."""
+    return read_jsonl(Path(run_dir) / METRICS)
 
 
 def read_manifest(run_dir) -> dict:

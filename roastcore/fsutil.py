@@ -66,6 +66,26 @@ def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> P
     return atomic_write_text(path, to_json(obj, indent=indent) + "\n")
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The object lines of a JSON-lines file (e.g. a run's metrics.jsonl); a missing file is empty,
+    and a torn last line (a writer mid-append, or a crash) or a non-object line is skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            rows.append(obj)
+    return rows
+
+
 def _fsync_dir(folder: Path) -> None:
     """Persist the rename itself (POSIX); a no-op where directories cannot be opened."""
     try:

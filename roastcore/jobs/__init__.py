@@ -22,7 +22,7 @@ from roastcore.jobs.backends import (
     pid_alive,
     process_start_time,
 )
-from roastcore.jobs.outcome import read_final_result, read_metrics, tail_text
+from roastcore.jobs.outcome import read_final_result, tail_text
 from roastcore.jobs.request import data_fingerprint
 from roastcore.jobs.runner import (
     DEFAULT_GRACE_S,
@@ -55,5 +55,5 @@ __all__ = [
     "STORE_NAME", "SUCCEEDED", "Backend", "Job", "JobError", "JobNotFound", "JobProgress",
     "JobRunner", "LocalProcessBackend", "data_fingerprint", "default_runs_dir",
     "detect_gpu_count", "group_members", "pid_alive", "process_start_time", "read_final_result",
-    "read_metrics", "supervise", "tail_text", "watch",
+    "supervise", "tail_text", "watch",
 ]

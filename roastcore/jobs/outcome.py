@@ -64,26 +64,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl rows; a half-written last line (the run is writing it now) is skipped."""
-    rows = []
-    try:
-        text = path.read_text()
-    except OSError:
-        return rows
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            rows.append(obj)
-    return rows
-
-
 def float_or_none(value: Any) -> float | None:
     try:
         return None if value is None else float(value)

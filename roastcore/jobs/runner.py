@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from roastcore import liveness
+from roastcore.fsutil import read_jsonl
 from roastcore.jobs.backends import Backend, LocalProcessBackend
 from roastcore.jobs.outcome import (
     failure_reason,
@@ -28,7 +29,6 @@ from roastcore.jobs.outcome import (
     last_sign_of_life,
     read_final_result,
     read_json,
-    read_metrics,
     result_values,
     tail_text,
 )
@@ -304,12 +304,12 @@ class JobRunner:
 
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         job = self._get_stored(job_id)
-        return read_metrics(Path(job.run_dir) / "metrics.jsonl")
+        return read_jsonl(Path(job.run_dir) / "metrics.jsonl")
 
     def progress(self, job_id: str) -> JobProgress:
         job = self._get_stored(job_id)
         run_dir = Path(job.run_dir)
-        rows = read_metrics(run_dir / "metrics.jsonl")
+        rows = read_jsonl(run_dir / "metrics.jsonl")
         last = rows[-1] if rows else {}
         live = read_json(run_dir / "progress.json") or {}
         prog = JobProgress(job_id=job.id, state=job.state, epochs=job.epochs,
