@@ -228,7 +228,11 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
         raise RunError(f"{run_dir}: not a directory")
     try:
         config = ExperimentConfig.from_dict(read_json(run_dir / CONFIG))
-        encoder = FeatureEncoder.from_dict(read_json(run_dir / ENCODER))
+        if config.model.model_type == "roastformer_v1":  # the original inputs: their own encoder
+            from roastcore.roastformer_v1 import V1Encoder as encoder_type
+        else:
+            encoder_type = FeatureEncoder
+        encoder = encoder_type.from_dict(read_json(run_dir / ENCODER))
         scaler = TemperatureScaler.from_dict(read_json(run_dir / SCALER))
     except RunError:
         raise

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from roastcore.dataset import STEP_CHOICES_S, Batch, RoastDataset
 from roastcore.features import FeatureEncoder, TemperatureScaler
 
-MODEL_TYPES = ("transformer", "gru")
+MODEL_TYPES = ("transformer", "gru", "roastformer_v1")  # v1: roastcore.roastformer_v1
 POS_ENCODINGS = ("sinusoidal", "learned", "rope")
 TARGET_MODES = ("absolute", "residual")
 PRIORS = ("none", "aligned_knn")
@@ -622,6 +622,8 @@ def count_parameters(model: nn.Module) -> int:
 def build_model(cfg: ModelConfig, encoder: FeatureEncoder, scaler: TemperatureScaler) -> RoastModel:
     """Build the model for `cfg`; refuses configs over MAX_PARAMS before allocating anything."""
     cls = RoastFormer if cfg.model_type == "transformer" else RoastGRU
+    if cfg.model_type == "roastformer_v1":  # the research code's architecture, its own module
+        from roastcore.roastformer_v1 import RoastFormerV1 as cls
     with torch.device("meta"):  # count first, without memory
         n_params = count_parameters(cls(cfg, encoder, scaler))
     if n_params > MAX_PARAMS:

@@ -84,6 +84,10 @@ def read_profile(path: str | os.PathLike) -> Profile:
 def import_folder(path: str | os.PathLike) -> ImportReport:
     """Import every roast file under a folder, or inside a .zip, into one ImportReport."""
     path = Path(path).expanduser()
+    from roastcore.io.roastformer_package import find_package, import_package  # imports this module
+
+    if (package := find_package(path)) is not None:  # the RoastFormer research code's package
+        return import_package(package)
     report = ImportReport(source=str(path))
     if path.is_dir():
         entries = _folder_entries(path, report)
