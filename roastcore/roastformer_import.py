@@ -155,7 +155,9 @@ def import_checkpoints(paths, package, out, units: str = "auto") -> list[ImportR
         raise CheckpointImportError(f"{pkg.location.describe()}: no importable roasts in the package")
     encoders = {c: V1Encoder.from_package(pkg, c, frames) for c in CONVENTIONS}
     blobs = [read_original_checkpoint(p) for p in paths]  # every file checked before anything is written
-    destinations = _destinations(paths, blobs, Path(out))
+    out = Path(out)
+    created = [d for d in (out, *out.parents) if not d.exists()]  # folders to remove again on failure
+    destinations = _destinations(paths, blobs, out)
     staged: list[tuple[Path, Path]] = []
     results = []
     try:
@@ -173,6 +175,12 @@ def import_checkpoints(paths, package, out, units: str = "auto") -> list[ImportR
     finally:
         for tmp, _ in staged:
             shutil.rmtree(tmp, ignore_errors=True)
+        if staged:  # a failure: leave no empty folders behind either
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
     return results
 
 

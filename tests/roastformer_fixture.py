@@ -34,7 +34,7 @@ CSV_COLUMNS = ["batch_id", "product_name", "origin", "process", "roast_level", "
                "target_finish_temp", "flavor_notes", "directory"]
 
 
-def _products(rng, n_products: int) -> list[dict]:
+def _products(rng, n_products: int, missing_variety: bool = True) -> list[dict]:
     products = []
     for k in range(n_products):
         notes = list(rng.choice(FLAVORS, size=int(rng.integers(2, 5)), replace=False))
@@ -43,7 +43,7 @@ def _products(rng, n_products: int) -> list[dict]:
             "origin": ORIGINS[k % len(ORIGINS)],
             "process": PROCESSES[(k * 3) % len(PROCESSES)],
             "roast_level": LEVELS[(k * 5) % len(LEVELS)],
-            "variety": VARIETIES[(k * 7) % len(VARIETIES)] if k % 11 else None,  # a missing variety
+            "variety": VARIETIES[(k * 7) % len(VARIETIES)] if k % 11 or not missing_variety else None,
             "target_finish_temp": float(400 + (k * 3) % 26),
             "flavor_notes_parsed": None if k % 9 == 4 else notes,
             "altitude": ["1950 MASL", None, 1800, None, None][k % 5],
@@ -80,10 +80,12 @@ def roast_object(rng, product: dict, batch: int) -> dict:
     }
 
 
-def package_files(n: int = 144, n_val: int = 21, seed: int = 0, n_products: int = 40) -> dict[str, bytes]:
-    """name -> bytes of the five package files, as prepare_training_data.py writes them."""
+def package_files(n: int = 144, n_val: int = 21, seed: int = 0, n_products: int = 40,
+                  missing_variety: bool = True) -> dict[str, bytes]:
+    """name -> bytes of the five package files, as prepare_training_data.py writes them. A
+    missing variety makes the two research loaders' vocabularies differ in size."""
     rng = np.random.default_rng(seed)
-    products = _products(rng, n_products)
+    products = _products(rng, n_products, missing_variety)
     roasts, rows = [], []
     for i in range(n):
         product = products[int(rng.integers(n_products))] if i >= n_products else products[i]
@@ -269,6 +271,22 @@ def reference_inputs(files: dict[str, bytes], convention: str):
             "num_roast_levels": len(classes["roast_level"]), "num_varieties": len(classes["variety"]),
             "num_flavors": len(vocab)}
     return out, dims
+
+
+def reference_generate(model: ReferenceRoastFormer, split_inputs, row: int, convention: str, steps: int):
+    """The research code's generate(): re-run the whole sequence each step, clamp the newest
+    value ([0, 1] normalized; [250, 450] °F in the raw-°F version), feed it back. °F out."""
+    ids, temps, cat, flavors, cont = split_inputs
+    lo, hi = (0.0, 1.0) if convention == "normalized" else (250.0, 450.0)
+    start = temps[row][0]
+    seq = torch.tensor([[(start - 100.0) / 400.0 if convention == "normalized" else start]])
+    model.eval()
+    with torch.no_grad():
+        for _ in range(1, steps):
+            nxt = model(seq, cat[row:row + 1], flavors[row:row + 1], cont[row:row + 1])[0, -1].clamp(lo, hi)
+            seq = torch.cat([seq, nxt.view(1, 1)], dim=1)
+    out = seq[0]
+    return out * 400.0 + 100.0 if convention == "normalized" else out
 
 
 def reference_predictions(model: ReferenceRoastFormer, split_inputs, convention: str, max_len: int):
