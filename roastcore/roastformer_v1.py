@@ -169,6 +169,14 @@ class V1Encoder:
         return enc
 
     @classmethod
+    def from_feature_encoder(cls, encoder, convention: str) -> V1Encoder:
+        """The same vocabularies as one of our FeatureEncoders (e.g. experiments' reference
+        encoder for parameter counts); roasts are encoded from their ProfileMeta."""
+        charge = getattr(encoder, "cont_mean", {}).get("charge_temp_f")
+        return cls(convention=convention, classes={n: list(encoder.vocabs.get(n, [])) for n in CAT_FIELDS},
+                   flavor_vocab=list(encoder.flavor_vocab), charge_mean_f=charge)
+
+    @classmethod
     def fit(cls, profiles, convention: str = "normalized") -> V1Encoder:
         """Vocabularies from our own profiles' (canonical) metadata, for training the original
         architecture on any dataset; every roast is then encoded from its ProfileMeta."""
@@ -332,11 +340,12 @@ class ConditioningModule(nn.Module):
         self.continuous_proj = nn.Linear(3, embed_dim)
         self.condition_dim = 6 * embed_dim
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def forward(self, batch: Batch, use_flavors: bool = True) -> torch.Tensor:
         cat = batch.cat
+        flavors = batch.flavors if use_flavors else torch.zeros_like(batch.flavors)  # an all-empty multi-hot
         return torch.cat((self.origin_embed(cat[:, 0]), self.process_embed(cat[:, 1]),
                           self.roast_level_embed(cat[:, 2]), self.variety_embed(cat[:, 3]),
-                          self.flavor_proj(batch.flavors), self.continuous_proj(batch.cont)), dim=-1)
+                          self.flavor_proj(flavors), self.continuous_proj(batch.cont)), dim=-1)
 
 
 class Positions(nn.Module):
@@ -450,10 +459,14 @@ class RoastFormerV1(RoastModel):
 
     def __init__(self, cfg: ModelConfig, encoder: V1Encoder, scaler: TemperatureScaler):
         nn.Module.__init__(self)  # not RoastModel.__init__: the original has none of our layers
+        convention = "normalized" if cfg.normalize else "raw"
+        if not isinstance(encoder, V1Encoder):  # e.g. a FeatureEncoder for counting parameters
+            encoder = V1Encoder.from_feature_encoder(encoder, convention)
         _check_config(cfg, encoder, scaler)
         self.config = cfg
         self.encoder = encoder
-        self.scaler = TemperatureScaler.from_dict(scaler.to_dict())
+        # The research code's fixed conventions, whatever scaler was fitted: raw °F or (T-100)/400.
+        self.scaler = scaler_for(convention)
         self.prior_library = None
         self.n_inputs = 1
         self.conditioning_module = ConditioningModule(encoder.cat_sizes, encoder.n_flavors, cfg.embed_dim)
@@ -466,7 +479,7 @@ class RoastFormerV1(RoastModel):
 
     def conditioning(self, batch: Batch) -> torch.Tensor:
         """[B, D]: added to every token and the decoder's one-token memory."""
-        return self.condition_proj(self.conditioning_module(batch))
+        return self.condition_proj(self.conditioning_module(batch, self.config.use_flavors))
 
     def new_state(self, batch_size, capacity):
         return [KVCache(capacity) for _ in self.transformer.layers]
@@ -483,28 +496,30 @@ class RoastFormerV1(RoastModel):
         raise NotImplementedError
 
 
-def _check_config(cfg: ModelConfig, encoder, scaler: TemperatureScaler) -> None:
+def _check_config(cfg: ModelConfig, encoder: V1Encoder, scaler: TemperatureScaler) -> None:
     def bad(name, why):
         raise ValueError(f"ModelConfig.{name}: {getattr(cfg, name)!r} {why} (model_type {MODEL_TYPE!r})")
 
-    if not isinstance(encoder, V1Encoder):
-        raise ValueError(f"model_type {MODEL_TYPE!r} needs a V1Encoder (the original inputs), got "
-                         f"{type(encoder).__name__}; build it with V1Encoder.fit or V1Encoder.from_package")
     if cfg.d_model % cfg.n_heads:
         bad("n_heads", f"must divide d_model={cfg.d_model}")
     if cfg.pos_encoding in ("sinusoidal", "rope") and cfg.d_model % 2:
         bad("d_model", f"must be even for {cfg.pos_encoding} positions")
     for name, want in (("target_mode", "absolute"), ("prior", "none"), ("time_conditioning", False),
-                       ("use_flavors", True), ("use_categoricals", True), ("step_s", 1.0)):
+                       ("use_categoricals", True), ("step_s", 1.0)):
         if getattr(cfg, name) != want:
             bad(name, f"is not supported; the original architecture has {name}={want!r}")
-    want_scaler = scaler_for("normalized" if cfg.normalize else "raw").to_dict()
-    if scaler.to_dict() != want_scaler:
-        raise ValueError(f"model_type {MODEL_TYPE!r}: the temperature scaler must be the original convention "
-                         f"{want_scaler} for normalize={cfg.normalize}, got {scaler.to_dict()}")
+    if scaler.enabled != cfg.normalize:
+        raise ValueError(f"scaler.enabled={scaler.enabled} contradicts ModelConfig.normalize={cfg.normalize}")
     if encoder.convention != ("normalized" if cfg.normalize else "raw"):
         raise ValueError(f"model_type {MODEL_TYPE!r}: encoder convention {encoder.convention!r} contradicts "
                          f"ModelConfig.normalize={cfg.normalize}")
+
+
+def fit_inputs(cfg: ModelConfig, train_profiles) -> tuple[V1Encoder, TemperatureScaler]:
+    """The encoder and temperature convention for training the original architecture here:
+    vocabularies from the training profiles, raw °F (normalize=False) or (T-100)/400."""
+    convention = "normalized" if cfg.normalize else "raw"
+    return V1Encoder.fit(train_profiles, convention), scaler_for(convention)
 
 
 def model_config(original: dict, convention: str, dropout: float | None = None) -> ModelConfig:

@@ -264,6 +264,9 @@ class Trainer:
         seed_everything(tcfg.seed)
         encoder = FeatureEncoder.fit(self.train_profiles)  # training split only: no leakage
         scaler = TemperatureScaler.fit(self.train_profiles, cfg.step_s, enabled=cfg.normalize)
+        if cfg.model_type == "roastformer_v1":  # the research code's inputs and temperature units
+            from roastcore.roastformer_v1 import fit_inputs
+            encoder, scaler = fit_inputs(cfg, self.train_profiles)
         prior = None
         if cfg.prior != "none":
             from roastcore.prior import PriorLibrary

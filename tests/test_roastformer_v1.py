@@ -306,3 +306,40 @@ def test_a_normalized_original_checkpoint_gets_the_verdict_of_the_same_rules(fil
     assert report.diagnosis["verdict"] == _recomputed_verdict(report)
     assert report.diagnosis["verdict"] != "collapsed"
     assert not any("raw °F" in e for e in report.diagnosis["evidence"])
+
+
+# ----------------------------------------------------------------------------- training it here
+ORIGINAL_TIERS = ("original", "recovery")
+
+
+def test_every_original_and_recovery_preset_runs_in_the_original_architecture():
+    from roastcore.experiments import PRESETS, preset_parameter_count
+
+    names = [n for n, p in PRESETS.items() if p.tier in ORIGINAL_TIERS]
+    assert len(names) == 10
+    counts = {n: preset_parameter_count(PRESETS[n].experiment.with_overrides({"model_type": "roastformer_v1"}))
+              for n in names}
+    # the research code's own figures: ~6.4M parameters for its baseline, ~218K for its tiny model
+    assert 6.2e6 < counts["baseline_sinusoidal"] < 6.5e6 and 2.0e5 < counts["tiny_model"] < 2.3e5
+    assert counts["micro_model"] < counts["tiny_model"] < counts["small_model"] < counts["baseline_sinusoidal"]
+
+
+@pytest.mark.slow
+def test_training_the_original_architecture_on_the_package_split(package_zip, tmp_path):
+    from roastcore.experiments import get_preset
+    from roastcore.io.roastformer_package import split_by_membership
+    from roastcore.train import train
+
+    report = load_source(package_zip)
+    train_profiles, val_profiles = split_by_membership(report.profiles, report.membership)
+    experiment = get_preset("micro_model").experiment.with_overrides(
+        {"model_type": "roastformer_v1", "epochs": 1, "max_len": 120, "batch_size": 16})
+    result = train(experiment, train_profiles, val_profiles, run_dir=tmp_path / "run", device="cpu",
+                   split={"val_ids": report.split_ids("val")})
+    assert result.status == "succeeded"
+    loaded = load_run(tmp_path / "run")
+    assert isinstance(loaded.model.encoder, V1Encoder) and loaded.scaler.to_dict() == scaler_for("normalized").to_dict()
+    state = loaded.model.state_dict()
+    assert "transformer.layers.1.multihead_attn.in_proj_weight" in state and "conditioning_module.flavor_proj.bias" in state
+    report_val = evaluate_run(tmp_path / "run", report.profiles, split="val", use_cache=False)
+    assert report_val.split == "val" and report_val.n_profiles == 21
