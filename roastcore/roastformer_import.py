@@ -185,7 +185,10 @@ def import_checkpoints(paths, package, out, units: str = "auto") -> list[ImportR
 
 
 def _destinations(paths: list[Path], blobs: list[dict], out: Path) -> list[Path]:
-    if len(paths) == 1:
+    """One file: `out` is its run, unless `out` is a folder of other things (a runs directory),
+    which then receives the run by name, as it does for several files."""
+    is_run = any((out / name).exists() for name in ("model.safetensors", "manifest.json", "config.json"))
+    if len(paths) == 1 and not (out.is_dir() and any(out.iterdir()) and not is_run):
         dests = [out]
     else:
         names: list[str] = []
@@ -268,6 +271,7 @@ def _import_one(path: Path, blob: dict, encoders: dict, report, val, tmp: Path, 
         "format": "roastformer research checkpoint (train_transformer.py)", "source": str(path),
         "units": chosen, "units_choice": units if units != "auto" else "auto",
         "tf_mae_f": tf_mae, "tf_mae_split": "package validation roasts",
+        "conventions_matching_feature_dims": viable,
         "original_config": _jsonable(original), "feature_dims": dims,
         "epoch": _int_or_none(blob.get("epoch")), "best_val_loss": _float_or_none(blob.get("best_val_loss")),
         "best_val_loss_units": LOSS_UNITS[chosen], "original_clamp_f": list(ORIGINAL_CLAMP_F[chosen]),

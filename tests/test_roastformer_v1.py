@@ -250,11 +250,12 @@ def test_bad_checkpoints_and_packages_get_clear_errors(files, package_zip, tmp_p
         import_checkpoints([path, tmp_path / "shape.pt"], package_zip, tmp_path / "both")
     assert not (tmp_path / "both").exists()
     assert not (tmp_path / "out").exists()
-    # an occupied destination is refused before anything is written
-    (tmp_path / "taken").mkdir()
-    (tmp_path / "taken" / "x").write_text("mine")
+    # an existing run is never overwritten; a folder of other things receives the run by name
+    import_checkpoints([path], package_zip, tmp_path / "runs" / "ok")
     with pytest.raises(CheckpointImportError, match="already exists"):
-        import_checkpoints([path], package_zip, tmp_path / "taken")
+        import_checkpoints([path], package_zip, tmp_path / "runs" / "ok")
+    with pytest.raises(CheckpointImportError, match="already exists"):
+        import_checkpoints([path], package_zip, tmp_path / "runs")  # would be runs/ok again
     assert main(["import-checkpoint", str(tmp_path / "nodims.pt"), "--data", str(package_zip),
                  "--out", str(tmp_path / "cli")]) == 2
 

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                     "(best_transformer_model.pt) together with the dataset package they were trained on "
                     "(preprocessed_data/ as a folder or zip). Only tensors are loaded; a file that needs "
                     "pickle code execution is refused. With one file --out is the run directory; with "
-                    "several it is a folder that receives one run per file.")
+                    "several (or when it is a folder of other runs) it is a folder that receives one run per file, "
+                    "named after the experiment.")
     p.add_argument("files", nargs="+", metavar="FILE.pt", help="checkpoint files, or folders holding them")
     p.add_argument("--data", required=True, metavar="PACKAGE", help="the preprocessed_data/ folder or zip")
     p.add_argument("--out", required=True, metavar="RUN_OR_DIR")
