@@ -21,11 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from roastcore.architectures import build_model  # noqa: E402
 from roastcore.evaluate import teacher_forcing  # noqa: E402
 from roastcore.features import FeatureEncoder, TemperatureScaler  # noqa: E402
 from roastcore.generate import ModelGenerator  # noqa: E402
 from roastcore.metrics import free_run_metrics, score_baselines  # noqa: E402
-from roastcore.model import ModelConfig, build_model  # noqa: E402
+from roastcore.model import ModelConfig  # noqa: E402
 
 
 def tiny_config() -> tuple[ModelConfig, str]:

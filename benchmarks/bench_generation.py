@@ -15,9 +15,10 @@ import time
 import numpy as np
 import torch
 
+from roastcore.architectures import build_model
 from roastcore.experiments import get_preset
 from roastcore.features import FeatureEncoder, TemperatureScaler
-from roastcore.model import build_model, count_parameters
+from roastcore.model import count_parameters
 from roastcore.profile import Profile, ProfileMeta
 
 

@@ -23,11 +23,12 @@ import time
 import numpy as np
 import torch
 
+from roastcore.architectures import build_model
 from roastcore.batch import collate
 from roastcore.dataset import RoastDataset
 from roastcore.experiments import PRESETS, get_preset
 from roastcore.features import FeatureEncoder, TemperatureScaler
-from roastcore.model import build_model, count_parameters
+from roastcore.model import count_parameters
 from roastcore.profile import Profile, ProfileMeta
 
 

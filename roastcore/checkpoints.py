@@ -17,8 +17,8 @@ A run directory holds
 Every file is replaced atomically (temp + fsync + os.replace), so a crash mid-save leaves the
 previous best intact. A run left `running` by a process that is gone (its run.lock is free)
 reads as `interrupted`, and manifest.json is repaired to say so on that read. Loading reads
-safetensors and JSON only; legacy `.pt` files go through `torch.load(weights_only=True)`, which
-refuses pickles that would run code.
+safetensors and JSON only. The original research code's `.pt` files are imported by
+`roastformer_import` (`torch.load(weights_only=True)`, which refuses pickles that would run code).
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ import contextlib
 import datetime as _dt
 import json
 import logging
-import math
 import os
-import pickle
 import shutil
 import subprocess
 import time
@@ -41,10 +39,11 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from roastcore import __version__, liveness
-from roastcore.experiments import ExperimentConfig, TrainConfig
+from roastcore.architectures import build_model, encoder_from_dict
+from roastcore.experiments import ExperimentConfig
 from roastcore.features import FeatureEncoder, TemperatureScaler
 from roastcore.fsutil import atomic_write_bytes, atomic_write_text, read_jsonl, to_json
-from roastcore.model import ModelConfig, RoastModel, build_model, count_parameters
+from roastcore.model import RoastModel, count_parameters
 from roastcore.prior import PriorLibrary
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,6 @@ log = logging.getLogger(__name__)
 CONFIG, WEIGHTS, ENCODER, SCALER = "config.json", "model.safetensors", "encoder.json", "scaler.json"
 METRICS, MANIFEST, PROGRESS = "metrics.jsonl", "manifest.json", "progress.json"
 RUN_LOCK = "run.lock"
-LEGACY_WEIGHTS = "legacy_weights.safetensors"
 STATUSES = ("running", "succeeded", "diverged", "cancelled", "failed", "imported", "interrupted")
 # A run without run.lock (written before it existed) that is silent this long is not running.
 UNMARKED_STALE_S = 30 * 60
@@ -300,7 +298,7 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
         raise RunError(f"{run_dir}: not a directory")
     try:
         config = ExperimentConfig.from_dict(read_json(run_dir / CONFIG))
-        encoder = FeatureEncoder.from_dict(read_json(run_dir / ENCODER))
+        encoder = encoder_from_dict(config.model, read_json(run_dir / ENCODER))
         scaler = TemperatureScaler.from_dict(read_json(run_dir / SCALER))
     except RunError:
         raise
@@ -309,8 +307,7 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
     manifest = read_manifest(run_dir) if (run_dir / MANIFEST).exists() else {}
     weights = run_dir / WEIGHTS
     if not weights.exists():
-        hint = " (a legacy import holds only the prior architecture's weights)" if (run_dir / LEGACY_WEIGHTS).exists() else ""
-        raise RunError(f"{weights}: missing; the run saved no best weights{hint}")
+        raise RunError(f"{weights}: missing; the run saved no best weights")
     try:
         state = st_load(weights.read_bytes())
     except Exception as exc:  # safetensors raises its own error types
@@ -383,108 +380,3 @@ def delete_run(run_dir) -> None:
     if not any((run_dir / name).exists() for name in (CONFIG, MANIFEST, WEIGHTS)):
         raise RunError(f"{run_dir}: does not look like a run directory (no {CONFIG} or {MANIFEST}); not deleting")
     shutil.rmtree(run_dir)
-
-
-# ----------------------------------------------------------------------------- legacy import
-# The prior work's config keys -> ours (model, then train).
-LEGACY_MODEL_KEYS = {"d_model": "d_model", "nhead": "n_heads", "num_layers": "n_layers",
-                     "dim_feedforward": "d_ff", "embed_dim": "embed_dim", "dropout": "dropout",
-                     "positional_encoding": "pos_encoding", "max_sequence_length": "max_len",
-                     "max_seq_len": "max_len"}
-LEGACY_TRAIN_KEYS = {"learning_rate": "lr", "weight_decay": "weight_decay", "batch_size": "batch_size",
-                     "grad_clip": "grad_clip", "num_epochs": "epochs", "early_stopping_patience": "patience"}
-
-
-def import_legacy_pt(path, out_run_dir) -> Path:
-    """Import a prior-work `.pt` (a dict with `model_state_dict` and `config`) as a run dir.
-
-    Loaded with `torch.load(weights_only=True)`: a file that needs pickle code execution is
-    refused. Config keys are mapped to ours where they exist. If the state dict fits our
-    architecture (and the file carries `encoder`/`scaler` dicts), the run is fully loadable;
-    otherwise the tensors are archived as legacy_weights.safetensors with the mapped config,
-    and the manifest says why the run cannot be loaded as a model.
-    """
-    path, out = Path(path), Path(out_run_dir)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise RunError(f"{path}: refused: the file needs pickle code execution to load, which could run "
-                       f"arbitrary code; only plain tensors and containers are accepted "
-                       f"({str(exc).splitlines()[0][:200]})") from None
-    except Exception as exc:  # zip/corrupt files
-        raise RunError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
-    if not isinstance(blob, dict) or not isinstance(blob.get("model_state_dict"), dict):
-        raise RunError(f"{path}: expected a dict with 'model_state_dict' (and 'config'); found "
-                       f"{sorted(blob) if isinstance(blob, dict) else type(blob).__name__}")
-    state = {k: v for k, v in blob["model_state_dict"].items() if isinstance(v, torch.Tensor)}
-    legacy_config = blob.get("config") if isinstance(blob.get("config"), dict) else {}
-    experiment, unmapped = _map_legacy_config(legacy_config, name=path.stem)
-    if (out / WEIGHTS).exists() or (out / LEGACY_WEIGHTS).exists():
-        raise RunError(f"{out}: already holds a run")
-    out.mkdir(parents=True, exist_ok=True)
-
-    encoder = FeatureEncoder.from_dict(blob["encoder"]) if isinstance(blob.get("encoder"), dict) else None
-    scaler = TemperatureScaler.from_dict(blob["scaler"]) if isinstance(blob.get("scaler"), dict) else None
-    reason = ""
-    if encoder is not None and scaler is not None:
-        try:
-            model = build_model(experiment.model, encoder, scaler)
-            model.load_state_dict(state, strict=True)
-        except (RuntimeError, ValueError) as exc:
-            reason = f"state dict does not fit RoastFormer: {str(exc).splitlines()[0][:300]}"
-        else:
-            manifest = {"data_source": f"legacy:{path.name}", "split": {}}
-            save_checkpoint(out, model, experiment, status="imported", manifest=manifest)
-            _note_legacy(out, path, unmapped, loadable=True)
-            return out
-    else:
-        reason = "the file has no encoder/scaler and the prior architecture's weights do not map to ours"
-    # Archive only: config + raw tensors, so nothing is lost and nothing is executed.
-    write_json(out / CONFIG, experiment.to_dict())
-    atomic_write_bytes(out / LEGACY_WEIGHTS, st_save({k: v.contiguous() for k, v in state.items()}))
-    created = now_iso()
-    write_json(out / MANIFEST, {
-        "name": experiment.name, "data_source": f"legacy:{path.name}", "dataset_fingerprint": "",
-        "split": {}, "code_version": code_version(), "status": "imported", "reason": reason,
-        "best_epoch": blob.get("epoch"), "best_val_loss": _finite_or_none(blob.get("best_val_loss")),
-        "param_count": int(sum(v.numel() for v in state.values())), "device": "cpu",
-        "created": created, "updated": created,
-    })
-    _note_legacy(out, path, unmapped, loadable=False)
-    return out
-
-
-def _finite_or_none(value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _map_legacy_config(legacy: dict, name: str) -> tuple[ExperimentConfig, list[str]]:
-    model_kw, train_kw, unmapped = {}, {}, []
-    for key, value in legacy.items():
-        if key in LEGACY_MODEL_KEYS:
-            model_kw[LEGACY_MODEL_KEYS[key]] = value
-        elif key in LEGACY_TRAIN_KEYS:
-            train_kw[LEGACY_TRAIN_KEYS[key]] = value
-        else:
-            unmapped.append(key)
-    if train_kw.get("patience") is None:
-        train_kw.pop("patience", None)
-    model_kw.setdefault("max_len", ModelConfig.max_len)
-    model_kw["max_len"] = min(int(model_kw["max_len"]), 4096)
-    try:
-        return ExperimentConfig(name=name or "legacy", model=ModelConfig(**model_kw),
-                                train=TrainConfig(**train_kw)), sorted(unmapped)
-    except (TypeError, ValueError) as exc:
-        raise RunError(f"legacy config cannot be mapped: {exc}") from None
-
-
-def _note_legacy(out: Path, source: Path, unmapped: list[str], loadable: bool) -> None:
-    manifest = read_json(out / MANIFEST)
-    manifest.update(legacy_source=str(source), legacy_unmapped_keys=unmapped, loadable=loadable, updated=now_iso())
-    write_json(out / MANIFEST, manifest)

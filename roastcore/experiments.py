@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
+from roastcore.architectures import build_model
 from roastcore.features import CATEGORICAL_FIELDS, FeatureEncoder, TemperatureScaler
-from roastcore.model import ModelConfig, build_model, count_parameters
+from roastcore.model import ModelConfig, count_parameters
 
 LOSSES = ("mse", "l1")
 SCHEDULED_SAMPLING = ("none", "linear", "inverse_sigmoid")

@@ -2,7 +2,7 @@
 
 Read top to bottom: ModelConfig, conditioning, transformer blocks, the shared model base
 (inputs, losses, teacher forcing, generation, differentiable rollout), the two models, and
-`build_model`. Shapes: B batch rows, L sequence length (steps at `step_s`), T tokens in one
+`architectures.build_model` (which also knows roastformer_v1). Shapes: B batch rows, L sequence length (steps at `step_s`), T tokens in one
 call, D d_model, H heads, Hd head size.
 
 Token t carries the scaled temperature T_t (and, with `time_conditioning`, the fraction of the
@@ -35,7 +35,7 @@ from roastcore.batch import STEP_CHOICES_S, Batch
 from roastcore.dataset import RoastDataset
 from roastcore.features import FeatureEncoder, TemperatureScaler
 
-MODEL_TYPES = ("transformer", "gru")
+MODEL_TYPES = ("transformer", "gru", "roastformer_v1")  # v1: roastcore.roastformer_v1
 POS_ENCODINGS = ("sinusoidal", "learned", "rope")
 TARGET_MODES = ("absolute", "residual")
 PRIORS = ("none", "aligned_knn")
@@ -671,14 +671,3 @@ class RoastGRU(RoastModel):
 # ----------------------------------------------------------------------------- building
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def build_model(cfg: ModelConfig, encoder: FeatureEncoder, scaler: TemperatureScaler) -> RoastModel:
-    """Build the model for `cfg`; refuses configs over MAX_PARAMS before allocating anything."""
-    cls = RoastFormer if cfg.model_type == "transformer" else RoastGRU
-    with torch.device("meta"):  # count first, without memory
-        n_params = count_parameters(cls(cfg, encoder, scaler))
-    if n_params > MAX_PARAMS:
-        raise ValueError(f"ModelConfig gives {n_params:,} parameters, over the cap of {MAX_PARAMS:,}; "
-                         "reduce d_model, n_layers or d_ff")
-    return cls(cfg, encoder, scaler)

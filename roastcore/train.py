@@ -35,13 +35,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from roastcore.architectures import build_model, fit_inputs
 from roastcore.batch import collate
 from roastcore.checkpoints import RunWriter
 from roastcore.dataset import RoastDataset
 from roastcore.experiments import ExperimentConfig, TrainConfig
 from roastcore.features import FeatureEncoder, TemperatureScaler
 from roastcore.io import dataset_fingerprint
-from roastcore.model import RoastModel, build_model, count_parameters
+from roastcore.model import RoastModel, count_parameters
 from roastcore.prior import PriorLibrary
 from roastcore.splits import train_val_split
 from roastcore.threads import single_thread
@@ -358,8 +359,7 @@ def build_parts(experiment: ExperimentConfig, train_profiles, val_profiles, devi
     datasets and the model. Seeds first, so a seed gives the same initial weights."""
     cfg = experiment.model
     seed_everything(experiment.train.seed)
-    encoder = FeatureEncoder.fit(train_profiles)
-    scaler = TemperatureScaler.fit(train_profiles, cfg.step_s, enabled=cfg.normalize)
+    encoder, scaler = fit_inputs(cfg, train_profiles)
     prior = PriorLibrary.fit(train_profiles) if cfg.prior != "none" else None
     # A training profile's prior leaves its own product out, or it would hold the answer.
     train_ds = RoastDataset(train_profiles, encoder, cfg.step_s, cfg.max_len, prior=prior, exclude_own_group=True)

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from roastcore import fsutil
+from roastcore.architectures import build_model
 from roastcore.checkpoints import (
-    LEGACY_WEIGHTS,
     RunError,
     delete_run,
-    import_legacy_pt,
     list_runs,
     load_run,
     read_metrics,
@@ -25,7 +23,6 @@ from roastcore.checkpoints import (
 )
 from roastcore.experiments import get_preset
 from roastcore.features import FeatureEncoder, TemperatureScaler
-from roastcore.model import build_model
 
 EXP = get_preset("micro_model").experiment.with_overrides({"step_s": 10, "max_len": 100, "name": "micro"})
 
@@ -141,74 +138,6 @@ def test_delete_run_refuses_non_runs(model, tmp_path):
         delete_run(other)
     delete_run(run)
     assert not run.exists() and other.exists()
-
-
-# ----------------------------------------------------------------------------- legacy .pt
-PRIOR_CONFIG = {"d_model": 32, "nhead": 2, "num_layers": 2, "dim_feedforward": 128, "embed_dim": 32,
-                "dropout": 0.1, "positional_encoding": "sinusoidal", "max_sequence_length": 100,
-                "learning_rate": 1e-4, "batch_size": 8, "num_epochs": 100, "early_stopping_patience": None,
-                "checkpoint_dir": "checkpoints"}
-
-
-def test_legacy_import_of_our_state_dict_is_loadable(model, profiles, tmp_path):
-    cfg = dict(PRIOR_CONFIG)
-    blob = {"model_state_dict": model.state_dict(), "config": cfg, "epoch": 7,
-            "encoder": model.encoder.to_dict(), "scaler": model.scaler.to_dict()}
-    # The prior keys map onto micro_model's d_model/n_heads/n_layers/d_ff/max_len.
-    torch.save(blob, tmp_path / "best.pt")
-    out = import_legacy_pt(tmp_path / "best.pt", tmp_path / "imported")
-    loaded = load_run(out)
-    assert (loaded.config.model.d_model, loaded.config.model.n_layers, loaded.config.model.d_ff) == (32, 2, 128)
-    assert loaded.config.train.lr == 1e-4 and loaded.config.train.epochs == 100
-    assert loaded.manifest["status"] == "imported" and loaded.manifest["loadable"] is True
-    assert "checkpoint_dir" in loaded.manifest["legacy_unmapped_keys"]
-
-
-def test_legacy_import_of_prior_architecture_archives_weights(tmp_path):
-    state = {"conditioning.origin_embed.weight": torch.randn(5, 32), "output_head.bias": torch.zeros(1)}
-    torch.save({"model_state_dict": state, "config": PRIOR_CONFIG, "best_val_loss": 160000.0,
-                "train_losses": [1.0, 2.0]}, tmp_path / "prior.pt")
-    out = import_legacy_pt(tmp_path / "prior.pt", tmp_path / "imported")
-    archived = load_file(str(out / LEGACY_WEIGHTS))
-    assert torch.equal(archived["conditioning.origin_embed.weight"], state["conditioning.origin_embed.weight"])
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["loadable"] is False and manifest["best_val_loss"] == 160000.0
-    assert json.loads((out / "config.json").read_text())["model"]["n_heads"] == 2
-    with pytest.raises(RunError, match="legacy"):
-        load_run(out)
-
-
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
-def test_pickle_that_runs_code_is_refused(tmp_path, writer):
-    marker = tmp_path / "pwned"
-    payload = {"model_state_dict": {"w": torch.zeros(2)}, "config": _Exploit(marker)}
-    if writer == "pickle":
-        with open(tmp_path / "evil.pt", "wb") as fh:
-            pickle.dump(payload, fh)
-    else:
-        torch.save(payload, tmp_path / "evil.pt")
-    assert not marker.exists()
-    with pytest.raises(RunError, match="pickle code execution"):
-        import_legacy_pt(tmp_path / "evil.pt", tmp_path / "out")
-    assert not marker.exists()
-    assert not (tmp_path / "out").exists()
-
-
-def test_legacy_import_rejects_other_shapes(tmp_path):
-    torch.save([1, 2, 3], tmp_path / "list.pt")
-    with pytest.raises(RunError, match="model_state_dict"):
-        import_legacy_pt(tmp_path / "list.pt", tmp_path / "out")
-    with pytest.raises(FileNotFoundError):
-        import_legacy_pt(tmp_path / "missing.pt", tmp_path / "out")
 
 
 @pytest.mark.parametrize("name, content, words", [

@@ -170,7 +170,8 @@ def test_suggestions_come_from_the_presets_when_they_exist():
 
 
 def _tiny_model(profiles, step_s=5.0, normalize=True):
-    from roastcore.model import ModelConfig, build_model
+    from roastcore.architectures import build_model
+    from roastcore.model import ModelConfig
 
     cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, embed_dim=4, dropout=0.0,
                       step_s=step_s, max_len=400, normalize=normalize)

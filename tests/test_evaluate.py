@@ -182,11 +182,12 @@ def test_teacher_forcing_accepts_a_torch_module(profiles, encoder):
 
 # ---------------------------------------------------------------- evaluate_run, cache and CLI
 def _save_run(run_dir, profiles, val_ids, seed=0):
+    from roastcore.architectures import build_model
     from roastcore.checkpoints import save_checkpoint
     from roastcore.experiments import ExperimentConfig
     from roastcore.features import TemperatureScaler
     from roastcore.io import dataset_fingerprint
-    from roastcore.model import ModelConfig, build_model
+    from roastcore.model import ModelConfig
 
     # A 10 s step keeps generation to ~80 steps: these tests check plumbing, not skill.
     cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, embed_dim=4, dropout=0.0, step_s=10.0, max_len=200)

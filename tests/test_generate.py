@@ -106,7 +106,8 @@ def test_export_rejects_an_unknown_suffix(tmp_path):
 
 
 def test_a_real_model_generates_a_valid_profile():
-    from roastcore.model import ModelConfig, build_model
+    from roastcore.architectures import build_model
+    from roastcore.model import ModelConfig
 
     profiles = _profiles()
     cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, embed_dim=4, dropout=0.0, step_s=5.0, max_len=300)

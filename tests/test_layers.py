@@ -21,13 +21,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("features", "baselines", "splits", "batch"),
     ("prior", "metrics"),
     ("dataset",),
-    ("model", "roastformer_v1"),
+    ("model", "roastformer_v1", "architectures"),
     ("experiments",),
     ("runlock", "checkpoints"),
     ("generate", "train"),
     ("diagnose",),
     ("evaluate", "predict"),
-    ("study", "plotting", "inspect_run", "forecast"),
+    ("study", "plotting", "inspect_run", "forecast", "roastformer_import"),
     ("jobs", "jobs.*", "cli", "cli.*", "__main__"),
 ]
 

@@ -66,9 +66,9 @@ def test_dataset_prior_on_the_step_grid(library, synthetic_profiles):
 
 # ------------------------------------------------------------------ prior models
 def _prior_model(profiles, library, model_type="gru"):
+    from roastcore.architectures import build_model
     from roastcore.experiments import get_preset
     from roastcore.features import TemperatureScaler
-    from roastcore.model import build_model
 
     overrides = {"model_type": model_type, "d_model": 16, "n_layers": 1 if model_type == "gru" else 2, "n_heads": 2}
     cfg = get_preset("recommended").experiment.with_overrides(overrides).model

@@ -44,6 +44,9 @@ def format_summary(report, stats: dict) -> str:
         f"rejected:    {len(report.rejected)}"
         + (f"  ({', '.join(f'{code} {n}' for code, n in report.rejected_by_code().items())})" if report.rejected else ""),
         f"duplicates:  {len(report.duplicates)} (kept once)",
+        *([f"package:     RoastFormer research package in {report.package_root or './'}: "
+           f"{len(report.split_ids('train'))} train, {len(report.split_ids('val'))} val (its own split)"]
+          if getattr(report, "membership", None) else []),
         f"skipped:     {len(report.skipped)} (not .alog/.json/.csv)",
         f"fingerprint: {dataset_fingerprint(report.profiles)}",
     ]

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "diagnose", help="step-by-step generation trace (raw / clamped / real) for one profile")
     _common(p)
-    p.add_argument("--profile", default=None, help="profile id (default: the first validation profile)")
+    p.add_argument("--profile", default=None,
+                   help="profile id, batch id or file name (default: the first validation profile)")
     p.add_argument("--steps", type=int, default=30, help="steps to show, 10 to the full length (default 30)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_diagnose)
@@ -154,16 +155,13 @@ def _diagnose(args) -> int:
     from roastcore.checkpoints import load_run
     from roastcore.diagnose import step_trace
     from roastcore.evaluate import select_split
+    from roastcore.predict import find_profile
 
     run_dir = _check_run(args.checkpoint)
     profiles = _load_profiles(args.data)
     loaded = load_run(run_dir, "cpu")
     if args.profile:
-        matches = [p for p in profiles if p.id == args.profile]
-        if not matches:
-            raise CliError(f"--profile {args.profile}: no profile with that id in {args.data} "
-                           f"(ids look like {profiles[0].id!r})")
-        profile = matches[0]
+        profile = find_profile(profiles, args.profile)  # profile id, batch id or file name
     else:
         try:
             val, _, _, _ = select_split(profiles, loaded.manifest or {}, "val")

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roastcore.fsutil import atomic_write_json
-from roastcore.io.folder import ImportReport, import_folder
+from roastcore.io.folder import ImportReport
 from roastcore.io.onyx import write_json
-from roastcore.io.sources import load_source
+from roastcore.io.sources import import_tree, load_source
 from roastcore.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def import_uploads(runs_dir, name: str, files: Sequence[tuple[str, bytes]],
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=runs_dir))
     try:
         stage_uploads(files, staging, max_total_bytes=max_total_bytes)
-        report = import_folder(staging)
+        report = import_tree(staging)
         entry = save_dataset(runs_dir, name, report.profiles, "upload") if report.profiles else None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from roastcore.io.base import ImportFailure
 from roastcore.io.folder import ImportReport, Rejection, import_folder, read_profile
+from roastcore.io.roastformer_package import find_package, import_package
 from roastcore.profile import Profile
 
 SYNTHETIC = "synthetic"
@@ -40,13 +41,21 @@ def load_source(spec: str | os.PathLike) -> ImportReport:
         raise FileNotFoundError(f"data source {str(spec)!r} not found: give a .alog/.json/.csv file, a folder, "
                                 "a .zip, or 'synthetic[:N]'")
     if path.is_dir() or zipfile.is_zipfile(path):
-        return import_folder(path)
+        return import_tree(path)
     report = ImportReport(source=str(path))
     try:
         report.profiles.append(read_profile(path))
     except ImportFailure as exc:
         report.rejected.append(Rejection(path.name, exc.reason, exc.code))
     return report
+
+
+def import_tree(path) -> ImportReport:
+    """A folder or zip of roast files; a RoastFormer research package in it (alone, or the zip
+    in an uploaded folder) imports as that package, with its own train/val membership."""
+    if (package := find_package(path)) is not None:
+        return import_package(package)
+    return import_folder(path)
 
 
 def dataset_fingerprint(profiles: Iterable[Profile]) -> str:

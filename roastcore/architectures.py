@@ -1,0 +1,49 @@
+"""Every model architecture by name: build one, and fit the inputs it reads.
+
+`model.py` holds RoastFormer and RoastGRU; `roastformer_v1.py` the original research code's
+architecture, with its own encoder and temperature convention. Callers that build or load a
+model by its ModelConfig go through here, so no module below needs to know them all.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from roastcore.features import FeatureEncoder, TemperatureScaler
+from roastcore.model import (
+    MAX_PARAMS,
+    ModelConfig,
+    RoastFormer,
+    RoastGRU,
+    RoastModel,
+    count_parameters,
+)
+from roastcore.roastformer_v1 import RoastFormerV1, V1Encoder
+from roastcore.roastformer_v1 import fit_inputs as fit_v1_inputs
+
+ARCHITECTURES: dict[str, type[RoastModel]] = {
+    "transformer": RoastFormer, "gru": RoastGRU, "roastformer_v1": RoastFormerV1}
+
+
+def build_model(cfg: ModelConfig, encoder, scaler: TemperatureScaler) -> RoastModel:
+    """Build the model for `cfg`; refuses configs over MAX_PARAMS before allocating anything."""
+    cls = ARCHITECTURES[cfg.model_type]
+    with torch.device("meta"):  # count first, without memory
+        n_params = count_parameters(cls(cfg, encoder, scaler))
+    if n_params > MAX_PARAMS:
+        raise ValueError(f"ModelConfig gives {n_params:,} parameters, over the cap of {MAX_PARAMS:,}; "
+                         "reduce d_model, n_layers or d_ff")
+    return cls(cfg, encoder, scaler)
+
+
+def fit_inputs(cfg: ModelConfig, train_profiles) -> tuple[FeatureEncoder | V1Encoder, TemperatureScaler]:
+    """The encoder and temperature scaler for `cfg`, fitted on the training profiles only."""
+    if cfg.model_type == "roastformer_v1":  # the research loaders' inputs and units
+        return fit_v1_inputs(cfg, train_profiles)
+    return (FeatureEncoder.fit(train_profiles),
+            TemperatureScaler.fit(train_profiles, cfg.step_s, enabled=cfg.normalize))
+
+
+def encoder_from_dict(cfg: ModelConfig, d: dict) -> FeatureEncoder | V1Encoder:
+    """A run's encoder.json, read as the encoder type its architecture uses."""
+    return (V1Encoder if cfg.model_type == "roastformer_v1" else FeatureEncoder).from_dict(d)
