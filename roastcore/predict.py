@@ -30,6 +30,8 @@ def find_profile(profiles, key: str):
         return {p.id, p.meta.batch_id, source, base, PurePosixPath(base).stem} - {None, ""}
 
     matches = [p for p in profiles if key in names(p)]
+    if not profiles:
+        raise ValueError(f"--profile {key}: the data holds no profiles")
     if not matches:
         example = profiles[0]
         raise ValueError(f"--profile {key}: no profile with that id, batch id or file name (e.g. id "

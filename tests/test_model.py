@@ -7,13 +7,13 @@ import dataclasses
 import pytest
 import torch
 
+from roastcore.architectures import build_model
 from roastcore.features import FeatureEncoder, TemperatureScaler
 from roastcore.model import (
     MAX_PARAMS,
     ModelConfig,
     RoastFormer,
     RoastGRU,
-    build_model,
     count_parameters,
 )
 

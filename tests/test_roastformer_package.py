@@ -13,7 +13,7 @@ from roastformer_fixture import package_files, write_package
 
 from roastcore.cli import main
 from roastcore.evaluate import select_split
-from roastcore.io import ImportFailure, import_folder, load_source
+from roastcore.io import ImportFailure, load_source
 from roastcore.io.roastformer_package import (
     PackageReport,
     find_package,
@@ -21,6 +21,7 @@ from roastcore.io.roastformer_package import (
     read_package,
     split_by_membership,
 )
+from roastcore.io.sources import import_tree
 from roastcore.predict import find_profile
 
 
@@ -55,7 +56,7 @@ def test_the_144_roast_zip_imports_144_with_its_own_split(package_zip, files):
 
 
 def test_profiles_are_addressable_by_batch_id_and_keep_onyx_metadata(package_zip, files):
-    report = import_folder(package_zip)  # the folder/zip importer routes packages here too
+    report = import_tree(package_zip)  # the folder/zip importer routes packages here
     first_val = json.loads(files["val_profiles.json"])[0]
     batch = first_val["metadata"]["roast_info"]["batch"]
     profile = find_profile(report.profiles, batch)
@@ -79,7 +80,7 @@ def test_folder_layout_and_data_summary_cli(files, tmp_path, capsys):
     holder = tmp_path / "holder"
     holder.mkdir()
     write_package(holder / "upload.zip", files=files)
-    assert len(import_folder(holder).profiles) == 144
+    assert len(import_tree(holder).profiles) == 144
 
 
 def test_bad_roasts_are_rejected_with_a_reason_and_the_rest_import(files, tmp_path):
