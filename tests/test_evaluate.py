@@ -256,13 +256,155 @@ def test_cache_is_invalidated_when_the_checkpoint_changes(run_and_data, tmp_path
     assert second.teacher_forcing["mae_f"] != pytest.approx(first.teacher_forcing["mae_f"])
 
 
-def test_evaluate_all_uses_cross_validated_baselines(run_and_data):
+def test_evaluate_all_on_part_of_the_run_data_fits_baselines_on_the_rest_of_its_training(run_and_data):
+    from roastcore.evaluate import evaluate_run
+    from roastcore.splits import train_val_split
+
+    run, profiles, val = run_and_data
+    train, _ = train_val_split(profiles, 0.2, seed=0, grouped=True)
+    report = evaluate_run(run, profiles[:12], split="all", use_cache=False)
+    assert report.split == "all" and report.n_profiles == 12
+    evaluated = {p.id for p in profiles[:12]}
+    seen = sum(p.id in evaluated for p in train)
+    # The run's training roasts minus the evaluated ones: no baseline is scored on a roast it holds.
+    assert report.baseline_fit["kind"] == "run_training"
+    assert report.n_train_profiles == len(train) - seen
+    assert f"{seen} of the evaluated roasts are among the model's training roasts" in report.baseline_fit["description"]
+
+
+def test_evaluate_all_on_the_whole_run_data_says_the_baselines_are_cross_validated(run_and_data):
     from roastcore.evaluate import evaluate_run
 
     run, profiles, _ = run_and_data
-    report = evaluate_run(run, profiles[:12], split="all", use_cache=False)
-    assert report.split == "all" and report.n_profiles == 12 and report.n_train_profiles == 0
-    assert any("cross" in n or "CV" in n for n in report.notes)
+    report = evaluate_run(run, profiles, split="all", use_cache=False)
+    assert report.n_train_profiles == 0 and report.baseline_fit["kind"] == "cross_validated"
+    text = report.baseline_fit["description"]
+    assert "cross-validated" in text and "not like for like" in text and "include" in text
+    assert text in report.diagnosis["evidence"] and text in report.notes
+
+
+# ---------------------------------------------------------------- two disjoint datasets
+def _write_folder(folder, profiles):
+    from roastcore.io import write_csv
+
+    folder.mkdir(parents=True)
+    for p in profiles:
+        write_csv(p, folder / f"{p.id}.csv")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def disjoint(tmp_path_factory):
+    """A run trained (recorded) on folder A, and a second synthetic set B that shares no roast."""
+    from roastcore.io import load_source
+    from roastcore.simulate import generate_dataset
+    from roastcore.splits import train_val_split
+
+    root = tmp_path_factory.mktemp("disjoint")
+    folder = _write_folder(root / "A", generate_dataset(n=30, seed=0))
+    data_a = load_source(str(folder)).profiles
+    other = generate_dataset(n=14, seed=5)
+    assert not {p.fingerprint() for p in data_a} & {p.fingerprint() for p in other}
+    train_a, val_a = train_val_split(data_a, 0.2, seed=0, grouped=True)
+    run = _save_run(root / "run", data_a, [p.id for p in val_a])
+    manifest_path = run / "manifest.json"
+    manifest = __import__("json").loads(manifest_path.read_text())
+    manifest["data_source"] = str(folder)
+    manifest_path.write_text(__import__("json").dumps(manifest))
+    return run, folder, train_a, other
+
+
+def test_evaluate_on_other_data_fits_the_baselines_on_the_run_training_data(disjoint):
+    from roastcore.evaluate import evaluate_run
+    from roastcore.metrics import score_baselines
+
+    run, folder, train_a, other = disjoint
+    report = evaluate_run(run, other, split="all", use_cache=False)
+    assert report.split == "all" and report.n_profiles == len(other)
+    assert report.baseline_fit["kind"] == "run_training"
+    assert report.n_train_profiles == report.baseline_fit["n_profiles"] == len(train_a)
+    assert report.baseline_fit["source"] == str(folder)
+    text = report.baseline_fit["description"]
+    assert "fitted on the run's training data" in text and str(folder) in text
+    assert text in report.diagnosis["evidence"]
+    # Exactly the baselines fitted on the run's training split, not cross-validated inside `other`.
+    fair = score_baselines(train_a, other)
+    assert report.baselines["aligned_knn"]["mae_f"] == pytest.approx(fair["aligned_knn"]["mae_f"], rel=1e-9)
+    assert report.baselines["mean_curve"]["mae_f"] == pytest.approx(fair["mean_curve"]["mae_f"], rel=1e-9)
+    cv = score_baselines(None, other)
+    assert report.baselines["aligned_knn"]["mae_f"] != pytest.approx(cv["aligned_knn"]["mae_f"], rel=1e-6)
+
+
+def test_val_split_on_other_data_also_uses_the_run_training_data(disjoint):
+    from roastcore.evaluate import evaluate_run
+
+    run, _, train_a, other = disjoint
+    report = evaluate_run(run, other, split="val", use_cache=False)  # no validation id is in `other`
+    assert report.split == "all (data differs from the run's)"
+    assert report.baseline_fit["kind"] == "run_training" and report.n_train_profiles == len(train_a)
+
+
+def test_when_the_training_data_is_gone_the_evidence_says_which_comparison_was_made(disjoint, tmp_path):
+    import shutil
+
+    from roastcore.evaluate import evaluate_run
+
+    run, folder, train_a, other = disjoint
+    moved = tmp_path / "A-elsewhere"
+    shutil.move(str(folder), str(moved))
+    try:
+        report = evaluate_run(run, other, split="all", use_cache=False)
+    finally:
+        shutil.move(str(moved), str(folder))
+    fit = report.baseline_fit
+    assert fit["kind"] == "cross_validated" and report.n_train_profiles == 0
+    assert "not fitted on the run's training data" in fit["description"]
+    assert "cannot be read" in fit["description"] and str(folder) in fit["description"]
+    assert fit["description"] in report.diagnosis["evidence"]
+
+
+def test_a_changed_data_source_is_not_taken_for_the_training_data(disjoint):
+    from roastcore.evaluate import evaluate_run
+    from roastcore.io import write_csv
+
+    run, folder, _, other = disjoint
+    extra = folder / "extra.csv"
+    write_csv(other[0], extra)
+    try:
+        report = evaluate_run(run, other[1:], split="all", use_cache=False)
+    finally:
+        extra.unlink()
+    assert report.baseline_fit["kind"] == "cross_validated"
+    assert "no longer holds the roasts it trained on" in report.baseline_fit["description"]
+
+
+def test_a_prior_model_falls_back_to_its_library(tmp_path):
+    from roastcore.checkpoints import save_checkpoint
+    from roastcore.evaluate import evaluate_run, library_profiles
+    from roastcore.experiments import ExperimentConfig
+    from roastcore.features import TemperatureScaler
+    from roastcore.io import dataset_fingerprint
+    from roastcore.model import ModelConfig, build_model
+    from roastcore.prior import PriorLibrary
+    from roastcore.simulate import generate_dataset
+
+    data = generate_dataset(n=20, seed=0)
+    other = generate_dataset(n=10, seed=5)
+    cfg = ModelConfig(model_type="gru", d_model=8, n_layers=1, embed_dim=4, dropout=0.0, step_s=10.0,
+                      max_len=200, target_mode="residual", prior="aligned_knn")
+    torch.manual_seed(0)
+    model = build_model(cfg, FeatureEncoder.fit(data), TemperatureScaler.fit(data, cfg.step_s))
+    model.prior_library = PriorLibrary.fit(data, tune=False)
+    manifest = {"data_source": str(tmp_path / "gone"), "dataset_fingerprint": dataset_fingerprint(data),
+                "split": {"val_ids": [data[0].id]}}
+    run = save_checkpoint(tmp_path / "prior-run", model, ExperimentConfig(name="prior-test", model=cfg),
+                          manifest=manifest)
+    lib = library_profiles(model.prior_library)
+    assert [p.fingerprint() for p in lib] == [p.fingerprint() for p in data]  # the curves, exactly
+    report = evaluate_run(run, other, split="all", use_cache=False)
+    assert report.baseline_fit["kind"] == "prior_library" and report.n_train_profiles == len(data)
+    assert "prior library" in report.baseline_fit["description"]
+    assert "cannot be read" in report.baseline_fit["description"]
 
 
 @pytest.mark.slow
