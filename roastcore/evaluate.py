@@ -526,7 +526,7 @@ def score_run(run_dir, profiles: Sequence[Profile] | None = None, device: str = 
            "dataset_fingerprint": _dataset_fingerprint(profiles), "summary": _summary(report),
            "report": report.to_dict()}
     fsutil.atomic_write_text(run_dir / SCORES, fsutil.to_json(doc))
-    log.info("scored %s in %.1f s on %d %s roasts: %s", run_dir.name, cost, report.n_profiles, report.split,
+    log.info("scored run %s in %.1f s on %d %s roasts: %s", run_dir.name, cost, report.n_profiles, report.split,
              report.diagnosis.get("verdict"))
     return report
 

@@ -122,8 +122,10 @@ def curve_profile(curve, name: str, like: Profile | None = None) -> Profile:
     return Profile(bt=np.asarray(curve, dtype=float), interval_s=1.0, id=sanitize_filename(name, "generated"), **kw)
 
 
-def export_bytes(profile: Profile, suffix: str) -> bytes:
-    """generate.export_profile to a temporary file, returned as bytes (for a download button)."""
+def export_bytes(profile: Profile, suffix: str, provenance=None) -> bytes:
+    """generate.export_profile to a temporary file, returned as bytes (for a download button).
+    A generated curve passes `provenance` (generate.Provenance.for_roast / for_request), so the
+    file says it is generated, by which run, for which request."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_profile(profile, Path(tmp) / f"curve{suffix}")
+        path = export_profile(profile, Path(tmp) / f"curve{suffix}", provenance=provenance)
         return path.read_bytes()

@@ -209,3 +209,57 @@ def test_legacy_import_rejects_other_shapes(tmp_path):
         import_legacy_pt(tmp_path / "list.pt", tmp_path / "out")
     with pytest.raises(FileNotFoundError):
         import_legacy_pt(tmp_path / "missing.pt", tmp_path / "out")
+
+
+# ---------------------------------------------------------------- usable or not
+def _finished(run_dir, model, status, epochs_run, with_model=True):
+    """A RunWriter as train.train drives it, ending with `epochs_run` finished epochs."""
+    from roastcore.checkpoints import RunWriter
+    from roastcore.train import TrainResult
+
+    writer = RunWriter(run_dir, EXP, model.encoder, model.scaler, param_count=1, device="cpu")
+    writer.save_best(model, None, 1.0)  # the trainer's stand-in weights when no epoch finished
+    writer.on_train_end(TrainResult(status=status, best_epoch=None, best_val_loss=1.0, reason="x", device="cpu",
+                                    epochs_run=epochs_run, model=model if with_model else None))
+    return run_dir
+
+
+def test_a_run_cancelled_before_its_first_epoch_is_not_usable(model, tmp_path):
+    from roastcore.checkpoints import run_usability
+
+    run = _finished(tmp_path / "cancelled", model, "cancelled", epochs_run=0)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["usable"] is False and "before its first epoch finished" in manifest["unusable_reason"]
+    ok = _finished(tmp_path / "cancelled_later", model, "cancelled", epochs_run=2)
+    assert json.loads((ok / "manifest.json").read_text())["usable"] is True
+    infos = {r.name: r for r in list_runs(tmp_path)}
+    assert infos["cancelled"].usable is False and "untrained" in infos["cancelled"].unusable_reason
+    assert infos["cancelled_later"].usable is True and infos["cancelled_later"].unusable_reason == ""
+    assert run_usability(run) == (False, manifest["unusable_reason"])
+    assert load_run(run).model is not None  # still loadable: callers decide to show or hide it
+
+
+def test_runs_that_predate_the_usable_field_are_judged_by_their_epochs(model, tmp_path):
+    from roastcore.checkpoints import run_usability
+
+    run = save_checkpoint(tmp_path / "old", model, EXP)  # no metrics: no finished epoch
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "usable" not in manifest
+    assert run_usability(run) == (True, "")  # a saved (imported) model is usable as it is
+    manifest.update(status="cancelled", epochs_run=0)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    usable, why = run_usability(run)
+    assert not usable and why == "cancelled before its first epoch finished: the weights are untrained"
+    (run / "model.safetensors").unlink()
+    assert run_usability(run) == (False, "no saved weights")
+
+
+def test_list_runs_tf_mae_says_where_it_comes_from(model, tmp_path):
+    run = save_checkpoint(tmp_path / "run", model, EXP, metrics=_metrics())
+    info = list_runs(tmp_path)[0]
+    assert (info.tf_mae_f, info.tf_mae_from, info.verdict) == (3.0, "last epoch", None)
+    # evaluate.score_run writes scores.json with a summary; the listing then shows the evaluation's.
+    (run / "scores.json").write_text(json.dumps({"summary": {"tf_mae_f": 2.25, "verdict": "healthy"}}))
+    info = list_runs(tmp_path)[0]
+    assert (info.tf_mae_f, info.tf_mae_from, info.verdict) == (2.25, "evaluation", "healthy")
+    assert info.last_val_tf_mae_f == 3.0
