@@ -385,8 +385,9 @@ def baseline_fit(val: Sequence[Profile], profiles: Sequence[Profile], manifest: 
         "from its own training set, so the comparison is not like for like"), "the evaluated data")
 
 
-def _evaluated_set(profiles: Sequence[Profile], manifest: dict, split: str) -> tuple[list[Profile], str, list[str]]:
-    """(the roasts to evaluate, split label, notes) for `split` 'val' or 'all'."""
+def evaluated_set(profiles: Sequence[Profile], manifest: dict, split: str) -> tuple[list[Profile], str, list[str]]:
+    """(the roasts to evaluate, split label, notes) for `split` 'val' or 'all'; cheap (no
+    baseline fit set), for callers that only need the run's validation roasts."""
     if split not in ("val", "all"):
         raise ValueError(f"split must be 'val' or 'all', got {split!r}")
     profiles = list(profiles)
@@ -410,7 +411,7 @@ def select_split(profiles: Sequence[Profile], manifest: dict, split: str, librar
                  load: bool = False) -> tuple[list[Profile], list[Profile] | None, str, list[str]]:
     """(evaluate on, fit baselines on or None for grouped CV, split label, notes); the last note
     says where the baselines are fitted (see `baseline_fit`; `load` reads the run's data source)."""
-    val, label, notes = _evaluated_set(profiles, manifest, split)
+    val, label, notes = evaluated_set(profiles, manifest, split)
     fit = baseline_fit(val, profiles, manifest, split, library=library, load=load)
     return val, fit.profiles, label, notes + [fit.description]
 
@@ -462,7 +463,7 @@ def evaluate_run(run_dir, profiles: Sequence[Profile], split: str = "val", prefi
     loaded = load_run(run_dir, device)
     model = loaded.model
     manifest = loaded.manifest or {}
-    val, split_label, notes = _evaluated_set(profiles, manifest, split)
+    val, split_label, notes = evaluated_set(profiles, manifest, split)
     fit = baseline_fit(val, profiles, manifest, split, library=getattr(model, "prior_library", None))
     report_progress(1, "split")
     parts = evaluate_predictor(model, ModelGenerator(model), val, fit.profiles, model.encoder,

@@ -449,9 +449,9 @@ def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=
             model.prior_library = PriorLibrary.fit(train_profiles + val_profiles)
     result.run_dir = Path(run_dir) if run_dir is not None else None
     trainer.emit("on_train_end", result)
-    trainer.emit("on_run_finished", result)
     log.info("%s: %s (best epoch %s, val loss %s) %s", experiment.name, result.status, result.best_epoch,
              result.best_val_loss, result.reason)
+    trainer.emit("on_run_finished", result)
     return result
 
 

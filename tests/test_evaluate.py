@@ -335,6 +335,16 @@ def test_evaluate_on_other_data_fits_the_baselines_on_the_run_training_data(disj
     assert report.baselines["aligned_knn"]["mae_f"] != pytest.approx(cv["aligned_knn"]["mae_f"], rel=1e-6)
 
 
+def test_cli_evaluate_on_other_data_says_where_the_baselines_were_fitted(disjoint, tmp_path, capsys):
+    from roastcore.cli import main
+
+    run, folder, train_a, other = disjoint
+    data_b = _write_folder(tmp_path / "B", other)
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(data_b), "--split", "all", "--no-cache"]) == 0
+    text = capsys.readouterr().out
+    assert f"baselines fitted on the run's training data ({len(train_a)} roasts of {folder})" in text
+
+
 def test_val_split_on_other_data_also_uses_the_run_training_data(disjoint):
     from roastcore.evaluate import evaluate_run
 
@@ -451,6 +461,9 @@ def test_score_stores_the_run_report_and_the_pages_only_read_it(run_copy, capsys
     # evaluate_run answers from the stored scores for the same data and options: nothing recomputed.
     again = evaluate_run(run, profiles, split="val")
     assert again.from_cache and again.cache_key == stored.cache_key and not (run / "eval_cache").exists()
+    from roastcore.inspect_run import evaluation_is_cached
+
+    assert evaluation_is_cached(run, profiles) and not evaluation_is_cached(run, profiles, split="all")
 
     assert main(["score", "--checkpoint", str(run), "--if-needed"]) == 0
     assert "nothing to do" in capsys.readouterr().out

@@ -194,7 +194,7 @@ def _diagnose(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.checkpoints import load_run
     from roastcore.diagnose import step_trace
-    from roastcore.evaluate import select_split
+    from roastcore.evaluate import evaluated_set
 
     run_dir = _check_run(args.checkpoint)
     profiles = _load_profiles(args.data)
@@ -207,7 +207,7 @@ def _diagnose(args) -> int:
         profile = matches[0]
     else:
         try:
-            val, _, _, _ = select_split(profiles, loaded.manifest or {}, "val")
+            val, _, _ = evaluated_set(profiles, loaded.manifest or {}, "val")
         except ValueError:
             val = profiles
         profile = val[0]
