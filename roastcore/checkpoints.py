@@ -11,6 +11,7 @@ A run directory holds
                        version, status, best epoch / val loss, param count, device, times
     progress.json      heartbeat for job runners (epoch, batch, elapsed, heartbeat time)
     run.lock           held (flock) by the training process while it writes; removed at the end
+    scores.json        the run scored on its validation roasts (written by roastcore.evaluate)
     prior.safetensors  (prior models) the aligned-kNN reference curves, and
     prior.json         their distance metadata and tuned parameters (roastcore.prior)
 
@@ -54,6 +55,7 @@ RUN_LOCK = "run.lock"
 STATUSES = ("running", "succeeded", "diverged", "cancelled", "failed", "imported", "interrupted")
 # A run without run.lock (written before it existed) that is silent this long is not running.
 UNMARKED_STALE_S = 30 * 60
+SCORES = "scores.json"  # written by evaluate.score_run; list_runs reads its "summary"
 PROGRESS_EVERY_S = 2.0
 
 
@@ -193,8 +195,19 @@ class RunWriter:
             self.update_manifest(correction_scale=result.correction_scale)
         if result.status == "succeeded" and getattr(model, "prior_library", None) is not None:
             self.save_prior(model.prior_library)
-        self.finish(result.status, result.reason, epochs_run=result.epochs_run)
+        self.finish(result.status, result.reason, epochs_run=result.epochs_run, **_usable_fields(result))
         self.progress(force=True, epoch=result.epochs_run, epochs=self._epochs, done=True, status=result.status)
+
+
+def _usable_fields(result) -> dict:
+    """`usable` (+ why not) for a finished training: weights from no finished epoch are the
+    untrained initialisation, not a checkpoint to evaluate or generate from."""
+    if result.model is None:
+        return {"usable": False, "unusable_reason": f"{result.status} with no saved weights"}
+    if result.epochs_run == 0:
+        return {"usable": False,
+                "unusable_reason": f"{result.status} before its first epoch finished: the weights are untrained"}
+    return {"usable": True, "unusable_reason": ""}
 
 
 def save_checkpoint(run_dir, model: RoastModel, experiment: ExperimentConfig, *, status: str = "succeeded",
@@ -327,6 +340,47 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
                      metrics=read_metrics(run_dir), run_dir=run_dir)
 
 
+def run_usability(run_dir, manifest: dict | None = None, n_epochs: int | None = None) -> tuple[bool, str]:
+    """(usable, why not): whether a run holds weights worth evaluating or generating from.
+
+    Not usable: no model.safetensors (an archived legacy import, a run that saved nothing yet),
+    `usable: false` in the manifest (set when training ends), or, for runs that predate that
+    field, a running/cancelled/diverged/failed run with no finished epoch."""
+    run_dir = Path(run_dir)
+    if manifest is None:
+        manifest = read_json(run_dir / MANIFEST) if (run_dir / MANIFEST).exists() else {}
+    status = str(manifest.get("status", ""))
+    if manifest.get("usable") is False:
+        return False, str(manifest.get("unusable_reason") or "marked not usable in manifest.json")
+    if not (run_dir / WEIGHTS).is_file():
+        if manifest.get("loadable") is False:
+            return False, str(manifest.get("reason") or "an archived import that does not load as a model")
+        return False, "no saved weights yet" if status == "running" else "no saved weights"
+    if manifest.get("usable") is None and status in ("running", "cancelled", "diverged", "failed"):
+        epochs = manifest.get("epochs_run") if n_epochs is None else n_epochs
+        if epochs is None:
+            epochs = len(read_metrics(run_dir))
+        if epochs == 0:
+            if status == "running":
+                return False, "its first epoch has not finished yet"
+            return False, f"{status} before its first epoch finished: the weights are untrained"
+    return True, ""
+
+
+def read_scores_summary(run_dir) -> dict | None:
+    """The "summary" of RUN_DIR/scores.json (evaluate.score_run), or None. Not checked for
+    staleness here (evaluate.stored_report does that) to keep listing cheap."""
+    path = Path(run_dir) / SCORES
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8")).get("summary")
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("%s: unreadable (%s)", path, exc)
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
 @dataclass
 class RunInfo:
     name: str
@@ -336,12 +390,19 @@ class RunInfo:
     param_count: int | None
     best_epoch: int | None
     best_val_loss: float | None
-    last_val_tf_mae_f: float | None
+    last_val_tf_mae_f: float | None  # the last epoch's, from training (not the best epoch's)
     epochs_run: int
     device: str
     data_source: str
     created: str
     updated: str
+    usable: bool = True  # False: show as not usable (or hide); unusable_reason says why
+    unusable_reason: str = ""
+    # The TF MAE to show: the stored evaluation's (scores.json) when the run is scored, else the
+    # last epoch's val_tf_mae_f; tf_mae_from says which ("evaluation" | "last epoch" | "").
+    tf_mae_f: float | None = None
+    tf_mae_from: str = ""
+    verdict: str | None = None  # the stored diagnosis, when scored
 
 
 def list_runs(runs_dir) -> list[RunInfo]:
@@ -358,13 +419,19 @@ def list_runs(runs_dir) -> list[RunInfo]:
             manifest = read_manifest(path)
             metrics = read_metrics(path)
             last_mae = next((m.get("val_tf_mae_f") for m in reversed(metrics) if "val_tf_mae_f" in m), None)
+            usable, why = run_usability(path, manifest, len(metrics))
+            scores = read_scores_summary(path) or {}
+            tf_mae, tf_from = scores.get("tf_mae_f"), "evaluation"
+            if tf_mae is None:
+                tf_mae, tf_from = last_mae, "last epoch" if last_mae is not None else ""
             runs.append(RunInfo(
                 name=path.name, path=path, status=str(manifest.get("status", "unknown")),
                 preset=str(config.get("name", "")), param_count=manifest.get("param_count"),
                 best_epoch=manifest.get("best_epoch"), best_val_loss=manifest.get("best_val_loss"),
                 last_val_tf_mae_f=last_mae, epochs_run=len(metrics), device=str(manifest.get("device", "")),
                 data_source=str(manifest.get("data_source", "")), created=str(manifest.get("created", "")),
-                updated=str(manifest.get("updated", "")),
+                updated=str(manifest.get("updated", "")), usable=usable, unusable_reason=why,
+                tf_mae_f=tf_mae, tf_mae_from=tf_from, verdict=scores.get("verdict"),
             ))
         except (RunError, AttributeError, TypeError) as exc:
             log.warning("skipping broken run directory %s: %s", path, exc)

@@ -12,12 +12,17 @@ are checked in this order (the first that applies wins):
                    and far from the data, and teacher forcing is poor too (the output ignores
                    its input): the classic raw-°F collapse.
 2. did not learn   teacher-forcing MAE is far above persistence's at the same step.
-3. healthy         free-running MAE at or below aligned kNN's (plus a small margin) and the
-                   generated curves pass the physics checks.
-4. exposure bias   teacher forcing is fine but free running is far worse than aligned kNN, its
-                   error grows through the roast, most curves fail physics, or it is flat (a
-                   model that learned to copy its last input).
-5. below baseline  none of the above: close to, but not better than, aligned kNN.
+3. healthy         free-running MAE below the strongest baseline's (the lowest of aligned kNN,
+                   plain kNN and mean curve) and the generated curves pass the physics checks.
+                   A model that does not beat the strongest baseline is never healthy.
+4. exposure bias   teacher forcing is fine but free running is far worse than the strongest
+                   baseline, its error grows through the roast, most curves fail physics, or it
+                   is flat (a model that learned to copy its last input).
+5. below baseline  none of the above: close to, but not better than, the strongest baseline
+                   (or better, but too many curves fail physics).
+
+The advice never suggests the preset the run already uses (`preset=`): it then says what to
+try with that preset instead.
 """
 
 from __future__ import annotations
@@ -59,11 +64,12 @@ class DiagnosisThresholds:
     collapse_min_mae_f: float = 25.0
     # did not learn: teacher-forcing MAE above this multiple of persistence's (same step).
     tf_skill_max: float = 2.0
-    # healthy: free-running MAE <= aligned kNN * factor + margin, and physics valid >= min.
+    # healthy: free-running MAE < strongest baseline * factor + margin, and physics valid >= min.
+    # No margin: a model that does not beat the strongest baseline is not healthy (issue 14).
     healthy_factor: float = 1.0
-    healthy_margin_f: float = 0.5
+    healthy_margin_f: float = 0.0
     healthy_physics_min_pct: float = 90.0
-    # exposure bias: free MAE above this multiple of aligned kNN, or error growth above this.
+    # exposure bias: free MAE above this multiple of the strongest baseline, or error growth above this.
     exposure_mae_factor: float = 1.5
     exposure_growth: float = 2.0
     exposure_physics_max_pct: float = 50.0  # most generated curves fail physics
@@ -80,19 +86,50 @@ SUGGESTIONS = {
     "exposure bias": (("recommended", "scheduled_sampling", "residual_tiny"),
                       "train on its own outputs (scheduled sampling / rollout) or predict residuals"),
     "below baseline": (("recommended", "residual_tiny", "scheduled_sampling"),
-                       "the recommended recipe; more data or epochs"),
+                       "the recommended recipe corrects the aligned kNN (its untrained state is the "
+                       "baseline itself); more roasts or epochs help any preset"),
     "healthy": ((), "none needed; compare presets with a grouped k-fold study"),
 }
+# When the run already uses every suggested preset worth trying (e.g. `recommended` below baseline).
+ALREADY_TRIED = ("it already uses {preset}: train longer (more epochs, more patience) or on more roasts, "
+                 "and run a grouped k-fold study (`python -m roastcore study --presets {preset}`) to see "
+                 "whether the gap to the baseline is within fold-to-fold noise")
+GROWTH_LEVEL = 0.1  # error_growth within 1 +- this reads "stays level" (wording only)
 
 
-def suggest_preset(verdict: str) -> str | None:
+def suggest_preset(verdict: str, exclude: str | None = None) -> str | None:
+    """The first suggested preset for `verdict` that exists and is not `exclude` (the run's own)."""
     candidates, _ = SUGGESTIONS[verdict]
+    candidates = tuple(c for c in candidates if c != exclude)
     if not candidates:
         return None
     for name in candidates:
         if name in PRESETS:
             return name
     return candidates[0]
+
+
+def advice(verdict: str, preset: str | None = None) -> tuple[str | None, str]:
+    """(suggested preset or None, why) for `verdict`, never re-suggesting the run's `preset`.
+
+    Below baseline with the recommended recipe already in use, a weaker preset is no advice:
+    the reason then says what to try with the same preset."""
+    candidates, reason = SUGGESTIONS[verdict]
+    if verdict == "below baseline" and preset and candidates and preset == candidates[0]:
+        return None, ALREADY_TRIED.format(preset=preset)
+    return suggest_preset(verdict, exclude=preset), reason
+
+
+def growth_phrase(growth: float) -> str:
+    """'grows 2.3x' / 'shrinks to 0.8x' / 'stays level (1.0x)': the late/mid error ratio in words."""
+    if growth >= 1.0 + GROWTH_LEVEL:
+        return f"grows {growth:.1f}x"
+    if growth <= 1.0 - GROWTH_LEVEL:
+        return f"shrinks to {growth:.1f}x"
+    return f"stays level ({growth:.1f}x)"
+
+
+BASELINE_LABELS = {"aligned_knn": "aligned kNN", "knn": "plain kNN", "mean_curve": "mean curve"}
 
 
 @dataclass
@@ -113,11 +150,16 @@ def _get(obj, name):
 
 def diagnose_metrics(tf, free, aligned_knn_mae_f: float, raw_std_f: float | None = None,
                      clamp_active_pct: float | None = None, fed_std_f: float | None = None,
-                     thresholds: DiagnosisThresholds = DEFAULT_DIAGNOSIS_THRESHOLDS) -> Diagnosis:
+                     thresholds: DiagnosisThresholds = DEFAULT_DIAGNOSIS_THRESHOLDS,
+                     baseline_maes: dict[str, float] | None = None, preset: str | None = None,
+                     comparison: str | None = None) -> Diagnosis:
     """One verdict from teacher-forcing and free-running results (objects or their dicts).
 
     `fed_std_f` (median std of what a model fed itself after the prefix, at its own step) is
-    the flatness measure when given; otherwise the 1 s curves' `gen_std_f`.
+    the flatness measure when given; otherwise the 1 s curves' `gen_std_f`. `baseline_maes`
+    ({name: free-running MAE}) adds the other baselines: the model is held to the strongest.
+    `preset` is the run's own (never suggested again); `comparison` says in words how the
+    baselines were fitted and joins the evidence.
     """
     th = thresholds
     tf_mae, pers = _get(tf, "mae_f"), _get(tf, "persistence_mae_f")
@@ -127,16 +169,26 @@ def diagnose_metrics(tf, free, aligned_knn_mae_f: float, raw_std_f: float | None
     growth, physics = _get(free, "error_growth"), _get(free, "physics_valid_pct")
     physics = 0.0 if physics is None else physics
     spread = gen_std if fed_std_f is None else min(gen_std, fed_std_f)
+    maes = {"aligned_knn": float(aligned_knn_mae_f)}
+    maes.update({k: float(v) for k, v in (baseline_maes or {}).items() if v is not None and np.isfinite(v)})
+    best_name = min(maes, key=lambda k: (maes[k], k != "aligned_knn"))
+    best_mae, best_label = maes[best_name], BASELINE_LABELS.get(best_name, best_name)
     metrics = {"tf_mae_f": tf_mae, "persistence_mae_f": pers, "skill_ratio": skill, "step_s": step_s,
                "free_mae_f": free_mae, "aligned_knn_mae_f": aligned_knn_mae_f, "gen_std_f": gen_std,
                "real_std_f": real_std, "fed_std_f": fed_std_f, "error_growth": growth, "physics_valid_pct": physics,
-               "raw_std_f": raw_std_f, "clamp_active_pct": clamp_active_pct}
+               "raw_std_f": raw_std_f, "clamp_active_pct": clamp_active_pct,
+               "strongest_baseline": best_name, "strongest_baseline_mae_f": best_mae}
     tf_line = (f"teacher forcing MAE {tf_mae:.2f} °F vs persistence {pers:.2f} °F at {step_s:g} s "
                f"(ratio {skill:.2f})")
-    free_line = f"free-running MAE {free_mae:.1f} °F vs aligned kNN {aligned_knn_mae_f:.1f} °F"
+    free_line = f"free-running MAE {free_mae:.1f} °F vs {best_label} {best_mae:.1f} °F"
+    if best_name != "aligned_knn":
+        free_line += f" (the strongest baseline here; aligned kNN {aligned_knn_mae_f:.1f} °F)"
+    growth_line = f"free-running error {growth_phrase(growth)} from early-mid roast to the end"
+    physics_line = f"{physics:.0f}% of generated curves pass every physics check"
     evidence: list[str]
 
     flat = spread < th.collapse_std_f and free_mae > th.collapse_min_mae_f
+    beats = free_mae < best_mae * th.healthy_factor + th.healthy_margin_f
     if flat and skill > th.tf_skill_max:
         verdict = "collapsed"
         evidence = [f"generated output is near-constant: median std {spread:.1f} °F "
@@ -146,24 +198,31 @@ def diagnose_metrics(tf, free, aligned_knn_mae_f: float, raw_std_f: float | None
     elif skill > th.tf_skill_max:
         verdict = "did not learn"
         evidence = [tf_line + f": more than {th.tf_skill_max:g}x persistence", free_line]
-    elif free_mae <= aligned_knn_mae_f * th.healthy_factor + th.healthy_margin_f and physics >= th.healthy_physics_min_pct:
+    elif beats and physics >= th.healthy_physics_min_pct:
         verdict = "healthy"
-        evidence = [free_line, f"{physics:.0f}% of generated curves pass every physics check", tf_line]
-    elif (flat or free_mae > aligned_knn_mae_f * th.exposure_mae_factor or growth >= th.exposure_growth
+        evidence = [free_line + f": beats the strongest baseline by {best_mae - free_mae:.2f} °F",
+                    physics_line, tf_line]
+    elif (flat or free_mae > best_mae * th.exposure_mae_factor or growth >= th.exposure_growth
           or physics < th.exposure_physics_max_pct):
         verdict = "exposure bias"
         evidence = [tf_line + " (fine from real history)",
-                    free_line + (f" (> {th.exposure_mae_factor:g}x)" if free_mae > aligned_knn_mae_f * th.exposure_mae_factor else ""),
-                    f"free-running error grows {growth:.1f}x from early-mid roast to the end",
-                    f"{physics:.0f}% of generated curves pass every physics check"]
+                    free_line + (f" (> {th.exposure_mae_factor:g}x)" if free_mae > best_mae * th.exposure_mae_factor else ""),
+                    growth_line, physics_line]
         if flat:
             evidence.append(f"free-running output is near-constant (median std {spread:.1f} °F) although "
                             "teacher forcing is fine: the model copies its last input")
     else:
         verdict = "below baseline"
-        evidence = [free_line, tf_line, f"{physics:.0f}% of generated curves pass every physics check"]
-    _, reason = SUGGESTIONS[verdict]
-    return Diagnosis(verdict, evidence, suggest_preset(verdict), reason, metrics)
+        if beats:
+            evidence = [free_line, f"only {physics:.0f}% of generated curves pass every physics check "
+                        f"(healthy needs {th.healthy_physics_min_pct:g}%)", tf_line]
+        else:
+            evidence = [free_line + f": {free_mae - best_mae:.2f} °F worse; a model that does not beat the "
+                        "strongest baseline is not healthy", tf_line, physics_line]
+    if comparison:
+        evidence.append(comparison)
+    suggestion, reason = advice(verdict, preset)
+    return Diagnosis(verdict, evidence, suggestion, reason, metrics)
 
 
 # ------------------------------------------------------------------ step trace

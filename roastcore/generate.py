@@ -8,7 +8,9 @@ the batch it builds holds no real temperature beyond the prefix, so nothing can 
 
 `generate_profile` turns a `RoastRequest` (origin, process, variety, roast level, flavours,
 charge, and a duration OR a drop temperature) into a `Profile`; `export_profile` writes it as
-.alog (an Artisan background profile), .csv or .json through roastcore.io.
+.alog (an Artisan background profile), .csv or .json through roastcore.io. Given a
+`Provenance` (the model's run name and the request in words) an export says in its title,
+notes and header that it is a generated curve, so it never passes for a real roast.
 
 Drop temperature: the model is conditioned on roast length, so we search the length. Candidate
 lengths (every 15 s over 6-20 min, within the model's max_len) are generated in ONE batch with
@@ -18,6 +20,8 @@ if that curve reaches the drop temperature earlier (after its turning point) it 
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,7 +32,9 @@ import torch
 
 from roastcore.baselines import CurveGenerator, curve_1s, n_samples
 from roastcore.batch import collate, steps_grid
+from roastcore.fsutil import atomic_write_text
 from roastcore.io import write_alog, write_csv, write_json
+from roastcore.io.onyx import to_onyx_dict
 from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.physics import check_profile
 from roastcore.profile import Profile, ProfileMeta, find_turning_point
@@ -208,6 +214,18 @@ class RoastRequest:
         if self.charge_temp_f is not None and not 32 <= float(self.charge_temp_f) <= 550:
             raise ValueError(f"roast request: charge_temp_f {self.charge_temp_f} is outside 32..550 °F")
 
+    def describe(self) -> str:
+        """The request in words, as exports state it."""
+        parts = [f"{label} {value}" for label, value in (
+            ("origin", self.origin), ("process", self.process), ("variety", self.variety),
+            ("roast level", self.roast_level), ("roaster", self.roaster)) if value]
+        if self.flavors:
+            parts.append("flavours " + "/".join(self.flavors))
+        parts.append("charge training mean" if self.charge_temp_f is None else f"charge {float(self.charge_temp_f):g} °F")
+        parts.append(f"duration {float(self.duration_s):g} s" if self.duration_s is not None
+                     else f"drop at {float(self.drop_temp_f):g} °F")
+        return ", ".join(parts)
+
     def meta(self, charge_f: float) -> ProfileMeta:
         return ProfileMeta(origin=self.origin, process=self.process, variety=self.variety,
                            roast_level=self.roast_level, flavors=tuple(self.flavors), roaster=self.roaster,
@@ -258,13 +276,55 @@ def _generate_to_drop(gen: ModelGenerator, meta: ProfileMeta, charge: float, dro
     return curve
 
 
-def export_profile(profile: Profile, path: str | Path) -> Path:
-    """Write .alog (Artisan background profile), .csv or .json via roastcore.io's writers."""
+@dataclass(frozen=True)
+class Provenance:
+    """What made a generated curve, written into its exports: the model (its run's name), the
+    request in words, and when."""
+
+    model: str
+    request: str
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    @classmethod
+    def for_request(cls, model: str, request: RoastRequest) -> Provenance:
+        return cls(model=model, request=request.describe())
+
+    @classmethod
+    def for_roast(cls, model: str, roast: Profile, prefix_s: float = 0.0) -> Provenance:
+        """A curve generated for a real roast's request (its metadata, charge and length)."""
+        name = roast.meta.product or roast.id
+        text = (f"the metadata, charge {roast.charge_f:.0f} °F and length {roast.duration_s:.0f} s of real "
+                f"roast {name} ({roast.id})")
+        if prefix_s > 0:
+            text += f", from its first {prefix_s:g} s"
+        return cls(model=model, request=text)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"model": self.model, "request": self.request, "created": self.created}
+
+
+def export_profile(profile: Profile, path: str | Path, provenance: Provenance | None = None) -> Path:
+    """Write .alog (Artisan background profile), .csv or .json via roastcore.io's writers.
+
+    With `provenance` the file is marked generated wherever it carries text (the .alog title and
+    notes, the CSV header, a "generated" object in the JSON) and its product becomes "generated
+    by <model>": a generated curve must never pass for, or be grouped with, a real roast."""
     path = Path(path)
     suffix = path.suffix.lower()
-    writers = {".alog": write_alog, ".csv": write_csv, ".json": write_json}
-    if suffix not in writers:
+    if suffix not in EXPORT_SUFFIXES:
         raise ValueError(f"output file {path}: suffix {suffix or '(none)'} is not one of {EXPORT_SUFFIXES}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    writers[suffix](profile, path)
+    generated = provenance.to_dict() if provenance is not None else None
+    if generated:
+        profile = replace(profile, meta=replace(profile.meta, product=f"generated by {provenance.model}",
+                                                source_file=None))
+    if suffix == ".alog":
+        write_alog(profile, path, generated=generated)
+    elif suffix == ".csv":
+        write_csv(profile, path, generated=generated)
+    elif generated:  # the Onyx-shaped document plus who made it (read_onyx ignores the extra key)
+        doc = {**to_onyx_dict(profile), "generated": generated}
+        atomic_write_text(path, json.dumps(doc, ensure_ascii=False, allow_nan=False))
+    else:
+        write_json(profile, path)
     return path

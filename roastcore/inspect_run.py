@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roastcore.evaluate import cache_key, select_split, teacher_forcing
+from roastcore.evaluate import cache_key, evaluated_set, stored_report, teacher_forcing
 from roastcore.generate import ModelGenerator, export_profile
 from roastcore.io.registry import sanitize_filename
 from roastcore.model import count_parameters
@@ -51,10 +51,10 @@ def run_model_info(loaded) -> dict:
 
 
 def validation_profiles(loaded, profiles: Sequence[Profile]) -> tuple[list[Profile], str]:
-    """The run's validation roasts found in `profiles` (evaluate.select_split), and the split label."""
+    """The run's validation roasts found in `profiles` (evaluate.evaluated_set), and the split label."""
     manifest = getattr(loaded, "manifest", None) or {}
     try:
-        val, _, label, _ = select_split(list(profiles), manifest, "val")
+        val, label, _ = evaluated_set(list(profiles), manifest, "val")
     except ValueError:
         return list(profiles), "all"
     return val, label
@@ -76,12 +76,13 @@ def teacher_forcing_result(loaded, profiles: Sequence[Profile]) -> dict:
 
 def evaluation_is_cached(run_dir, profiles: Sequence[Profile], split: str = "val", prefix_s: float = 0.0) -> bool:
     """True when evaluate.evaluate_run would answer from its on-disk cache
-    (RUN_DIR/eval_cache/<evaluate.cache_key>.json), i.e. instantly."""
+    (RUN_DIR/eval_cache/<evaluate.cache_key>.json) or the run's stored scores, i.e. instantly."""
     try:
         key = cache_key(Path(run_dir), list(profiles), split, prefix_s)
     except (OSError, ValueError):
         return False
-    return (Path(run_dir) / "eval_cache" / f"{key}.json").is_file()
+    stored = stored_report(run_dir)
+    return (Path(run_dir) / "eval_cache" / f"{key}.json").is_file() or (stored is not None and stored.cache_key == key)
 
 
 def generate_curves(loaded, profiles: Sequence[Profile], prefix_s: float = 0.0) -> list[np.ndarray]:
@@ -122,8 +123,10 @@ def curve_profile(curve, name: str, like: Profile | None = None) -> Profile:
     return Profile(bt=np.asarray(curve, dtype=float), interval_s=1.0, id=sanitize_filename(name, "generated"), **kw)
 
 
-def export_bytes(profile: Profile, suffix: str) -> bytes:
-    """generate.export_profile to a temporary file, returned as bytes (for a download button)."""
+def export_bytes(profile: Profile, suffix: str, provenance=None) -> bytes:
+    """generate.export_profile to a temporary file, returned as bytes (for a download button).
+    A generated curve passes `provenance` (generate.Provenance.for_roast / for_request), so the
+    file says it is generated, by which run, for which request."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_profile(profile, Path(tmp) / f"curve{suffix}")
+        path = export_profile(profile, Path(tmp) / f"curve{suffix}", provenance=provenance)
         return path.read_bytes()

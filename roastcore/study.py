@@ -35,11 +35,12 @@ from roastcore.experiments import get_preset
 from roastcore.features import FeatureEncoder
 from roastcore.fsutil import atomic_write_text, to_json
 from roastcore.generate import ModelGenerator
+from roastcore.io import dataset_fingerprint
 from roastcore.metrics import free_run_metrics, score_baselines
 from roastcore.profile import Profile
 from roastcore.splits import group_kfold
 from roastcore.threads import torch_threads
-from roastcore.train import run_experiment
+from roastcore.train import data_source_record, run_experiment
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
     def out_of_time() -> bool:
         return budget_s is not None and time.monotonic() - started > budget_s
 
-    results: dict = {"version": STUDY_VERSION, "data_source": data_source, "n_profiles": len(profiles),
+    results: dict = {"version": STUDY_VERSION, "data_source": data_source_record(data_source),
+                     "dataset_fingerprint": dataset_fingerprint(profiles), "n_profiles": len(profiles),
                      "n_groups": n_groups, "folds": cfg.folds, "seed": cfg.seed, "presets": list(cfg.presets),
                      "overrides": {k: str(v) for k, v in cfg.overrides.items()}, "budget_min": cfg.budget_min,
                      "fold_sizes": [[len(tr), len(va)] for tr, va in splits],

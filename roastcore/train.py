@@ -72,6 +72,10 @@ class Callback:
 
     def on_train_end(self, result: TrainResult) -> None: ...
 
+    def on_run_finished(self, result: TrainResult) -> None:
+        """After every callback's on_train_end: the run directory is complete (final weights,
+        prior, manifest). `train.train` calls it; evaluate.ScoreOnFinish scores the run here."""
+
 
 @dataclass
 class TrainResult:
@@ -397,6 +401,16 @@ def _threads(model: RoastModel, tcfg: TrainConfig, device: torch.device):
     return contextlib.nullcontext()
 
 
+def data_source_record(spec) -> str:
+    """What a run records as its data source: `synthetic[:N]` as given, a path made absolute (a
+    relative one would name other data from another working directory)."""
+    text = str(spec or "").strip()
+    if not text or text.partition(":")[0].lower() == "synthetic" or text.startswith("legacy:"):
+        return text
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
 def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=(), cancel=None,
           device: str | None = None, run_dir=None, data_source: str = "", split: dict | None = None) -> TrainResult:
     """Build everything for `experiment`, train it on a given split and finish it; with `run_dir`
@@ -413,10 +427,14 @@ def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=
     n_params = count_parameters(model)
     callbacks = list(callbacks)
     if run_dir is not None:
+        # The split names both sides, so the training split can be rebuilt exactly from the data
+        # source even when the run trained on part of it (evaluate.run_split checks the fingerprint).
+        split = {**(split or {}), "val_ids": [p.id for p in val_profiles],
+                 "train_ids": [p.id for p in train_profiles]}
         callbacks.append(RunWriter(run_dir, experiment, parts.encoder, parts.scaler, param_count=n_params,
-                                   device=str(device), data_source=data_source,
+                                   device=str(device), data_source=data_source_record(data_source),
                                    dataset_fingerprint=dataset_fingerprint(train_profiles + val_profiles),
-                                   split=split or {"val_ids": [p.id for p in val_profiles]}, prior=parts.prior))
+                                   split=split, prior=parts.prior))
     log.info("training %s: %d params on %s, %d train / %d val profiles", experiment.name, n_params,
              device, len(parts.train_ds), len(parts.val_ds))
     trainer = Trainer(model, parts.train_ds, parts.val_ds, tcfg, callbacks=callbacks, cancel=cancel,
@@ -433,6 +451,7 @@ def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=
     trainer.emit("on_train_end", result)
     log.info("%s: %s (best epoch %s, val loss %s) %s", experiment.name, result.status, result.best_epoch,
              result.best_val_loss, result.reason)
+    trainer.emit("on_run_finished", result)
     return result
 
 

@@ -152,6 +152,44 @@ def test_thresholds_are_one_table_and_drive_the_verdict():
     assert DEFAULT_DIAGNOSIS_THRESHOLDS.collapse_std_f ** 2 == 100.0  # the prior work's line
 
 
+TF_FINE = {"mae_f": 1.5, "persistence_mae_f": 1.0, "step_s": 1.0}
+FREE_OK = {"mae_f": 4.0, "gen_std_f": 80.0, "real_std_f": 80.0, "error_growth": 1.0, "physics_valid_pct": 100.0}
+
+
+def test_a_model_that_does_not_beat_the_strongest_baseline_is_not_healthy():
+    # The walk's case: 11.3 °F vs aligned kNN 10.8 °F read "healthy", "none needed".
+    d = diagnose_metrics(TF_FINE, dict(FREE_OK, mae_f=11.3), 10.8)
+    assert d.verdict == "below baseline"
+    assert any("not healthy" in e and "0.50 °F worse" in e for e in d.evidence), d.evidence
+    assert d.suggestion == "recommended" and "none needed" not in d.suggestion_reason
+    # Level with the baseline does not beat it either.
+    assert diagnose_metrics(TF_FINE, dict(FREE_OK, mae_f=10.8), 10.8).verdict == "below baseline"
+    # The strongest baseline is whichever scores best, not always the aligned kNN.
+    d = diagnose_metrics(TF_FINE, FREE_OK, 4.2, baseline_maes={"knn": 3.5, "mean_curve": 9.0})
+    assert d.verdict == "below baseline" and d.metrics["strongest_baseline"] == "knn"
+    assert "plain kNN 3.5" in d.evidence[0]
+    d = diagnose_metrics(TF_FINE, FREE_OK, 4.2, baseline_maes={"knn": 7.0, "mean_curve": 9.0})
+    assert d.verdict == "healthy" and "beats the strongest baseline by 0.20 °F" in d.evidence[0]
+
+
+def test_the_advice_never_repeats_the_run_own_preset():
+    d = diagnose_metrics(TF_FINE, dict(FREE_OK, mae_f=11.3), 10.8, preset="recommended")
+    assert d.suggestion is None
+    assert "already uses recommended" in d.suggestion_reason and "study" in d.suggestion_reason
+    drift = dict(FREE_OK, mae_f=30.0, error_growth=3.0)
+    assert diagnose_metrics(TF_FINE, drift, 4.0, preset="recommended").suggestion == "scheduled_sampling"
+    assert diagnose_metrics(TF_FINE, drift, 4.0).suggestion == "recommended"
+
+
+@pytest.mark.parametrize("growth, words", [(2.34, "grows 2.3x"), (0.8, "shrinks to 0.8x"),
+                                           (1.04, "stays level (1.0x)")])
+def test_error_growth_is_worded_by_its_direction(growth, words):
+    free = dict(FREE_OK, mae_f=30.0, error_growth=growth)  # exposure bias: the growth line is shown
+    d = diagnose_metrics(TF_FINE, free, 4.0)
+    assert d.verdict == "exposure bias"
+    assert f"free-running error {words} from early-mid roast to the end" in d.evidence
+
+
 def test_variance_verdict_lines():
     assert variance_verdict(0.5) == "constant output (collapsed)"
     assert variance_verdict(50.0) == "low variation"

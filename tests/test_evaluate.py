@@ -257,13 +257,257 @@ def test_cache_is_invalidated_when_the_checkpoint_changes(run_and_data, tmp_path
     assert second.teacher_forcing["mae_f"] != pytest.approx(first.teacher_forcing["mae_f"])
 
 
-def test_evaluate_all_uses_cross_validated_baselines(run_and_data):
+def test_evaluate_all_on_part_of_the_run_data_fits_baselines_on_the_rest_of_its_training(run_and_data):
+    from roastcore.evaluate import evaluate_run
+    from roastcore.splits import train_val_split
+
+    run, profiles, val = run_and_data
+    train, _ = train_val_split(profiles, 0.2, seed=0, grouped=True)
+    report = evaluate_run(run, profiles[:12], split="all", use_cache=False)
+    assert report.split == "all" and report.n_profiles == 12
+    evaluated = {p.id for p in profiles[:12]}
+    seen = sum(p.id in evaluated for p in train)
+    # The run's training roasts minus the evaluated ones: no baseline is scored on a roast it holds.
+    assert report.baseline_fit["kind"] == "run_training"
+    assert report.n_train_profiles == len(train) - seen
+    assert f"{seen} of the evaluated roasts are among the model's training roasts" in report.baseline_fit["description"]
+
+
+def test_evaluate_all_on_the_whole_run_data_says_the_baselines_are_cross_validated(run_and_data):
     from roastcore.evaluate import evaluate_run
 
     run, profiles, _ = run_and_data
-    report = evaluate_run(run, profiles[:12], split="all", use_cache=False)
-    assert report.split == "all" and report.n_profiles == 12 and report.n_train_profiles == 0
-    assert any("cross" in n or "CV" in n for n in report.notes)
+    report = evaluate_run(run, profiles, split="all", use_cache=False)
+    assert report.n_train_profiles == 0 and report.baseline_fit["kind"] == "cross_validated"
+    text = report.baseline_fit["description"]
+    assert "cross-validated" in text and "not like for like" in text and "include" in text
+    assert text in report.diagnosis["evidence"] and text in report.notes
+
+
+# ---------------------------------------------------------------- two disjoint datasets
+def _write_folder(folder, profiles):
+    from roastcore.io import write_csv
+
+    folder.mkdir(parents=True)
+    for p in profiles:
+        write_csv(p, folder / f"{p.id}.csv")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def disjoint(tmp_path_factory):
+    """A run trained (recorded) on folder A, and a second synthetic set B that shares no roast."""
+    from roastcore.io import load_source
+    from roastcore.simulate import generate_dataset
+    from roastcore.splits import train_val_split
+
+    root = tmp_path_factory.mktemp("disjoint")
+    folder = _write_folder(root / "A", generate_dataset(n=30, seed=0))
+    data_a = load_source(str(folder)).profiles
+    other = generate_dataset(n=14, seed=5)
+    assert not {p.fingerprint() for p in data_a} & {p.fingerprint() for p in other}
+    train_a, val_a = train_val_split(data_a, 0.2, seed=0, grouped=True)
+    run = _save_run(root / "run", data_a, [p.id for p in val_a])
+    manifest_path = run / "manifest.json"
+    manifest = __import__("json").loads(manifest_path.read_text())
+    manifest["data_source"] = str(folder)
+    manifest_path.write_text(__import__("json").dumps(manifest))
+    return run, folder, train_a, other
+
+
+def test_evaluate_on_other_data_fits_the_baselines_on_the_run_training_data(disjoint):
+    from roastcore.evaluate import evaluate_run
+    from roastcore.metrics import score_baselines
+
+    run, folder, train_a, other = disjoint
+    report = evaluate_run(run, other, split="all", use_cache=False)
+    assert report.split == "all" and report.n_profiles == len(other)
+    assert report.baseline_fit["kind"] == "run_training"
+    assert report.n_train_profiles == report.baseline_fit["n_profiles"] == len(train_a)
+    assert report.baseline_fit["source"] == str(folder)
+    text = report.baseline_fit["description"]
+    assert "fitted on the run's training data" in text and str(folder) in text
+    assert text in report.diagnosis["evidence"]
+    # Exactly the baselines fitted on the run's training split, not cross-validated inside `other`.
+    fair = score_baselines(train_a, other)
+    assert report.baselines["aligned_knn"]["mae_f"] == pytest.approx(fair["aligned_knn"]["mae_f"], rel=1e-9)
+    assert report.baselines["mean_curve"]["mae_f"] == pytest.approx(fair["mean_curve"]["mae_f"], rel=1e-9)
+    cv = score_baselines(None, other)
+    assert report.baselines["aligned_knn"]["mae_f"] != pytest.approx(cv["aligned_knn"]["mae_f"], rel=1e-6)
+
+
+def test_cli_evaluate_on_other_data_says_where_the_baselines_were_fitted(disjoint, tmp_path, capsys):
+    from roastcore.cli import main
+
+    run, folder, train_a, other = disjoint
+    data_b = _write_folder(tmp_path / "B", other)
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(data_b), "--split", "all", "--no-cache"]) == 0
+    text = capsys.readouterr().out
+    assert f"baselines fitted on the run's training data ({len(train_a)} roasts of {folder})" in text
+
+
+def test_val_split_on_other_data_also_uses_the_run_training_data(disjoint):
+    from roastcore.evaluate import evaluate_run
+
+    run, _, train_a, other = disjoint
+    report = evaluate_run(run, other, split="val", use_cache=False)  # no validation id is in `other`
+    assert report.split == "all (data differs from the run's)"
+    assert report.baseline_fit["kind"] == "run_training" and report.n_train_profiles == len(train_a)
+
+
+def test_when_the_training_data_is_gone_the_evidence_says_which_comparison_was_made(disjoint, tmp_path):
+    import shutil
+
+    from roastcore.evaluate import evaluate_run
+
+    run, folder, train_a, other = disjoint
+    moved = tmp_path / "A-elsewhere"
+    shutil.move(str(folder), str(moved))
+    try:
+        report = evaluate_run(run, other, split="all", use_cache=False)
+    finally:
+        shutil.move(str(moved), str(folder))
+    fit = report.baseline_fit
+    assert fit["kind"] == "cross_validated" and report.n_train_profiles == 0
+    assert "not fitted on the run's training data" in fit["description"]
+    assert "cannot be read" in fit["description"] and str(folder) in fit["description"]
+    assert fit["description"] in report.diagnosis["evidence"]
+
+
+def test_a_changed_data_source_is_not_taken_for_the_training_data(disjoint):
+    from roastcore.evaluate import evaluate_run
+    from roastcore.io import write_csv
+
+    run, folder, _, other = disjoint
+    extra = folder / "extra.csv"
+    write_csv(other[0], extra)
+    try:
+        report = evaluate_run(run, other[1:], split="all", use_cache=False)
+    finally:
+        extra.unlink()
+    assert report.baseline_fit["kind"] == "cross_validated"
+    assert "no longer holds the roasts it trained on" in report.baseline_fit["description"]
+
+
+def test_a_prior_model_falls_back_to_its_library(tmp_path):
+    from roastcore.checkpoints import save_checkpoint
+    from roastcore.evaluate import evaluate_run, library_profiles
+    from roastcore.experiments import ExperimentConfig
+    from roastcore.features import TemperatureScaler
+    from roastcore.io import dataset_fingerprint
+    from roastcore.model import ModelConfig, build_model
+    from roastcore.prior import PriorLibrary
+    from roastcore.simulate import generate_dataset
+
+    data = generate_dataset(n=20, seed=0)
+    other = generate_dataset(n=10, seed=5)
+    cfg = ModelConfig(model_type="gru", d_model=8, n_layers=1, embed_dim=4, dropout=0.0, step_s=10.0,
+                      max_len=200, target_mode="residual", prior="aligned_knn")
+    torch.manual_seed(0)
+    model = build_model(cfg, FeatureEncoder.fit(data), TemperatureScaler.fit(data, cfg.step_s))
+    model.prior_library = PriorLibrary.fit(data, tune=False)
+    manifest = {"data_source": str(tmp_path / "gone"), "dataset_fingerprint": dataset_fingerprint(data),
+                "split": {"val_ids": [data[0].id]}}
+    run = save_checkpoint(tmp_path / "prior-run", model, ExperimentConfig(name="prior-test", model=cfg),
+                          manifest=manifest)
+    lib = library_profiles(model.prior_library)
+    assert [p.fingerprint() for p in lib] == [p.fingerprint() for p in data]  # the curves, exactly
+    report = evaluate_run(run, other, split="all", use_cache=False)
+    assert report.baseline_fit["kind"] == "prior_library" and report.n_train_profiles == len(data)
+    assert "prior library" in report.baseline_fit["description"]
+    assert "cannot be read" in report.baseline_fit["description"]
+
+
+# ---------------------------------------------------------------- stored scores
+@pytest.fixture
+def run_copy(run_and_data, tmp_path):
+    """A private copy of the module's run (scoring writes into it)."""
+    import shutil
+
+    run, profiles, val = run_and_data
+    copy = tmp_path / "runs" / "scored"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("eval_cache", "scores.json"))
+    with open(copy / "metrics.jsonl", "a") as fh:  # a last epoch whose TF MAE differs from the evaluation's
+        fh.write('{"epoch": 1, "val_loss": 1.0, "val_tf_mae_f": 99.0}\n')
+    return copy, profiles, val
+
+
+def test_score_stores_the_run_report_and_the_pages_only_read_it(run_copy, capsys):
+    from roastcore.checkpoints import list_runs
+    from roastcore.cli import main
+    from roastcore.evaluate import evaluate_run, needs_scoring, stored_report
+
+    run, profiles, val = run_copy
+    assert stored_report(run) is None and needs_scoring(run)
+    before = list_runs(run.parent)[0]
+    assert (before.tf_mae_f, before.tf_mae_from) == (99.0, "last epoch")
+
+    # No --data: the run's recorded data source (synthetic:40), verified by its fingerprint.
+    assert main(["score", "--checkpoint", str(run)]) == 0
+    captured = capsys.readouterr()
+    assert "stored in" in captured.out and "[5/5]" in captured.err
+    doc = __import__("json").loads((run / "scores.json").read_text())
+    assert doc["cost_s"] > 0 and doc["data_source"] == "synthetic:40" and doc["summary"]["split"] == "val"
+    stored = stored_report(run)
+    assert stored is not None and stored.from_cache and not needs_scoring(run)
+    assert stored.split == "val" and stored.n_profiles == len(val)
+    assert stored.baseline_fit["kind"] == "run_training"
+    assert stored.n_train_profiles == len(profiles) - len(val)
+
+    # The sidebar's number is the evaluation's, and says so.
+    after = list_runs(run.parent)[0]
+    assert after.tf_mae_f == pytest.approx(stored.teacher_forcing["mae_f"]) and after.tf_mae_from == "evaluation"
+    assert after.verdict == stored.diagnosis["verdict"]
+
+    # evaluate_run answers from the stored scores for the same data and options: nothing recomputed.
+    again = evaluate_run(run, profiles, split="val")
+    assert again.from_cache and again.cache_key == stored.cache_key and not (run / "eval_cache").exists()
+    from roastcore.inspect_run import evaluation_is_cached
+
+    assert evaluation_is_cached(run, profiles) and not evaluation_is_cached(run, profiles, split="all")
+
+    assert main(["score", "--checkpoint", str(run), "--if-needed"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_stored_scores_go_stale_with_other_weights_or_another_eval_version(run_copy, tmp_path):
+    import json
+    import shutil
+
+    from roastcore.evaluate import score_run, stored_report
+
+    run, profiles, val = run_copy
+    score_run(run, profiles)
+    assert stored_report(run) is not None
+    doc = json.loads((run / "scores.json").read_text())
+    (run / "scores.json").write_text(json.dumps(dict(doc, eval_version=doc["eval_version"] - 1)))
+    assert stored_report(run) is None
+    (run / "scores.json").write_text(json.dumps(doc))
+    assert stored_report(run) is not None
+    retrained = _save_run(tmp_path / "retrained", profiles, [p.id for p in val], seed=1)
+    shutil.copy(retrained / "model.safetensors", run / "model.safetensors")
+    assert stored_report(run) is None
+    (run / "scores.json").write_text("{not json")
+    assert stored_report(run) is None
+
+
+def test_an_unusable_run_is_neither_evaluated_nor_scored(run_copy, capsys):
+    import json
+
+    from roastcore.checkpoints import RunError
+    from roastcore.cli import main
+    from roastcore.evaluate import evaluate_run, needs_scoring
+
+    run, profiles, _ = run_copy
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.update(usable=False, unusable_reason="cancelled before its first epoch finished: the weights are untrained")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunError, match="not usable: cancelled before its first epoch"):
+        evaluate_run(run, profiles, use_cache=False)
+    assert not needs_scoring(run)
+    assert main(["score", "--checkpoint", str(run)]) == 2
+    assert "not usable" in capsys.readouterr().err
+    assert not (run / "scores.json").exists()
 
 
 @pytest.mark.slow
@@ -300,4 +544,6 @@ def test_cli_evaluate_json_diagnose_and_generate(run_and_data, capsys, tmp_path)
     doc = json.loads(out.read_text())
     temps = doc["roast_profile"]["bean_temp"]
     assert len(temps) == 601 and temps[0]["value"] == pytest.approx(415, abs=0.2)
+    assert doc["generated"]["model"] == run.name and "origin Ethiopia" in doc["generated"]["request"]
+    assert doc["metadata"]["product_name"] == f"generated by {run.name}"
     assert main(["generate", "--checkpoint", str(run), "--duration", "600", "--out", str(tmp_path / "x.txt")]) == 2

@@ -45,6 +45,9 @@ def test_every_baseline_and_preset_on_every_fold(study, synthetic_profiles):
         assert m["persistence_mae_f"] == pytest.approx(res["baselines"]["persistence"]["tf_mae_f"], rel=1e-6)
         assert m["mae_f_std"] is not None
     assert res["skipped"] == []
+    from roastcore.io import dataset_fingerprint  # the study records where its data came from
+
+    assert res["data_source"] == "synthetic:40" and res["dataset_fingerprint"] == dataset_fingerprint(synthetic_profiles)
 
 
 @pytest.mark.slow

@@ -144,6 +144,38 @@ def test_cancel_before_any_epoch_still_saves(synthetic_profiles, tmp_path):
                             cancel=lambda: True)
     assert result.status == "cancelled"
     assert load_run(tmp_path / "r").model is not None
+    # ... but it is the untrained initialisation: marked not usable, never scored or evaluated.
+    manifest = read_json(tmp_path / "r" / "manifest.json")
+    assert manifest["usable"] is False and "before its first epoch finished" in manifest["unusable_reason"]
+    from roastcore.checkpoints import list_runs
+
+    assert [r.usable for r in list_runs(tmp_path)] == [False]
+
+
+@pytest.mark.slow
+def test_a_failed_scoring_never_fails_the_training(synthetic_profiles, tmp_path, caplog):
+    import logging
+
+    from roastcore.evaluate import ScoreOnFinish
+
+    scorer = ScoreOnFinish([])  # no profiles to score on: scoring raises inside the callback
+    with caplog.at_level(logging.INFO, logger="roastcore.evaluate"):
+        result = run_experiment(experiment("micro_model", epochs=1, step_s=10, max_len=100), synthetic_profiles[:12],
+                                run_dir=tmp_path / "r", data_source="synthetic:12", callbacks=[scorer])
+    assert result.status == "succeeded" and scorer.report is None
+    assert not (tmp_path / "r" / "scores.json").exists()
+    assert "scoring r failed" in caplog.text and "roastcore score --checkpoint" in caplog.text
+    assert read_json(tmp_path / "r" / "manifest.json")["status"] == "succeeded"
+
+
+def test_a_relative_data_path_is_recorded_absolute(tmp_path, monkeypatch):
+    from roastcore.train import data_source_record
+
+    (tmp_path / "roasts").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert data_source_record("roasts") == str(tmp_path / "roasts")
+    assert data_source_record("synthetic:40") == "synthetic:40"
+    assert data_source_record("missing/folder") == "missing/folder"
 
 
 @pytest.mark.parametrize("overrides", [
@@ -206,7 +238,17 @@ def test_train_cli_end_to_end(tmp_path):
     manifest = read_json(out / "manifest.json")
     assert manifest["data_source"] == "synthetic:12" and manifest["split"]["seed"] == 3
     assert manifest["split"]["val_ids"] and manifest["dataset_fingerprint"]
+    assert len(manifest["split"]["train_ids"]) + len(manifest["split"]["val_ids"]) == 12
+    assert manifest["usable"] is True
     assert read_json(out / "config.json")["model"]["step_s"] == 10.0
+    # The training process scored its own run before printing its result.
+    from roastcore.evaluate import stored_report
+
+    report = stored_report(out)
+    assert report is not None and report.split == "val"
+    assert report.n_profiles == len(manifest["split"]["val_ids"])
+    assert report.baseline_fit["kind"] == "run_training"
+    assert "scored run" in stderr
 
 
 @pytest.mark.slow

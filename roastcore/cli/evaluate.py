@@ -1,6 +1,7 @@
-"""`python -m roastcore evaluate | diagnose | generate`: score, explain and use a checkpoint.
+"""`python -m roastcore evaluate | score | diagnose | generate`: score, explain and use a checkpoint.
 
     evaluate --checkpoint RUN_DIR --data SOURCE [--split val|all] [--prefix-s K] [--json] [--no-cache]
+    score    --checkpoint RUN_DIR [--data SOURCE] [--if-needed] [--json]
     diagnose --checkpoint RUN_DIR --data SOURCE [--profile ID] [--steps N]
     generate --checkpoint RUN_DIR [--origin ... --process ... --variety ... --roast-level ...
              --flavors a,b --roaster ... --charge-temp F] (--duration S | --drop-temp F) --out FILE
@@ -32,6 +33,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
     p.set_defaults(handler=_evaluate)
+
+    p = subparsers.add_parser(
+        "score", help="score a run on its validation roasts and store it (RUN_DIR/scores.json)",
+        description="What every training does when it finishes, for runs that predate it and imported "
+                    "ones: teacher forcing, free running, physics, baselines fitted on the run's training "
+                    "data and the diagnosis, on the run's validation roasts, stored atomically in "
+                    "RUN_DIR/scores.json for the dashboard to read. Progress goes to stderr.")
+    p.add_argument("--checkpoint", required=True, metavar="RUN_DIR")
+    p.add_argument("--data", default=None, metavar="SOURCE",
+                   help="the run's data (default: the data source its manifest records)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    p.add_argument("--if-needed", action="store_true", help="do nothing when current scores are stored")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_score)
 
     p = subparsers.add_parser(
         "diagnose", help="step-by-step generation trace (raw / clamped / real) for one profile")
@@ -87,10 +102,7 @@ def _progress(done: int, total: int, stage: str) -> None:
 
 def _evaluate(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
-    from roastcore.evaluate import (
-        evaluate_run,
-        to_json,
-    )
+    from roastcore.evaluate import evaluate_run, to_json
 
     run_dir = _check_run(args.checkpoint)
     if args.prefix_s < 0:
@@ -105,6 +117,27 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _score(args) -> int:
+    # deferred: torch-heavy, and `roastcore --help` stays fast
+    from roastcore.evaluate import needs_scoring, score_run, stored_report, to_json
+
+    run_dir = _check_run(args.checkpoint)
+    if args.if_needed and not needs_scoring(run_dir):
+        report = stored_report(run_dir)
+        if report is None:  # current scores absent but not needed: the run is not usable
+            raise CliError(f"--checkpoint {run_dir}: not usable, nothing to score")
+        print(to_json(report) if args.json else f"{run_dir}: scores are current; nothing to do")
+        return 0
+    profiles = _load_profiles(args.data) if args.data else None
+    report = score_run(run_dir, profiles, device=args.device, progress=None if args.json else _progress)
+    if args.json:
+        print(to_json(report))
+    else:
+        print(format_report(report))
+        print(f"stored in {run_dir / 'scores.json'}")
+    return 0
+
+
 def _fmt(value, spec=".2f", unit="") -> str:
     if value is None:
         return "n/a"
@@ -112,6 +145,9 @@ def _fmt(value, spec=".2f", unit="") -> str:
 
 
 def format_report(report) -> str:
+    # deferred: torch-heavy, and `roastcore --help` stays fast
+    from roastcore.diagnose import growth_phrase
+
     tf, fr, bl, dg = report.teacher_forcing, report.free_run, report.baselines, report.diagnosis
     lines = [
         f"checkpoint {report.run_dir}  split {report.split}  profiles {report.n_profiles}"
@@ -138,15 +174,20 @@ def format_report(report) -> str:
         lines.append(row(label, bl[name]))
     lines.append(f"  model TP temp MAE {_fmt(fr['tp_temp_mae_f'], '.1f')} °F, FCs time MAE "
                  f"{_fmt(fr['fcs_time_mae_s'], '.0f')} s ({fr['fcs_missed']} never reach FCs), DTR MAE {_fmt(fr['dtr_mae_pct'], '.1f')} pts, "
-                 f"error growth {fr['error_growth']:.2f}x")
+                 f"error {growth_phrase(fr['error_growth'])} late vs early-mid")
+    if report.baseline_fit.get("description"):
+        lines.append(f"  {report.baseline_fit['description']}")
     if fr.get("physics_pass_pct"):
         lines.append("  physics pass: " + ", ".join(f"{k} {v:.0f}%" for k, v in fr["physics_pass_pct"].items()))
     lines += ["", f"Diagnosis: {dg['verdict'].upper()}"]
     lines += [f"  - {e}" for e in dg["evidence"]]
     if dg.get("suggestion"):
         lines.append(f"  next: preset '{dg['suggestion']}' ({dg['suggestion_reason']})")
+    elif dg["verdict"] != "healthy" and dg.get("suggestion_reason"):
+        lines.append(f"  next: {dg['suggestion_reason']}")
     for note in report.notes:
-        lines.append(f"note: {note}")
+        if note != report.baseline_fit.get("description"):  # shown with the baselines above
+            lines.append(f"note: {note}")
     return "\n".join(lines)
 
 
@@ -154,7 +195,7 @@ def _diagnose(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.checkpoints import load_run
     from roastcore.diagnose import step_trace
-    from roastcore.evaluate import select_split
+    from roastcore.evaluate import evaluated_set
     from roastcore.predict import find_profile
 
     run_dir = _check_run(args.checkpoint)
@@ -164,7 +205,7 @@ def _diagnose(args) -> int:
         profile = find_profile(profiles, args.profile)  # profile id, batch id or file name
     else:
         try:
-            val, _, _, _ = select_split(profiles, loaded.manifest or {}, "val")
+            val, _, _ = evaluated_set(profiles, loaded.manifest or {}, "val")
         except ValueError:
             val = profiles
         profile = val[0]
@@ -192,6 +233,7 @@ def _generate(args) -> int:
     from roastcore.checkpoints import load_run
     from roastcore.generate import (
         EXPORT_SUFFIXES,
+        Provenance,
         RoastRequest,
         export_profile,
         generate_profile,
@@ -210,7 +252,7 @@ def _generate(args) -> int:
         raise CliError(str(exc)) from None
     loaded = load_run(run_dir, "cpu")
     profile = generate_profile(loaded.model, request)
-    path = export_profile(profile, args.out)
+    path = export_profile(profile, args.out, provenance=Provenance.for_request(run_dir.resolve().name, request))
     print(f"wrote {path}: {profile.duration_s:.0f} s, charge {profile.charge_f:.0f} °F, "
           f"drop {profile.finish_f:.0f} °F")
     return 0

@@ -146,6 +146,7 @@ class ProgressBar:
 def run_training(experiment, data: str, out: str, device: str | None = None, progress: bool = True):
     """Load `data`, split, train into `out` with SIGTERM/SIGINT as cooperative cancel."""
     # deferred: torch-heavy, and `roastcore --help` stays fast
+    from roastcore.evaluate import ScoreOnFinish
     from roastcore.io import load_source
     from roastcore.train import run_experiment
 
@@ -158,8 +159,10 @@ def run_training(experiment, data: str, out: str, device: str | None = None, pro
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: cancel.set())
     try:
+        # The finished run scores itself here, once, for CLI, jobs and dashboard runs alike.
+        callbacks = ([ProgressBar()] if progress else []) + [ScoreOnFinish(report.profiles)]
         return run_experiment(experiment, report.profiles, run_dir=out, data_source=str(data),
-                              callbacks=[ProgressBar()] if progress else [], cancel=cancel, device=device)
+                              callbacks=callbacks, cancel=cancel, device=device)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -224,12 +224,17 @@ def _meta(header: dict, name: str) -> ProfileMeta:
 
 
 # ------------------------------------------------------------------ writing
-def to_csv_text(profile: Profile, unit: str = "F") -> str:
+def to_csv_text(profile: Profile, unit: str = "F", generated: dict | None = None) -> str:
+    """`generated` ({"model", "request", "created"}) marks a model's curve in the header."""
     if unit not in ("C", "F"):
         raise ValueError(f"unit must be 'C' or 'F', got {unit!r}")
     suffix = unit.lower()
     conv = f_to_c if unit == "C" else (lambda a: np.asarray(a, dtype=float))
     lines = ["# roastcore profile"]
+    if generated:  # first thing in the file: this curve is a model's, not a real roast
+        lines = ["# roastcore GENERATED profile (not a real roast)"] + [
+            f"# generated_{key}: {json.dumps(str(generated.get(key, '?')), ensure_ascii=False)}"
+            for key in ("model", "request", "created")]
     meta = profile.meta.to_dict()
     meta.pop("source_file", None)
     for key, value in meta.items():
@@ -249,6 +254,7 @@ def to_csv_text(profile: Profile, unit: str = "F") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_csv(profile: Profile, path: str | os.PathLike, unit: str = "F") -> None:
-    """Write `time_s,bt_f[,et_f]` (or °C columns with unit="C") with `# key: value` metadata."""
-    atomic_write_text(path, to_csv_text(profile, unit))
+def write_csv(profile: Profile, path: str | os.PathLike, unit: str = "F", generated: dict | None = None) -> None:
+    """Write `time_s,bt_f[,et_f]` (or °C columns with unit="C") with `# key: value` metadata;
+    `generated` names the model and request of a generated curve in the header."""
+    atomic_write_text(path, to_csv_text(profile, unit, generated))
