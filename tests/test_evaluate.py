@@ -390,12 +390,13 @@ def test_a_changed_data_source_is_not_taken_for_the_training_data(disjoint):
 
 
 def test_a_prior_model_falls_back_to_its_library(tmp_path):
+    from roastcore.architectures import build_model
     from roastcore.checkpoints import save_checkpoint
     from roastcore.evaluate import evaluate_run, library_profiles
     from roastcore.experiments import ExperimentConfig
     from roastcore.features import TemperatureScaler
     from roastcore.io import dataset_fingerprint
-    from roastcore.model import ModelConfig, build_model
+    from roastcore.model import ModelConfig
     from roastcore.prior import PriorLibrary
     from roastcore.simulate import generate_dataset
 
