@@ -74,6 +74,19 @@ class JobNotFound(JobError):
 
 
 # --------------------------------------------------------------------------------------------
+# Run names chosen by the user (JobRunner.submit(name=...))
+_RUN_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _check_run_name(name: str) -> None:
+    """JobError unless `name` is a plain folder name (no path, no dots-only, no spaces)."""
+    if (not isinstance(name, str) or not 1 <= len(name) <= 80 or not set(name) <= _RUN_NAME_CHARS
+            or not name[0].isalnum()):
+        raise JobError(f"name: {name!r} is not a run name (1-80 letters, digits, '.', '_' or '-', "
+                       "starting with a letter or digit)")
+
+
+# --------------------------------------------------------------------------------------------
 # The job record
 
 
@@ -746,12 +759,16 @@ class JobRunner:
 
     def submit(self, preset: str, overrides: Mapping[str, Any] | list[str] | None, data: str,
                device: str = "auto", epochs: int | None = None, seed: int | None = None,
-               force: bool = False) -> Job:
+               force: bool = False, name: str | None = None) -> Job:
         """Queue a training job (and start it if a slot is free).
 
         Returns the already queued/running identical job (same preset, overrides, epochs, seed
-        and data fingerprint) instead of a new one unless `force`.
+        and data fingerprint) instead of a new one unless `force`. `name` names the run
+        directory (letters, digits, '.', '_', '-'; not yet taken in the runs directory);
+        default: `<preset>_<time>_<job id>`.
         """
+        if name is not None:
+            _check_run_name(name)
         if not isinstance(preset, str) or not preset.strip():
             raise JobError(f"preset: expected a preset name, got {preset!r}")
         preset = preset.strip()
@@ -787,7 +804,10 @@ class JobRunner:
             while conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone():
                 job_id = secrets.token_hex(4)
             safe_preset = "".join(c if c.isalnum() or c in "-_" else "-" for c in preset)
-            run_name = f"{safe_preset}_{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}_{job_id}"
+            run_name = name or f"{safe_preset}_{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}_{job_id}"
+            if name and ((self.runs_dir / name).exists()
+                         or conn.execute("SELECT 1 FROM jobs WHERE run_name = ?", (name,)).fetchone()):
+                raise JobError(f"name: {name!r} is taken in {self.runs_dir}; choose another")
             run_dir = self.runs_dir / run_name
             job = Job(
                 id=job_id, state=QUEUED, preset=preset, overrides=overrides_n, data=data_n,
