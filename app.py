@@ -83,11 +83,12 @@ def sidebar() -> _ui.Ctx:
     pending = ss.pop(_ui.PENDING_RUN, None)
     if pending in names:
         ss["sb_run"] = pending
-    # Options change (a run was deleted, a dataset imported): drop stale choices.
-    if ss.get("sb_data") not in data_options:
-        ss["sb_data"] = default_spec
-    if ss.get("sb_run") not in names:
-        ss["sb_run"] = names[0] if names else None
+    # Options change (a run was deleted, a dataset imported): drop stale choices. Every choice is
+    # also set again (pinned) before its widget is drawn: a label may have changed since the browser
+    # saw it (a run finished, a new TF MAE), and Streamlit matches the browser's value by label, so
+    # the picker would otherwise jump to its first option.
+    _ui.keep_choice("sb_data", list(data_options), default_spec)
+    _ui.keep_choice("sb_run", names, names[0] if names else None)
     ss["sb_cmp"] = [c for c in ss.get("sb_cmp", []) if c in names and c != ss["sb_run"]]
 
     labels = {r.name: r.label for r in runs}

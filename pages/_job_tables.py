@@ -105,7 +105,26 @@ def jobs_table(jobs: Sequence, progress: Mapping[str, object] | None = None, now
         })
     cols = ["job", "preset", "state", "device", "epoch", "train objective", "val loss", "val TF MAE °F", "best",
             "elapsed", "ETA", "run"]
-    return pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(rows, columns=cols)
+    for col in ("train objective", "val loss", "val TF MAE °F"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")  # None -> NaN: a blank cell, not "None"
+    return df
+
+
+def plot_selection(jobs: Sequence, chosen: Sequence[str] | None, seen: Sequence[str] | None,
+                   limit: int = 4) -> tuple[list[str], list[str]]:
+    """(jobs whose loss curves to draw, jobs considered so far). First time: plot_default. Later:
+    the user's choice, minus deleted jobs, plus jobs that started since (a finished job keeps its
+    curve and a newly started one joins it)."""
+    ids = [j.id for j in jobs]
+    if chosen is None:
+        picked = plot_default(jobs, limit)
+    else:
+        new = [i for i in plot_default(jobs, len(ids)) if i not in set(seen or ())]
+        picked = [i for i in chosen if i in ids] + new
+        picked = list(dict.fromkeys(picked))[: max(limit, len(chosen))]
+    started = plot_default(jobs, len(ids)) if ids else []
+    return picked, sorted(set(seen or ()) | set(started) | set(picked))
 
 
 def plot_default(jobs: Sequence, limit: int = 4) -> list[str]:

@@ -64,9 +64,8 @@ with _ui.guard("the jobs page"):
         st.dataframe(jt.jobs_table(jobs, progress, last_metrics=last), hide_index=True, width="stretch",
                      key="jobs_table", column_config=_ui.column_help(jt.JOB_COLUMN_HELP, wide=("best", "run")))
         ids = [j.id for j in sorted(jobs, key=lambda j: -(j.created_at or 0))]
-        if "jobs_plot" not in st.session_state:
-            st.session_state["jobs_plot"] = jt.plot_default(jobs)
-        st.session_state["jobs_plot"] = [i for i in st.session_state["jobs_plot"] if i in ids]
+        st.session_state["jobs_plot"], st.session_state["jobs_plot_seen"] = jt.plot_selection(
+            jobs, st.session_state.get("jobs_plot"), st.session_state.get("jobs_plot_seen"))
         names = {j.id: f"{j.run_name} · {j.id}" for j in jobs}
         chosen = st.multiselect("Loss curves for", ids, key="jobs_plot", format_func=lambda i: names.get(i, i))
         history = jt.history_frame({names[i]: metrics[i] for i in chosen if i in metrics})
@@ -90,8 +89,7 @@ with _ui.guard("the jobs page"):
         st.subheader("Manage a job")
         by_id = {j.id: j for j in jobs_now}
         ids = [j.id for j in sorted(jobs_now, key=lambda j: -(j.created_at or 0))]
-        if st.session_state.get("jobs_pick") not in ids:
-            st.session_state["jobs_pick"] = ids[0]
+        _ui.keep_choice("jobs_pick", ids, ids[0])  # its labels carry the live state
         pick = st.selectbox("Job", ids, key="jobs_pick",
                             format_func=lambda i: f"{by_id[i].run_name} · {i} · {by_id[i].state}"
                             if i in by_id else str(i))

@@ -222,6 +222,47 @@ def test_setup_page_live_params_validation_and_diff(runs_dir):
     assert at.select_slider(key="set_d_model").value == 64 and not at.error
 
 
+def test_setup_page_offers_a_readable_run_name_device_and_seed(runs_dir):
+    at = open_page("pages/setup_page.py")
+    assert at.text_input(key="set_run_name").value == "micro-model-1"
+    assert at.get("button_group")[-1].proto.label == "Device"
+    assert at.number_input(key="set_seed").value == 0
+    # The default follows the preset; a taken or malformed name is refused before launch.
+    at.selectbox(key="set_preset").set_value("combined_fix").run()
+    assert at.text_input(key="set_run_name").value == "combined-fix-1"
+    (runs_dir / "combined-fix-1").mkdir()
+    try:
+        at.text_input(key="set_run_name").set_value("combined-fix-1").run()
+        assert any("taken" in e.value for e in at.error) and at.button(key="set_launch").disabled
+        at.text_input(key="set_run_name").set_value("../../etc").run()
+        assert any("Run name" in e.value for e in at.error) and at.button(key="set_launch").disabled
+    finally:
+        (runs_dir / "combined-fix-1").rmdir()
+
+
+@pytest.mark.slow  # starts a real job process
+def test_setup_page_launches_with_the_chosen_name_device_and_seed(runs_dir):
+    from roastcore.jobs import JobRunner
+
+    runner = JobRunner(runs_dir)
+    at = open_page("pages/setup_page.py")
+    try:
+        at.text_input(key="set_run_name").set_value("my-first-run").run()
+        at.get("button_group")[-1].set_value("cpu").run()
+        at.number_input(key="set_seed").set_value(7).run()
+        at.number_input(key="set_epochs").set_value(300).run()
+        at.button(key="set_launch").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        job = next(j for j in runner.list() if j.run_name == "my-first-run")
+        assert (job.device_requested, job.seed, job.epochs) == ("cpu", 7, 300)
+        assert any("my-first-run" in m.value for m in at.success)
+        assert at.text_input(key="set_run_name").value == "micro-model-1"  # the next free name
+    finally:
+        for job in runner.list():
+            if job.is_active:
+                runner.cancel(job.id, grace_s=2.0)
+
+
 def test_jobs_page_empty_state_and_recovery_action(runs_dir):
     at = open_page("pages/jobs_page.py")
     assert at.header[0].value == "Training jobs"
@@ -251,6 +292,44 @@ def test_jobs_page_recovery_suite_queues_five_presets_and_cancel(runs_dir):
         at.button(key="jobs_cancel").click().run()
         assert runner.get(newest).state == "cancelled"
         assert any(f"{newest} · cancelled" in m.value for m in at.markdown)
+    finally:
+        for job in runner.list():
+            if job.is_active:
+                runner.cancel(job.id, grace_s=2.0)
+
+
+@pytest.mark.slow  # trains a one-epoch job and starts a second one
+def test_jobs_page_labels_figures_keeps_finished_curves_and_offers_the_run(runs_dir):
+    import time
+
+    from roastcore.jobs import JobRunner
+
+    runner = JobRunner(runs_dir)
+    try:
+        quick = runner.submit("micro_model", {"step_s": 5.0}, "synthetic:30", epochs=2, name="quick-run")
+        deadline = time.monotonic() + 300
+        while runner.get(quick.id).is_active and time.monotonic() < deadline:
+            time.sleep(1.0)
+        assert runner.get(quick.id).state == "succeeded", runner.logs(quick.id)
+        runner.submit("micro_model", {"step_s": 5.0}, "synthetic:30", epochs=500, name="long-run")
+        at = open_page("pages/jobs_page.py")
+        table = next(df.value for df in at.dataframe if "best" in df.value.columns)
+        row = table.set_index("run").loc["quick-run"]
+        # Figures say what they are: the objective, the TF loss, a °F figure, the best's metric.
+        assert {"train objective", "val loss", "val TF MAE °F"} <= set(table.columns)
+        assert row["best"].endswith("val loss (epoch 2)") or row["best"].endswith("val loss (epoch 1)")
+        assert row["val TF MAE °F"] > 0
+        # The finished job's curve is drawn by default, next to the running one's (once it has one).
+        fig = charts(at)[-1]
+        assert any(n.startswith("quick-run") for n in trace_names(fig))
+        assert fig.layout.yaxis.tickformat and fig.layout.xaxis.dtick == 1
+        # The Job selector names the run and its state; the finished run can be selected.
+        at.selectbox(key="jobs_pick").set_value(quick.id).run()
+        assert at.selectbox(key="jobs_pick").options[
+            at.selectbox(key="jobs_pick").index] == f"quick-run · {quick.id} · succeeded"
+        at.button(key="jobs_select").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert sidebar_box(at, "Checkpoint").value == "quick-run"
     finally:
         for job in runner.list():
             if job.is_active:

@@ -274,6 +274,11 @@ def test_plot_default_keeps_a_finished_job_and_signature_tracks_states():
     jobs = [J("done", "succeeded", 1.0, 1.0), J("live", "running", 2.0, 2.0), J("wait", "queued", 3.0, None)]
     assert _job_tables.plot_default(jobs) == ["live", "done"]
     assert _job_tables.plot_default([J("wait", "queued", 3.0, None)]) == ["wait"]
+    picked, seen = _job_tables.plot_selection(jobs, None, None)
+    assert picked == ["live", "done"]
+    # Later: the user's choice is kept, and a job that started since joins it.
+    jobs[2].state, jobs[2].started_at = "running", 3.0
+    assert _job_tables.plot_selection(jobs, ["done"], seen)[0] == ["done", "wait"]
     before = _job_tables.job_signature(jobs)
     jobs[1].state = "succeeded"
     assert _job_tables.job_signature(jobs) != before
