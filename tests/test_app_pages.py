@@ -258,9 +258,15 @@ def test_setup_page_launches_with_the_chosen_name_device_and_seed(runs_dir):
         assert any("my-first-run" in m.value for m in at.success)
         assert at.text_input(key="set_run_name").value == "micro-model-1"  # the next free name
     finally:
-        for job in runner.list():
-            if job.is_active:
-                runner.cancel(job.id, grace_s=2.0)
+        clear_jobs(runner)
+
+
+def clear_jobs(runner) -> None:
+    """Cancel and delete every job (and its run): later tests expect an empty job store."""
+    for job in runner.list():
+        if job.is_active:
+            runner.cancel(job.id, grace_s=2.0)
+        runner.delete(job.id)
 
 
 def test_jobs_page_empty_state_and_recovery_action(runs_dir):
@@ -331,9 +337,7 @@ def test_jobs_page_labels_figures_keeps_finished_curves_and_offers_the_run(runs_
         assert not at.exception and not at.error, [e.value for e in at.error]
         assert sidebar_box(at, "Checkpoint").value == "quick-run"
     finally:
-        for job in runner.list():
-            if job.is_active:
-                runner.cancel(job.id, grace_s=2.0)
+        clear_jobs(runner)
 
 
 def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):

@@ -234,6 +234,7 @@ def build_demo_study(study_dir: Path, data: str = DEMO_STUDY_DATA) -> dict:
     """Run the demo study into `study_dir`; like the runs, swapped in only once complete."""
     import shutil
 
+    # Imported here, not at the top: `roastcore --help` stays fast (no torch).
     from roastcore.io import load_source
     from roastcore.study import StudyConfig, run_study
 
