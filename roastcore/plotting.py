@@ -365,7 +365,7 @@ def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
     best = _tf_best(df)
     values = np.concatenate([df["tf_mae_f"].to_numpy(float), df["persistence_mae_f"].dropna().to_numpy(float)])
     values = values[values > 0]
-    lo, hi = math.log10(values.min() / 3.0), math.log10(values.max() * 3.0)  # room for the bar text
+    lo, hi = math.log10(values.min() / 3.0), math.log10(values.max() * 1.5)
     lo, hi = min(lo, math.log10(0.5)), max(hi, math.log10(20.0))
     _log_bands(fig, TF_BANDS, lo, hi)
     fig.add_trace(go.Bar(
@@ -373,9 +373,13 @@ def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
         marker=dict(color=[color_for(str(r), colors) for r in df["run"]],
                     line=dict(color=[INK if r == best else "rgba(0,0,0,0)" for r in df["run"]], width=2)),
         text=[_tf_bar_text(row, best) for row in df.itertuples()],
-        textposition="outside", cliponaxis=False, showlegend=False,
-        hovertemplate="%{y}: %{x:.2f} °F<extra></extra>",
+        textposition="none", showlegend=False, hovertemplate="%{y}: %{text}<extra></extra>",
     ))
+    # The figures in a column right of the plot: beside the bars they would cross the marks.
+    for row in df.itertuples():
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", xshift=8, y=row.run, yref="y",
+                           text=_tf_bar_text(row, best), showarrow=False, align="left",
+                           font=dict(size=12), name=f"value {row.run}")
     for step, part in df[df["persistence_mae_f"].notna()].groupby(df["step_s"].fillna(-1.0), sort=True):
         label = "persistence" + (f" at {step:g} s steps" if step > 0 else "")
         fig.add_trace(go.Scatter(
@@ -386,14 +390,17 @@ def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
     fig.update_xaxes(title_text="teacher-forcing MAE (°F, log scale, lower is better)", type="log",
                      range=[lo, hi], tickformat="~g")
     fig.update_layout(showlegend=True, bargap=0.35)
-    return _layout(fig, max(height, 140 + 44 * len(df)))
+    _layout(fig, max(height, 140 + 44 * len(df)))
+    fig.update_layout(margin=dict(r=250))
+    return fig
 
 
 def _tf_bar_text(row, best: str | None) -> str:
     text = f"{row.tf_mae_f:.2f} °F"
     persistence = getattr(row, "persistence_mae_f", float("nan"))
     if persistence and math.isfinite(persistence) and persistence > 0:
-        text += f" · {row.tf_mae_f / persistence:.2g}× persistence"
+        ratio = row.tf_mae_f / persistence
+        text += f" · {ratio:.2g}× persistence" if ratio < 10 else f" · {ratio:,.0f}× persistence"
     return text + ("  ★ best" if row.run == best else "")
 
 
