@@ -47,6 +47,13 @@ def build_navigation():
     return st.navigation(pages, position="sidebar")
 
 
+LINK_NOTICE = "_link_notice"
+
+
+def _picked(ss) -> tuple:
+    return ss.get("sb_data"), ss.get("sb_run"), tuple(ss.get("sb_cmp") or ())
+
+
 def sidebar() -> _ui.Ctx:
     runs_dir = _state.runs_dir_from_env()
     _ui.clean_leftovers_once(str(runs_dir))
@@ -60,11 +67,15 @@ def sidebar() -> _ui.Ctx:
 
     ss = st.session_state
     if not ss.get("_sel_init"):
-        sel = _state.decode_selection(st.query_params.to_dict(), known_runs=names, known_data=data_options)
+        params = st.query_params.to_dict()
+        sel = _state.decode_selection(params, known_runs=names, known_data=data_options)
         ss["sb_data"] = sel.data or default_spec
         ss["sb_run"] = sel.run or (names[0] if names else None)
         ss["sb_cmp"] = list(sel.compare)
         ss["_sel_init"] = True
+        # Said until the user picks something else: a bad or stale link is not silently replaced.
+        notice = _state.link_notice(params, sel)
+        ss[LINK_NOTICE] = (notice, _picked(ss)) if notice else None
     # A page asked for a selection (a dataset was just imported, a run just launched).
     pending = ss.pop(_ui.PENDING_DATA, None)
     if pending in data_options:
@@ -72,25 +83,33 @@ def sidebar() -> _ui.Ctx:
     pending = ss.pop(_ui.PENDING_RUN, None)
     if pending in names:
         ss["sb_run"] = pending
-    # Options change (a run was deleted, a dataset imported): drop stale choices.
-    if ss.get("sb_data") not in data_options:
-        ss["sb_data"] = default_spec
-    if ss.get("sb_run") not in names:
-        ss["sb_run"] = names[0] if names else None
+    # Options change (a run was deleted, a dataset imported): drop stale choices. Every choice is
+    # also set again (pinned) before its widget is drawn: a label may have changed since the browser
+    # saw it (a run finished, a new TF MAE), and Streamlit matches the browser's value by label, so
+    # the picker would otherwise jump to its first option.
+    _ui.keep_choice("sb_data", list(data_options), default_spec)
+    _ui.keep_choice("sb_run", names, names[0] if names else None)
     ss["sb_cmp"] = [c for c in ss.get("sb_cmp", []) if c in names and c != ss["sb_run"]]
 
     labels = {r.name: r.label for r in runs}
+    notice = ss.get(LINK_NOTICE)
     with st.sidebar:
         st.markdown("### :material/coffee: Roast Lab")
+        if notice and notice[1] == _picked(ss):
+            st.warning(notice[0], icon=":material/link_off:")
+        # The full labels are in each help tooltip: the sidebar is narrow and cuts long ones.
         data_key = st.selectbox("Dataset", list(data_options), key="sb_data",
                                 format_func=lambda k: data_options.get(k, k),
-                                help="The built-in simulator set, or a dataset imported on the Data page.")
+                                help="The built-in simulator set, or a dataset imported on the Data page. "
+                                     f"Selected: {data_options.get(ss['sb_data'], ss['sb_data'])}.")
         if names:
             run = st.selectbox("Checkpoint", names, key="sb_run", format_func=lambda n: labels.get(n, n),
-                               help="The primary checkpoint used by every page.")
+                               help="The primary checkpoint used by every page. "
+                                    f"Selected: {labels.get(ss['sb_run'], ss['sb_run'])}.")
             compare = st.multiselect("Compare with", [n for n in names if n != run], key="sb_cmp",
                                      format_func=lambda n: labels.get(n, n),
-                                     help="Extra checkpoints drawn beside the primary one.")
+                                     help="Extra checkpoints drawn beside the primary one."
+                                          + "".join(f"\n- {labels.get(n, n)}" for n in ss["sb_cmp"]))
             primary = next(r for r in runs if r.name == run)
             st.caption(_runs.run_caption(primary))
         else:

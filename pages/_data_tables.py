@@ -87,6 +87,19 @@ def categorical_counts(profiles: Sequence[Profile], field_name: str) -> pd.DataF
 
 
 # ---------------------------------------------------------------------------- import reports
+def upload_limit_text(per_file_mb, total_bytes: int) -> str:
+    """'at most 25 MB per file and 25 MB in all': the uploader's limits, said up front."""
+    total_mb = total_bytes / 2**20
+    try:
+        per_file = float(per_file_mb)
+    except (TypeError, ValueError):
+        per_file = total_mb
+    if per_file >= total_mb:
+        return f"at most {total_mb:g} MB in all"
+    return f"at most {per_file:g} MB per file and {total_mb:g} MB in all"
+
+
+
 def rejected_table(report) -> pd.DataFrame:
     rows = []
     for r in getattr(report, "rejected", None) or ():

@@ -25,8 +25,38 @@ FREE_RUN_COLUMNS = (
     ("dtr_mae_pct", "DTR MAE pp"), ("ror_mae_f_per_min", "RoR MAE °F/min"),
     ("physics_valid_pct", "physics valid %"), ("gen_std_f", "curve std °F"),
 )
+FREE_RUN_HELP = {
+    "curve from": "A checkpoint, or a baseline fitted on the run's training roasts.",
+    "MAE °F": "Mean absolute error of the free-running curve against the real one, °F.",
+    "RMSE °F": "Root mean square error, °F (punishes large misses).",
+    "finish MAE °F": "Error of the final (drop) temperature, °F.",
+    "TP time MAE s": "Error of the turning-point time, seconds.",
+    "FCs time MAE s": "Error of the first-crack time, seconds.",
+    "DTR MAE pp": "Error of the development time ratio, percentage points.",
+    "RoR MAE °F/min": "Error of the rate of rise, °F per minute.",
+    "physics valid %": "Share of curves passing every physics check (higher is better).",
+    "curve std °F": "Spread of the generated curve; near 0 means a collapse to a constant.",
+}
+PHYSICS_HELP = {"curve": "The real roast, or a checkpoint's generated curve.",
+                "all pass": "✓ when every physics check passes.",
+                "why": "The checks that failed, and by how much."}
 BASELINE_LABELS = {"mean_curve": "baseline: mean curve", "knn": "baseline: kNN",
                    "aligned_knn": "baseline: aligned kNN"}
+# Column tooltips of the teacher-forcing table (full text where a narrow column cuts its name).
+TF_COLUMN_HELP = {
+    "run": "Checkpoint (run directory name).",
+    "best": "★: the lowest teacher-forcing MAE among the runs that beat their own persistence.",
+    "TF MAE °F": "Teacher-forcing MAE: next-step error from the real history, °F.",
+    "band": "Interpretation band of the TF MAE: excellent < 10 °F, good < 50, moderate < 150, else poor.",
+    "persistence MAE °F": "MAE of 'next = current' at this run's step size, on the same positions.",
+    "MAE / persistence": "TF MAE divided by persistence MAE; below 1 beats persistence.",
+    "step s": "The model's time step in seconds (persistence is scored at the same step).",
+    "free-run MAE °F": "Free-running MAE from CHARGE (scored on request), °F.",
+    "model_type": "transformer or gru.",
+    "d_model": "Model width.",
+    "layers": "Number of layers.",
+    "params": "Trainable parameters.",
+}
 # diagnose verdict -> the alert style it is shown in
 VERDICT_STYLE = {"healthy": "success", "below baseline": "info", "exposure bias": "warning",
                  "did not learn": "error", "collapsed": "error"}
@@ -56,31 +86,55 @@ def tf_table(entries: Sequence[Mapping]) -> pd.DataFrame:
             "band": tf.get("band") or tf_band(mae),
             "persistence_mae_f": _num(tf, "persistence_mae_f"),
             "skill_ratio": _num(tf, "skill_ratio"),
+            "step_s": _num(tf, "step_s"),
             "free_run_mae_f": _num(e.get("free_run"), "mae_f"),
             "model_type": model.get("model_type"),
             "d_model": model.get("d_model"),
             "layers": model.get("n_layers"),
             "params": e.get("n_params"),
         })
-    df = pd.DataFrame(rows, columns=["run", "tf_mae_f", "band", "persistence_mae_f", "skill_ratio",
+    df = pd.DataFrame(rows, columns=["run", "tf_mae_f", "band", "persistence_mae_f", "skill_ratio", "step_s",
                                      "free_run_mae_f", "model_type", "d_model", "layers", "params"])
-    for col in ("tf_mae_f", "persistence_mae_f", "skill_ratio", "free_run_mae_f", "d_model", "layers", "params"):
+    for col in ("tf_mae_f", "persistence_mae_f", "skill_ratio", "step_s", "free_run_mae_f", "d_model", "layers",
+                "params"):
         df[col] = pd.to_numeric(df[col], errors="coerce")  # None -> NaN, shown as a dash
     df = df.sort_values("tf_mae_f", na_position="last").reset_index(drop=True)
-    df.insert(1, "best", ["★" if i == 0 and pd.notna(v) else "" for i, v in enumerate(df["tf_mae_f"])])
+    # Only a run that beats its own persistence (same step size) can be the best one.
+    beats = df["tf_mae_f"] < df["persistence_mae_f"]
+    first = beats.idxmax() if beats.any() else None
+    df.insert(1, "best", ["★" if i == first else "" for i in df.index])
     return df
 
 
+def persistence_by_step(table: pd.DataFrame) -> str:
+    """'0.83 °F at 1 s, 4.1 °F at 5 s': persistence MAE per step size in a tf_table."""
+    if table is None or table.empty:
+        return "–"
+    parts = []
+    for step, part in table.dropna(subset=["persistence_mae_f"]).groupby("step_s", dropna=False, sort=True):
+        value = float(part["persistence_mae_f"].mean())  # same step and roasts: the same figure
+        parts.append(f"{value:.2f} °F" + (f" at {step:g} s" if pd.notna(step) else ""))
+    return ", ".join(parts) or "–"
+
+
 def tf_conclusion(table: pd.DataFrame) -> tuple[str, str]:
-    """(kind, text) about the best checkpoint: 'struggles' when even teacher forcing is
-    moderate/poor; 'scheduled_sampling' when it learns with teacher forcing but its free-running
-    MAE is AUTOREGRESSIVE_GAP times worse (and above 50 °F); 'needs_free_run' when that is not
-    scored yet; 'ok' otherwise. kind drives the colour; text is shown as is."""
+    """(kind, text) about the best checkpoint (the starred row of tf_table): 'no_skill' when no
+    run beats its persistence; 'struggles' when even teacher forcing is moderate/poor;
+    'scheduled_sampling' when it learns with teacher forcing but its free-running MAE is
+    AUTOREGRESSIVE_GAP times worse (and above 50 °F); 'needs_free_run' when that is not scored
+    yet; 'ok' otherwise. kind drives the colour; text is shown as is."""
     if table is None or table.empty or pd.isna(table.iloc[0]["tf_mae_f"]):
         return "none", "No teacher-forcing result yet."
-    best = table.iloc[0]
+    starred = table[table["best"] == "★"] if "best" in table else table.iloc[:0]
+    best = starred.iloc[0] if len(starred) else table.iloc[0]
     tf, free = float(best["tf_mae_f"]), best.get("free_run_mae_f")
     band = tf_band(tf)
+    persistence = best.get("persistence_mae_f")
+    if "best" in table and not (table["best"] == "★").any() and pd.notna(persistence):
+        return "no_skill", (f"No checkpoint beats persistence (next = current) at its own step size: the lowest "
+                            f"teacher-forcing MAE, **{best['run']}** at {tf:.2f} °F, is no better than its "
+                            f"persistence ({float(persistence):.2f} °F). The model has not learned the "
+                            "dynamics yet: check normalisation, targets (residual) and learning rate.")
     if band in ("moderate", "poor"):
         return "struggles", (f"**{best['run']}** struggles even with teacher forcing (MAE {tf:.1f} °F, {band}): "
                              "the problem is the setup, not exposure bias. Check normalisation, model size "

@@ -6,8 +6,10 @@ jobs.JobProgress objects by attribute, so any object with those fields works.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -22,9 +24,56 @@ def job_device(job) -> str:
                or getattr(job, "device_requested", None) or "–")
 
 
-def jobs_table(jobs: Sequence, progress: Mapping[str, object] | None = None, now: float | None = None) -> pd.DataFrame:
-    """One row per job (newest first): id, preset, state, device, epoch, losses, elapsed, ETA."""
+# What a run's "best" figure is, by TrainConfig.select_on: (short label, unit).
+SELECTION_LABELS = {"val_loss": ("val loss", ""), "val_free_mae": ("val free-run MAE", " °F")}
+# Column tooltips of the job table: what each figure is and in which units.
+JOB_COLUMN_HELP = {
+    "train objective": "The training objective on the last epoch, in model units. It adds rollout and "
+                       "scheduled-sampling terms when the preset uses them, so it is not comparable "
+                       "with the validation loss.",
+    "val loss": "Teacher-forcing loss on the validation roasts on the last epoch (model units).",
+    "val TF MAE °F": "Teacher-forcing MAE on the validation roasts on the last epoch, in °F: the "
+                     "figure the sidebar and the Teacher forcing page show.",
+    "best": "The best epoch's selection figure: the validation loss, or the free-running MAE in °F "
+            "for presets that pick their best epoch free-running (select_on = val_free_mae).",
+    "run": "The run directory (the checkpoint's name in the sidebar).",
+}
+
+
+def selection_metric(job) -> str:
+    """TrainConfig.select_on of a job's run: from the run's config.json once written, else from
+    its preset and overrides; 'val_loss' when neither can be read."""
+    config = Path(str(getattr(job, "run_dir", "") or "")) / "config.json"
+    try:
+        return str(json.loads(config.read_text())["train"]["select_on"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        from roastcore.experiments import get_preset  # only for jobs whose run has no config yet
+
+        experiment = get_preset(job.preset).experiment.with_overrides(dict(getattr(job, "overrides", {}) or {}))
+        return experiment.train.select_on
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return "val_loss"
+
+
+def best_text(value, epoch, select_on: str) -> str:
+    """'12.73 °F val free-run MAE (epoch 5)' or '0.3241 val loss (epoch 3)'; '–' without a value."""
+    v = finite_or_none(value)
+    if v is None:
+        return "–"
+    label, unit = SELECTION_LABELS.get(select_on, (select_on, ""))
+    number = f"{v:.2f}{unit}" if unit else f"{v:.4g}"
+    return f"{number} {label}" + (f" (epoch {epoch})" if epoch is not None else "")
+
+
+def jobs_table(jobs: Sequence, progress: Mapping[str, object] | None = None, now: float | None = None,
+               last_metrics: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """One row per job (newest first): id, preset, state, device, epoch, the last epoch's train
+    objective, val loss and val TF MAE (°F), the best epoch's selection figure with its name,
+    elapsed, ETA, run. `last_metrics`: the last metrics.jsonl row per job id."""
     progress = progress or {}
+    last_metrics = last_metrics or {}
     now = time.time() if now is None else now
     rows = []
     for job in sorted(jobs, key=lambda j: -(getattr(j, "created_at", 0) or 0)):
@@ -36,8 +85,9 @@ def jobs_table(jobs: Sequence, progress: Mapping[str, object] | None = None, now
             elapsed = (getattr(job, "ended_at", None) or now) - job.started_at
         eta = getattr(prog, "eta_s", None) if job.state == "running" else None
         best = getattr(prog, "best_val_loss", None)
+        best_epoch = getattr(prog, "best_epoch", None)
         if best is None:
-            best = getattr(job, "best_val_loss", None)
+            best, best_epoch = getattr(job, "best_val_loss", None), getattr(job, "best_epoch", None)
         state = job.state + (" (stalled)" if getattr(prog, "stalled", False) else "")
         rows.append({
             "job": job.id,
@@ -45,16 +95,49 @@ def jobs_table(jobs: Sequence, progress: Mapping[str, object] | None = None, now
             "state": state,
             "device": job_device(job),
             "epoch": "–" if epoch is None else (f"{epoch}/{epochs}" if epochs else str(epoch)),
-            "train loss": finite_or_none(getattr(prog, "train_loss", None)),
+            "train objective": finite_or_none(getattr(prog, "train_loss", None)),
             "val loss": finite_or_none(getattr(prog, "val_loss", None)),
-            "best val": finite_or_none(best),
+            "val TF MAE °F": finite_or_none((last_metrics.get(job.id) or {}).get("val_tf_mae_f")),
+            "best": best_text(best, best_epoch, selection_metric(job)),
             "elapsed": fmt_duration(elapsed),
             "ETA": fmt_duration(eta) if eta is not None else "–",
             "run": job.run_name,
         })
-    cols = ["job", "preset", "state", "device", "epoch", "train loss", "val loss", "best val",
+    cols = ["job", "preset", "state", "device", "epoch", "train objective", "val loss", "val TF MAE °F", "best",
             "elapsed", "ETA", "run"]
-    return pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(rows, columns=cols)
+    for col in ("train objective", "val loss", "val TF MAE °F"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")  # None -> NaN: a blank cell, not "None"
+    return df
+
+
+def plot_selection(jobs: Sequence, chosen: Sequence[str] | None, seen: Sequence[str] | None,
+                   limit: int = 4) -> tuple[list[str], list[str]]:
+    """(jobs whose loss curves to draw, jobs considered so far). First time: plot_default. Later:
+    the user's choice, minus deleted jobs, plus jobs that started since (a finished job keeps its
+    curve and a newly started one joins it)."""
+    ids = [j.id for j in jobs]
+    if chosen is None:
+        picked = plot_default(jobs, limit)
+    else:
+        new = [i for i in plot_default(jobs, len(ids)) if i not in set(seen or ())]
+        picked = [i for i in chosen if i in ids] + new
+        picked = list(dict.fromkeys(picked))[: max(limit, len(chosen))]
+    started = plot_default(jobs, len(ids)) if ids else []
+    return picked, sorted(set(seen or ()) | set(started) | set(picked))
+
+
+def plot_default(jobs: Sequence, limit: int = 4) -> list[str]:
+    """The jobs whose loss curves are drawn by default: the newest `limit` that have started
+    (running or finished, so a job that just finished keeps its curve), else the newest one."""
+    newest = sorted(jobs, key=lambda j: -(getattr(j, "created_at", 0) or 0))
+    started = [j.id for j in newest if getattr(j, "started_at", None) or j.state != "queued"]
+    return started[:limit] or [j.id for j in newest[:1]]
+
+
+def job_signature(jobs: Sequence) -> tuple:
+    """(id, state) of every job: when it changes, the page reruns in full (sidebar runs, selectors)."""
+    return tuple(sorted((j.id, j.state) for j in jobs))
 
 
 def history_frame(metrics_by_run: Mapping[str, Sequence[Mapping]]) -> pd.DataFrame:
@@ -89,7 +172,7 @@ def job_line(job, prog=None) -> str:
     epoch, epochs = getattr(prog, "epoch", None), getattr(prog, "epochs", None) or getattr(job, "epochs", None)
     if epoch is not None:
         bits.append(f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}")
-    for label, attr in (("train", "train_loss"), ("val", "val_loss")):
+    for label, attr in (("train objective", "train_loss"), ("val loss", "val_loss")):
         v = finite_or_none(getattr(prog, attr, None))
         if v is not None:
             bits.append(f"{label} {v:.4g}")

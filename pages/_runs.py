@@ -73,7 +73,7 @@ def run_label(run: RunChoice) -> str:
 
 def run_caption(run: RunChoice) -> str:
     m = run.metrics
-    bits = [f"status **{run.status or 'unknown'}**"]
+    bits = [f"**{run.name}**", f"status **{run.status or 'unknown'}**"]
     if m.get("preset"):
         bits.append(f"preset `{m['preset']}`")
     if finite_or_none(m.get("best_val_loss")) is not None:
@@ -85,3 +85,18 @@ def run_caption(run: RunChoice) -> str:
     if m.get("n_params") is not None:
         bits.append(f"{fmt_count(m['n_params'])} params")
     return " · ".join(bits)
+
+
+def discover_studies(runs_dir, demo_dir: Path | None = None) -> list[Path]:
+    """Study folders (roastcore.study.list_studies) in `runs_dir`, then the shipped demo studies
+    (checkpoints/studies/*) whose names the runs directory does not already hold, so a fresh
+    install shows one."""
+    from roastcore.study import list_studies
+
+    demo_dir = DEFAULT_RUNS_DIR if demo_dir is None else Path(demo_dir)
+    found = list_studies(runs_dir)
+    names = {p.name for p in found}
+    if Path(demo_dir).is_dir() and (not Path(runs_dir).exists()
+                                    or Path(demo_dir).resolve() != Path(runs_dir).resolve()):
+        found += [p for p in list_studies(demo_dir) if p.name not in names and p.parent.name == "studies"]
+    return found

@@ -5,7 +5,9 @@ No streamlit import: unit-tested in tests/test_dashboard_helpers.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -104,3 +106,48 @@ def training_health(n_params: int, n_profiles: int, val_frac: float) -> tuple[in
     n_train = max(1, int(round(n_profiles * (1 - val_frac))))
     per_sample = n_params / n_train
     return n_train, per_sample, health_band(per_sample)
+
+
+# ---------------------------------------------------------------------------- device
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def device_help(cuda_available: bool | None = None) -> str:
+    """The device selector's help, saying whether this machine has a GPU."""
+    if cuda_available is None:
+        import torch  # the setup page has loaded torch already (parameter counts)
+
+        cuda_available = bool(torch.cuda.is_available())
+    where = "A CUDA GPU is available here." if cuda_available else "No CUDA GPU was found here: 'cuda' jobs are refused."
+    return f"auto: the GPU when there is one, else the CPU. {where}"
+
+
+# ---------------------------------------------------------------------------- run names
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+def readable_run_name(preset: str, taken) -> str:
+    """'combined-fix-2': the preset with dashes and the smallest number not in `taken`."""
+    stem = "".join(c if c.isalnum() else "-" for c in preset.lower()).strip("-") or "run"
+    taken = set(taken)
+    n = 1
+    while f"{stem}-{n}" in taken:
+        n += 1
+    return f"{stem}-{n}"
+
+
+def taken_run_names(runs_dir, jobs: Sequence = ()) -> set[str]:
+    """Names a new run may not take: folders in the runs directory and every job's run name."""
+    runs_dir = Path(runs_dir)
+    names = {p.name for p in runs_dir.iterdir()} if runs_dir.is_dir() else set()
+    return names | {j.run_name for j in jobs}
+
+
+def check_run_name(name: str, taken) -> str | None:
+    """None when `name` can name a new run, else why not (one line)."""
+    if not RUN_NAME.match(name or ""):
+        return ("Run name: use letters, digits, '.', '_' or '-' (at most 80, starting with a letter "
+                "or digit)")
+    if name in set(taken):
+        return f"Run name: {name!r} is taken in the runs directory; choose another"
+    return None

@@ -119,3 +119,36 @@ def decode_selection(params: Mapping, known_runs: Iterable[str] | None = None,
             if runs is None or name in runs:
                 compare.append(name)
     return Selection(data=data, run=run, compare=tuple(compare[:8]))
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A URL value quoted for a message: no markdown or backticks, cut to `limit` characters."""
+    text = "".join(ch for ch in str(value) if ch.isprintable() and ch != "`")
+    return "`" + (text[:limit] + "…" if len(text) > limit else text) + "`"
+
+
+def ignored_link_values(params: Mapping, sel: Selection) -> list[str]:
+    """What decode_selection dropped from a link, in words (one item per dropped value)."""
+    out = []
+    data = _first(params.get("data"))
+    if data and data != sel.data:
+        out.append(f"dataset {_shown(data)} (not a dataset listed here)")
+    run = _first(params.get("run"))
+    if run and run != sel.run:
+        out.append(f"checkpoint {_shown(run)} (no such checkpoint)")
+    raw = params.get("cmp", "")
+    if isinstance(raw, (list, tuple)):
+        raw = ",".join(str(r) for r in raw)
+    for name in str(raw or "").split(","):
+        name = name.strip()
+        if name and name not in sel.compare and name != sel.run:
+            out.append(f"comparison checkpoint {_shown(name)} (no such checkpoint)")
+    return out[:6]
+
+
+def link_notice(params: Mapping, sel: Selection) -> str | None:
+    """The sentence telling the user which parts of a link were ignored, or None."""
+    dropped = ignored_link_values(params, sel)
+    if not dropped:
+        return None
+    return "Ignored from the link: " + "; ".join(dropped) + ". Showing the defaults instead."

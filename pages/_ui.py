@@ -240,6 +240,22 @@ def plotly(fig, key: str, filename: str = "roast_lab") -> None:
     })
 
 
+def keep_choice(key: str, options, default=None) -> None:
+    """Set a keyed picker's value again before it is drawn: its value if still an option, else
+    `default`. The picker's labels may have changed since the browser last saw them (a job's
+    state, a run's latest figure); Streamlit matches the value the browser sends by its label, so
+    an unpinned picker would silently jump to its first option."""
+    value = st.session_state.get(key)
+    st.session_state[key] = value if value in options else default
+
+
+def column_help(helps: dict, wide=()) -> dict:
+    """st.dataframe column_config giving each named column its full text on hover (help=) and
+    the `wide` ones a large width, so cut-off headers and cells can still be read."""
+    return {col: st.column_config.Column(col, help=text, width="large" if col in wide else None)
+            for col, text in helps.items()}
+
+
 def submit_button(label: str, key: str, action, disabled: bool = False, **kwargs) -> None:
     """A button that is disabled while its action runs (double-click safe on top of
     JobRunner.submit's idempotence): the click only sets a flag (on_click), the run that follows

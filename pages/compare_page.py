@@ -7,7 +7,7 @@ import streamlit as st
 from pages import _coffee_form as form
 from pages import _ui
 from pages._data_tables import profile_label
-from pages._eval_tables import free_run_table, physics_checks
+from pages._eval_tables import FREE_RUN_HELP, PHYSICS_HELP, free_run_table, physics_checks
 from pages._format import fmt_mmss
 from roastcore.inspect_run import curve_profile, export_bytes, request_choices
 from roastcore.plotting import grid_figure, overlay_figure
@@ -53,7 +53,9 @@ with _ui.guard("the comparison page"):
         panels = [(i, by_id[i], {name: curves[k] for name, curves in per_run.items()}) for k, i in enumerate(ids)]
         _ui.plotly(grid_figure(panels, 1.0, colors=c.colors, cols=3 if n == 9 else 2), "cmp_grid", "roast_grid")
     else:
-        pid = st.selectbox("Validation roast", list(labels), key="cmp_profile", format_func=labels.get)
+        # Keyed on dataset and primary run: another choice gets a fresh picker, never stale labels.
+        pid = st.selectbox("Validation roast", list(labels), key=f"cmp_profile:{c.data_key}:{runs[0].name}",
+                           format_func=lambda i: labels.get(i, str(i)))
         real = by_id[pid]
         with st.spinner("Generating…"):
             curves = {r.name: _ui.generated(r, c.data_spec, [pid])[0] for r in runs}
@@ -63,7 +65,8 @@ with _ui.guard("the comparison page"):
         fig = overlay_figure(real, curves, 1.0, colors=c.colors, show_ror=show_ror, show_events=show_events)
         _ui.plotly(fig, "cmp_chart", f"roast_{pid}")
         st.subheader("Physics checks")
-        st.dataframe(physics_checks(real, curves), hide_index=True, width="stretch", key="cmp_physics")
+        st.dataframe(physics_checks(real, curves), hide_index=True, width="stretch", key="cmp_physics",
+                     column_config=_ui.column_help(PHYSICS_HELP, wide=("why",)))
         st.subheader("Download a generated curve")
         which = st.selectbox("Curve", list(curves), key="cmp_dl_run")
         downloads(curve_profile(curves[which], f"{which}_{pid}", like=real), f"{which}_{pid}", "cmp_dl")
@@ -81,7 +84,8 @@ with _ui.guard("the comparison page"):
     if reports:
         primary = reports.get(runs[0].name) or next(iter(reports.values()))
         table = free_run_table({n: r["free_run"] for n, r in reports.items()}, primary.get("baselines"))
-        st.dataframe(table, hide_index=True, width="stretch", key="cmp_metrics_table")
+        st.dataframe(table, hide_index=True, width="stretch", key="cmp_metrics_table",
+                     column_config=_ui.column_help(FREE_RUN_HELP, wide=("curve from",)))
         st.caption("Baselines are fitted on the run's training roasts. Lower is better except "
                    "'physics valid %'; 'curve std' near 0 means the model collapsed to a constant.")
 

@@ -47,8 +47,11 @@ with tab_import, _ui.guard("the import form"):
     how = st.radio("Source", ["Upload files", "Folder on the server"], horizontal=True, key="imp_how")
     name = st.text_input("Dataset name", value="my_roasts", key="imp_name", max_chars=60)
     if how == "Upload files":
-        files = st.file_uploader("Roast logs", type=["alog", "csv", "json", "zip"], accept_multiple_files=True,
-                                 key="imp_files", help=f"At most {registry.MAX_UPLOAD_TOTAL_BYTES // 2**20} MB in all.")
+        limit = tables.upload_limit_text(st.get_option("server.maxUploadSize"), registry.MAX_UPLOAD_TOTAL_BYTES)
+        files = st.file_uploader(f"Roast logs (.alog, .csv, .json or .zip; {limit})", type=["alog", "csv", "json", "zip"],
+                                 accept_multiple_files=True, key="imp_files",
+                                 help=f"{limit[0].upper()}{limit[1:]}. A larger file is refused by the browser "
+                                      "(shown in red); zip a folder or import it from the server instead.")
         if st.button("Import uploaded files", key="imp_upload_go", disabled=not files, type="primary") and files:
             try:
                 with st.spinner("Importing…"):
@@ -99,15 +102,21 @@ with tab_browse, _ui.guard("the dataset browser"):
         st.stop()
     if getattr(report, "rejected", None):
         st.warning(f"{len(report.rejected)} files of this dataset were rejected on load.")
-    labels = {i: tables.profile_label(p, i) for i, p in enumerate(profiles)}
-    picked = st.multiselect("Roasts to draw", list(labels), default=tables.spread_indices(len(profiles), 3),
-                            key="data_pick", format_func=labels.get, max_selections=10)
+    by_id = {p.id: p for p in profiles}
+    labels = {p.id: tables.profile_label(p, i) for i, p in enumerate(profiles)}
+    ids = list(labels)
+    # Keyed on the dataset: another dataset gets a fresh picker (its own roasts, 3 by default)
+    # rather than the previous dataset's labels, which the browser would send back.
+    picked = st.multiselect("Roasts to draw", ids, default=[ids[i] for i in tables.spread_indices(len(ids), 3)],
+                            key=f"data_pick:{c.data_key}", format_func=lambda i: labels.get(i, str(i)),
+                            max_selections=10)
+    picked = [i for i in picked if i in by_id]
     opts = st.columns(2)
     show_ror = opts[0].toggle("Rate of rise", value=True, key="data_ror")
     show_events = opts[1].toggle("Events", value=True, key="data_events")
     if picked:
-        st.plotly_chart(curves_figure([profiles[i] for i in picked], show_ror=show_ror, show_events=show_events),
-                        key="data_curves")
+        _ui.plotly(curves_figure([by_id[i] for i in picked], show_ror=show_ror, show_events=show_events),
+                   "data_curves", "roasts")
     else:
         st.info("Pick one or more roasts to draw their curves.")
     st.subheader("Summary statistics")

@@ -7,6 +7,7 @@ import streamlit as st
 from pages import _ui
 from pages._data_tables import profile_label
 from pages._eval_tables import VERDICT_STYLE, step_table
+from pages._setup_form import readable_run_name, taken_run_names
 from roastcore.inspect_run import trace_steps
 from roastcore.plotting import step_trace_arrays, step_trace_figure
 
@@ -20,12 +21,9 @@ with _ui.guard("the diagnostic page"):
         _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup_page.py",
                         "Experiment setup")
         st.stop()
-    names = [r.name for r in c.runs]
-    primary = c.selection.run if c.selection.run in names else names[0]
-    # Keyed on the sidebar's choice: picking another primary checkpoint resets this picker.
-    run_name = st.selectbox("Checkpoint", names, index=names.index(primary), key=f"diag_run_{primary}",
-                            format_func=lambda n: c.run(n).label)
-    run = c.run(run_name)
+    run = c.primary or c.runs[0]  # the sidebar's checkpoint: this page has no picker of its own
+    run_name = run.name
+    st.caption(f"Checkpoint: **{run_name}** (change it in the sidebar).")
     loaded = _ui.load_run(run)
     val, split_label = _ui.validation_profiles(run, c.data_spec)
     if not val:
@@ -34,8 +32,9 @@ with _ui.guard("the diagnostic page"):
         st.stop()
     labels = {p.id: profile_label(p, i) for i, p in enumerate(val)}
     cols = st.columns([3, 2])
-    pid = cols[0].selectbox(f"Validation roast ({split_label})", list(labels), key="diag_profile",
-                            format_func=labels.get)
+    # Keyed on dataset and run: another choice gets a fresh picker, never stale labels.
+    pid = cols[0].selectbox(f"Validation roast ({split_label})", list(labels), key=f"diag_profile:{c.data_key}:{run_name}",
+                            format_func=lambda i: labels.get(i, str(i)))
     profile = next(p for p in val if p.id == pid)
     full, step_s = trace_steps(loaded, profile)
     steps = cols[1].slider(f"Steps (of {full} at {step_s:g} s)", min_value=10, max_value=max(full, 11),
@@ -47,7 +46,8 @@ with _ui.guard("the diagnostic page"):
 
     m = st.columns(3)
     m[0].metric("Variance of the generated values", f"{trace['variance_f2']:.1f} °F²")
-    m[1].metric("Variance verdict", trace["variance_verdict"])
+    # Markdown, not st.metric: a metric cuts a long verdict ("constant output (collapsed)").
+    m[1].markdown(f"Variance verdict  \n**{trace['variance_verdict']}**")
     m[2].metric("Clamp active", f"{len(trace['clamp_steps'])} of {len(trace['rows'])} steps")
     with st.expander("Step table", expanded=False):
         st.dataframe(step_table(trace), hide_index=True, width="stretch", key="diag_table")
@@ -72,8 +72,10 @@ with _ui.guard("the diagnostic page"):
         def launch() -> None:
             from roastcore.jobs import JobRunner
 
-            job = JobRunner(c.runs_dir).submit(suggestion, {}, c.data_spec)
-            st.session_state["diag_job"] = f"Job {job.id} ({job.preset}) is {job.state}."
+            r = JobRunner(c.runs_dir)
+            job = r.submit(suggestion, {}, c.data_spec,
+                           name=readable_run_name(suggestion, taken_run_names(c.runs_dir, r.list())))
+            st.session_state["diag_job"] = f"Job {job.id} ({job.preset}) is {job.state}: run **{job.run_name}**."
 
         _ui.submit_button(f"Launch {suggestion}", "diag_launch", launch, type="primary",
                           icon=":material/rocket_launch:")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _job_tables as jt
 from pages import _ui
-from pages._job_tables import RECOVERY_SUITE, history_frame, job_fraction, job_line, jobs_table
+from pages._setup_form import readable_run_name, taken_run_names
 from roastcore.plotting import loss_figure
 
 POLL_S = 2.0
@@ -23,6 +24,7 @@ def runner():
 with _ui.guard("the jobs page"):
     jobs_now = runner().list()
     active_at_start = any(j.is_active for j in jobs_now)
+    signature = jt.job_signature(jobs_now)
 
     top = st.columns([3, 2])
     with top[0]:
@@ -30,12 +32,15 @@ with _ui.guard("the jobs page"):
                    f"Dataset for new jobs: **{c.data_label}**.")
     def queue_suite() -> None:
         r = runner()
-        queued = [r.submit(p, {}, c.data_spec) for p in RECOVERY_SUITE]
-        st.session_state["jobs_suite_msg"] = "Queued: " + ", ".join(f"{j.preset} ({j.id})" for j in queued)
+        queued = []
+        for preset in jt.RECOVERY_SUITE:
+            name = readable_run_name(preset, taken_run_names(c.runs_dir, r.list()))
+            queued.append(r.submit(preset, {}, c.data_spec, name=name))
+        st.session_state["jobs_suite_msg"] = "Queued: " + ", ".join(f"{j.run_name} ({j.id})" for j in queued)
 
     with top[1]:
         _ui.submit_button("Launch the recovery suite", "jobs_suite", queue_suite, icon=":material/rocket_launch:",
-                          help="Queues " + ", ".join(RECOVERY_SUITE) + f" on {c.data_label}.")
+                          help="Queues " + ", ".join(jt.RECOVERY_SUITE) + f" on {c.data_label}.")
     if st.session_state.get("jobs_suite_msg"):
         st.success(st.session_state["jobs_suite_msg"])
 
@@ -43,31 +48,34 @@ with _ui.guard("the jobs page"):
     def live():
         r = runner()
         jobs = r.list()
+        if jt.job_signature(jobs) != signature:
+            # A job started, ended or appeared: rerun the whole page so the sidebar lists the new
+            # run, the Job selector shows the new state and polling starts or stops.
+            st.rerun(scope="app")
         if not jobs:
             _ui.empty_state("No training jobs yet: launch one on Experiment setup, or queue the "
                             "recovery suite above.", "pages/setup_page.py", "Experiment setup")
             return
         progress = {j.id: r.progress(j.id) for j in jobs}
+        metrics = {j.id: r.metrics(j.id) for j in jobs}
         for job in sorted((j for j in jobs if j.is_active), key=lambda j: j.created_at or 0):
-            st.progress(job_fraction(progress[job.id]), text=job_line(job, progress[job.id]))
-        st.dataframe(jobs_table(jobs, progress), hide_index=True, width="stretch", key="jobs_table")
+            st.progress(jt.job_fraction(progress[job.id]), text=jt.job_line(job, progress[job.id]))
+        last = {i: rows[-1] for i, rows in metrics.items() if rows}
+        st.dataframe(jt.jobs_table(jobs, progress, last_metrics=last), hide_index=True, width="stretch",
+                     key="jobs_table", column_config=_ui.column_help(jt.JOB_COLUMN_HELP, wide=("best", "run")))
         ids = [j.id for j in sorted(jobs, key=lambda j: -(j.created_at or 0))]
-        default = [j for j in ids if next(x for x in jobs if x.id == j).is_active][:4] or ids[:1]
-        if "jobs_plot" not in st.session_state:
-            st.session_state["jobs_plot"] = default
-        st.session_state["jobs_plot"] = [i for i in st.session_state["jobs_plot"] if i in ids]
-        names = {j.id: f"{j.preset} · {j.id}" for j in jobs}
-        chosen = st.multiselect("Loss curves for", ids, key="jobs_plot", format_func=lambda i: names[i])
-        history = history_frame({names[i]: r.metrics(i) for i in chosen})
+        st.session_state["jobs_plot"], st.session_state["jobs_plot_seen"] = jt.plot_selection(
+            jobs, st.session_state.get("jobs_plot"), st.session_state.get("jobs_plot_seen"))
+        names = {j.id: f"{j.run_name} · {j.id}" for j in jobs}
+        chosen = st.multiselect("Loss curves for", ids, key="jobs_plot", format_func=lambda i: names.get(i, i))
+        history = jt.history_frame({names[i]: metrics[i] for i in chosen if i in metrics})
         if history.empty:
             st.info("No epochs recorded yet for the chosen jobs; curves appear after the first epoch.")
         else:
-            st.plotly_chart(loss_figure(history), key="jobs_loss")
-        still_active = any(j.is_active for j in jobs)
-        if active_at_start and not still_active:
-            st.rerun(scope="app")  # stop polling: the fragment is rebuilt with run_every=None
-        if still_active and not active_at_start:
-            st.rerun(scope="app")  # something started elsewhere: start polling
+            _ui.plotly(loss_figure(history, colors=c.colors), "jobs_loss", "losses")
+            st.caption("Losses are in model units. The train objective adds rollout and scheduled-sampling "
+                       "terms when a preset uses them, so it can sit far above the validation loss; compare "
+                       "runs by val TF MAE (°F) in the table.")
 
     live()
 
@@ -77,17 +85,16 @@ with _ui.guard("the jobs page"):
         text = runner().logs(job_id, tail=40)
         st.code(text or "(no log output yet)", language=None)
 
-    jobs = runner().list()
-    if jobs:
+    if jobs_now:
         st.subheader("Manage a job")
-        by_id = {j.id: j for j in jobs}
-        ids = [j.id for j in sorted(jobs, key=lambda j: -(j.created_at or 0))]
-        if st.session_state.get("jobs_pick") not in ids:
-            st.session_state["jobs_pick"] = ids[0]
+        by_id = {j.id: j for j in jobs_now}
+        ids = [j.id for j in sorted(jobs_now, key=lambda j: -(j.created_at or 0))]
+        _ui.keep_choice("jobs_pick", ids, ids[0])  # its labels carry the live state
         pick = st.selectbox("Job", ids, key="jobs_pick",
-                            format_func=lambda i: f"{by_id[i].preset} · {i} · {by_id[i].state}")
+                            format_func=lambda i: f"{by_id[i].run_name} · {i} · {by_id[i].state}"
+                            if i in by_id else str(i))
         job = by_id[pick]
-        st.markdown(job_line(job, runner().progress(pick)))
+        st.markdown(jt.job_line(job, runner().progress(pick)))
         cols = st.columns(3)
         if cols[0].button("Cancel", key="jobs_cancel", disabled=not job.is_active, icon=":material/stop_circle:"):
             with st.spinner("Cancelling…"):
@@ -98,6 +105,11 @@ with _ui.guard("the jobs page"):
                           help="Deletes the job and its run directory (finished jobs only)."):
             runner().delete(pick)
             st.toast(f"Job {pick} deleted")
+            st.rerun()
+        usable = c.run(job.run_name) is not None  # the sidebar lists it: it holds weights
+        if cols[2].button("Select its run", key="jobs_select", disabled=not usable, icon=":material/check_circle:",
+                          help=f"Make {job.run_name} the sidebar's checkpoint (once it has saved an epoch)."):
+            _ui.select_run(job.run_name)
             st.rerun()
         if job.reason:
             st.caption(f"Reason: {job.reason.splitlines()[0]}")

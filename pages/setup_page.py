@@ -24,11 +24,20 @@ def param_count(experiment_json: str) -> int:
 
 
 def apply_preset() -> None:
-    """Load the chosen preset's values into the widgets."""
+    """Load the chosen preset's values (and seed, and a fresh run name) into the widgets."""
     from roastcore.experiments import get_preset
 
-    for key, value in form.preset_values(get_preset(st.session_state["set_preset"]).experiment).items():
+    experiment = get_preset(st.session_state["set_preset"]).experiment
+    for key, value in form.preset_values(experiment).items():
         st.session_state[f"set_{key}"] = value
+    st.session_state["set_seed"] = int(experiment.train.seed)
+    st.session_state.pop("set_run_name", None)
+
+
+def run_name_taken() -> set:
+    from roastcore.jobs import JobRunner
+
+    return form.taken_run_names(c.runs_dir, JobRunner(c.runs_dir).list())
 
 
 with _ui.guard("the experiment setup"):
@@ -88,6 +97,23 @@ with _ui.guard("the experiment setup"):
 
     overrides, experiment, invalid = form.apply_values(base, v)
 
+    st.markdown("**Run**")
+    taken = run_name_taken()
+    if not st.session_state.get("set_run_name"):  # a new preset, or the last name was just used
+        st.session_state["set_run_name"] = form.readable_run_name(name, taken)
+    if "set_seed" not in st.session_state:
+        st.session_state["set_seed"] = int(base.train.seed)
+    run_cols = st.columns([2, 1, 1])
+    run_name = run_cols[0].text_input("Run name", key="set_run_name", max_chars=80,
+                                      help="The run directory and the checkpoint's name in the sidebar.").strip()
+    device = run_cols[1].segmented_control("Device", list(form.DEVICE_CHOICES), key="set_device",
+                                           default="auto", help=form.device_help()) or "auto"
+    seed = run_cols[2].number_input("Seed", 0, 2**31 - 1, step=1, key="set_seed",
+                                    help="Seeds the weights, the batches and the train/validation split.")
+    name_error = form.check_run_name(run_name, taken)
+    if name_error:
+        st.error(name_error)
+
     st.divider()
     cols = st.columns([1, 1, 1, 2])
     if invalid:
@@ -114,16 +140,27 @@ with _ui.guard("the experiment setup"):
         st.dataframe(diff, hide_index=True, width="stretch", key="set_diff")
 
     def launch() -> None:
-        from roastcore.jobs import JobRunner
+        from roastcore.jobs import JobError, JobRunner
 
-        # epochs travel as submit's own argument (JobRunner refuses them as an override)
-        job_overrides = {k: val for k, val in overrides.items() if k != "epochs"}
-        job = JobRunner(c.runs_dir).submit(name, job_overrides, c.data_spec, epochs=int(experiment.train.epochs))
-        st.session_state["set_last_job"] = (job.id, job.preset, job.state)
+        # epochs, seed and device travel as submit's own arguments (refused as overrides)
+        job_overrides = {k: val for k, val in overrides.items() if k not in ("epochs", "seed")}
+        try:
+            job = JobRunner(c.runs_dir).submit(name, job_overrides, c.data_spec, epochs=int(experiment.train.epochs),
+                                               seed=int(seed), device=device, name=run_name)
+        except JobError as exc:
+            st.session_state["set_last_job"] = None
+            st.session_state["set_launch_error"] = str(exc)
+            return
+        st.session_state["set_last_job"] = (job.id, job.preset, job.state, job.run_name)
+        st.session_state.pop("set_launch_error", None)
+        st.session_state.pop("set_run_name", None)  # the next launch gets the next free name
 
-    _ui.submit_button("Launch", "set_launch", launch, disabled=experiment is None, type="primary",
+    _ui.submit_button("Launch", "set_launch", launch, disabled=experiment is None or bool(name_error),
+                      type="primary",
                       icon=":material/rocket_launch:", help=f"Queue a background training job on {c.data_label}.")
+    if st.session_state.get("set_launch_error"):
+        st.error(st.session_state["set_launch_error"])
     if st.session_state.get("set_last_job"):
-        job_id, job_preset, state = st.session_state["set_last_job"]
-        st.success(f"Job **{job_id}** ({job_preset}) is {state}.")
+        job_id, job_preset, state, job_run = st.session_state["set_last_job"]
+        st.success(f"Job **{job_id}** ({job_preset}) is {state}: run **{job_run}**.")
         st.page_link("pages/jobs_page.py", label="Watch it on Training jobs", icon=":material/arrow_forward:")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _ui
-from pages._eval_tables import tf_conclusion, tf_table
-from pages._format import fmt_float
+from pages._eval_tables import TF_COLUMN_HELP, persistence_by_step, tf_conclusion, tf_table
 from roastcore.inspect_run import run_model_info
 from roastcore.plotting import tf_comparison_figure
 
@@ -47,24 +46,30 @@ with _ui.guard("the teacher-forcing page"):
         st.stop()
     table = tf_table(entries)
     primary = results.get(c.selection.run) or next(iter(results.values()))
-    persistence = primary.get("persistence_mae_f")
-    _ui.plotly(tf_comparison_figure(table, persistence, colors=c.colors), "tf_chart", "teacher_forcing")
+    _ui.plotly(tf_comparison_figure(table, colors=c.colors), "tf_chart", "teacher_forcing")
 
     kind, text = tf_conclusion(table)
-    {"scheduled_sampling": st.warning, "struggles": st.warning, "ok": st.success}.get(kind, st.info)(text)
+    style = {"scheduled_sampling": st.warning, "struggles": st.warning, "no_skill": st.warning, "ok": st.success}
+    style.get(kind, st.info)(text)
     if kind == "needs_free_run":
-        best = c.run(table.iloc[0]["run"])
+        starred = table.loc[table["best"] == "★", "run"]
+        best = c.run(starred.iloc[0] if len(starred) else table.iloc[0]["run"])
         if st.button(f"Score {best.name} free-running (and its baselines)", key="tf_score", type="primary"):
             _ui.run_evaluations([best], c.data_spec)
             st.rerun()
 
     shown = table.rename(columns={"tf_mae_f": "TF MAE °F", "persistence_mae_f": "persistence MAE °F",
-                                  "skill_ratio": "MAE / persistence", "free_run_mae_f": "free-run MAE °F"})
+                                  "skill_ratio": "MAE / persistence", "step_s": "step s",
+                                  "free_run_mae_f": "free-run MAE °F"})
+    # Translucent green: readable under the light and the dark theme's text colour.
     styled = shown.style.apply(
-        lambda row: ["background-color: #d4edda; font-weight: 600" if row["best"] else "" for _ in row], axis=1
+        lambda row: ["background-color: rgba(40,167,69,0.25); font-weight: 600" if row["best"] else ""
+                     for _ in row], axis=1,
     ).format(precision=2, na_rep="–")
-    st.dataframe(styled, hide_index=True, width="stretch", key="tf_table",
-                 column_config={"params": st.column_config.NumberColumn("params", format="compact")})
+    config = _ui.column_help(TF_COLUMN_HELP, wide=("run",))
+    config["params"] = st.column_config.NumberColumn("params", format="compact", help=TF_COLUMN_HELP["params"])
+    st.dataframe(styled, hide_index=True, width="stretch", key="tf_table", column_config=config)
     st.caption("Bands: < 10 °F excellent · < 50 good · < 150 moderate · otherwise poor. "
-               f"Persistence at the model's step: {fmt_float(persistence, 2)} °F. Split: "
+               f"Persistence at each model's step: {persistence_by_step(table)}. ★ marks the lowest MAE "
+               "that beats its own persistence. Split: "
                f"{primary.get('split', 'val')} ({primary.get('n_val', '?')} roasts).")

@@ -24,20 +24,33 @@ from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import EVENT_NAMES, Profile, rate_of_rise
 
 # One colour per checkpoint, stable across pages: Plotly's qualitative palette (colour-blind
-# friendlier than matplotlib's tab10 for the first few). The real curve is always black.
+# friendlier than matplotlib's tab10 for the first few).
 PALETTE = (
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
 )
-REAL_COLOR = "#111111"
+# Theme-following colours. Streamlit's st.plotly_chart (theme="streamlit", its default) rewrites
+# these placeholder colours in the figure to the current theme's: INK becomes the theme's
+# near-black (light theme) or near-white (dark theme), BACKGROUND the page background. Anywhere
+# else (a notebook, a PNG) they read as near-black and near-black-blue, fine on plotly_white.
+# The real curve, reference lines and outlines use INK so they stay visible in both themes.
+INK = "#000037"  # streamlit_plotly_theme.GRAY_90
+BACKGROUND = "#000038"  # streamlit_plotly_theme.BG_COLOR
+REAL_COLOR = INK
 EVENT_COLORS = {"TP": "#6c757d", "DRY_END": "#b8860b", "FCs": "#c0392b", "FCe": "#e67e22",
-                "DROP": "#2c3e50"}
-HEALTH_COLORS = {"healthy": "#d4edda", "high": "#fff3cd", "severe": "#ffd8b5", "extreme": "#f8d7da"}
+                "DROP": "#8e44ad"}
+# Fills are translucent so bands read on a white and on a near-black background alike.
+HEALTH_COLORS = {"healthy": "rgba(40,167,69,0.30)", "high": "rgba(255,193,7,0.30)",
+                 "severe": "rgba(253,126,20,0.35)", "extreme": "rgba(220,53,69,0.35)"}
 
 # Teacher-forcing MAE bands (evaluate.MAE_BANDS) as (upper limit °F, label, fill colour).
-BAND_FILLS = {"excellent": "#d4edda", "good": "#e2f0d9", "moderate": "#fff3cd", "poor": "#f8d7da"}
+BAND_FILLS = {"excellent": "rgba(40,167,69,0.22)", "good": "rgba(140,200,90,0.20)",
+              "moderate": "rgba(255,193,7,0.22)", "poor": "rgba(220,53,69,0.22)"}
 TF_BANDS = tuple((limit, label, BAND_FILLS[label]) for limit, label in MAE_BANDS) + (
     (math.inf, "poor", BAND_FILLS["poor"]),)
+# A band is labelled only when it spans at least this share of the (log) axis, so labels of
+# narrow bands never overlap their neighbours'.
+BAND_LABEL_MIN_SHARE = 0.12
 
 
 # ---------------------------------------------------------------------------- time axis
@@ -125,13 +138,13 @@ def add_event_markers(fig: go.Figure, profile: Profile, row=None, col=None, name
         xs.append(t)
         ys.append(float(np.interp(t, profile.times_s, profile.bt)))
         labels.append(name)
-        colors.append(color or EVENT_COLORS.get(name, "#333"))
+        colors.append(color or EVENT_COLORS.get(name, INK))
     if not xs:
         return
     kw = {} if row is None else {"row": row, "col": col}
     fig.add_trace(go.Scatter(
         x=xs, y=ys, mode="markers+text" if show_text else "markers", text=labels, textposition="top center",
-        marker=dict(size=9, color=colors, symbol=symbol, line=dict(width=1, color="white")),
+        marker=dict(size=9, color=colors, symbol=symbol, line=dict(width=1, color=BACKGROUND)),
         name=f"events{label_suffix}", showlegend=False,
         customdata=np.array([[lab, fmt_mmss(x)] for lab, x in zip(labels, xs, strict=True)], dtype=object),
         hovertemplate="%{customdata[0]} at %{customdata[1]} · %{y:.1f} °F<extra></extra>",
@@ -265,9 +278,12 @@ def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndar
 def loss_figure(history: pd.DataFrame, colors: Mapping[str, str] | None = None, height: int = 380,
                 log_y: bool = True) -> go.Figure:
     """Train/val loss per epoch for one or more runs; the teacher-forcing ratio (when the run uses
-    scheduled sampling) on a secondary axis.
+    scheduled sampling) on a secondary axis. Epoch ticks are whole numbers; log-axis ticks read
+    as numbers (0.3, 0.5, 1), never as Plotly's bare mantissas (3, 5).
 
-    `history` columns: run, epoch, train_loss, val_loss and optionally tf_ratio.
+    `history` columns: run, epoch, train_loss, val_loss and optionally tf_ratio. Losses are in
+    model units; the train loss is the training objective (it may add rollout or scheduled-
+    sampling terms), so it need not be comparable with the validation loss.
     """
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     if history is None or history.empty:
@@ -276,61 +292,137 @@ def loss_figure(history: pd.DataFrame, colors: Mapping[str, str] | None = None, 
         color = color_for(str(run), colors)
         df = df.sort_values("epoch")
         if "train_loss" in df and df["train_loss"].notna().any():
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df["train_loss"], name=f"{run} train", mode="lines",
-                                     line=dict(color=color, dash="dot")), secondary_y=False)
+            fig.add_trace(go.Scatter(x=df["epoch"], y=df["train_loss"], name=f"{run} train objective",
+                                     mode="lines", line=dict(color=color, dash="dot"),
+                                     hovertemplate="epoch %{x} · train objective %{y:.4g}<extra></extra>"),
+                          secondary_y=False)
         if "val_loss" in df and df["val_loss"].notna().any():
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df["val_loss"], name=f"{run} val", mode="lines+markers",
-                                     line=dict(color=color), marker=dict(size=4)), secondary_y=False)
+            fig.add_trace(go.Scatter(x=df["epoch"], y=df["val_loss"], name=f"{run} val loss", mode="lines+markers",
+                                     line=dict(color=color), marker=dict(size=4),
+                                     hovertemplate="epoch %{x} · val loss %{y:.4g}<extra></extra>"),
+                          secondary_y=False)
         if "tf_ratio" in df and df["tf_ratio"].notna().any() and df["tf_ratio"].nunique() > 1:
             fig.add_trace(go.Scatter(x=df["epoch"], y=df["tf_ratio"], name=f"{run} teacher forcing",
                                      mode="lines", line=dict(color=color, dash="dashdot", width=1)),
                           secondary_y=True)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="loss", type="log" if log_y else "linear", secondary_y=False)
+    max_epoch = float(pd.to_numeric(history["epoch"], errors="coerce").max())
+    fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=0, dtick=epoch_dtick(max_epoch),
+                     tickformat="d")
+    fig.update_yaxes(title_text="loss (model units)", type="log" if log_y else "linear", tickformat="~g",
+                     secondary_y=False)
     fig.update_yaxes(title_text="teacher-forcing ratio", range=[0, 1.05], secondary_y=True, showgrid=False)
     return _layout(fig, height)
 
 
+def epoch_dtick(max_epoch: float, max_ticks: int = 12) -> int:
+    """A whole-number tick step for an epoch axis running to `max_epoch` (1, 2, 5, 10, 20, ...)."""
+    if not math.isfinite(max_epoch) or max_epoch <= max_ticks:
+        return 1
+    for step in (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
+        if max_epoch / step <= max_ticks:
+            return step
+    return int(10 ** math.ceil(math.log10(max_epoch / max_ticks)))
+
+
+def _tf_best(df: pd.DataFrame) -> str | None:
+    """The run marked best: the table's own 'best' mark, else the lowest MAE that beats its
+    persistence. None when no run beats persistence (then nothing is marked)."""
+    if "best" in df:
+        marked = df.loc[df["best"].astype(str).str.len() > 0, "run"]
+        return str(marked.iloc[0]) if len(marked) else None
+    ok = df[df["tf_mae_f"] < df["persistence_mae_f"]]
+    return None if ok.empty else str(ok.sort_values("tf_mae_f").iloc[0]["run"])
+
+
 def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
                          colors: Mapping[str, str] | None = None, height: int = 420) -> go.Figure:
-    """Horizontal bars of teacher-forcing MAE per checkpoint (sorted, best on top), the
-    interpretation bands shaded, and the persistence baseline as a vertical line.
+    """Horizontal bars of teacher-forcing MAE per checkpoint (sorted, best on top) on a log axis
+    (one run at 300 °F does not squash the rest), each with its own persistence mark: the
+    persistence MAE at that run's step size (a 5 s persistence is never drawn against a 1 s
+    model). The interpretation bands are shaded; only a run that beats its persistence is
+    marked "★ best".
 
-    `table` columns: run, tf_mae_f.
+    `table` columns: run, tf_mae_f, and persistence_mae_f, step_s, best where known (as
+    pages/_eval_tables.tf_table makes them). `baseline_mae` stands in for a missing
+    persistence_mae_f.
     """
     fig = go.Figure()
     if table is None or table.empty:
         return _layout(fig, height)
-    df = table.sort_values("tf_mae_f", ascending=False)
-    best = table.sort_values("tf_mae_f").iloc[0]["run"]
-    max_x = float(np.nanmax(df["tf_mae_f"].to_numpy(dtype=float)))
+    df = table.copy()
+    df["tf_mae_f"] = pd.to_numeric(df["tf_mae_f"], errors="coerce")
+    df = df[df["tf_mae_f"].notna() & (df["tf_mae_f"] > 0)]
+    if df.empty:
+        return _layout(fig, height)
+    if "persistence_mae_f" not in df:
+        df["persistence_mae_f"] = np.nan
+    df["persistence_mae_f"] = pd.to_numeric(df["persistence_mae_f"], errors="coerce")
     if baseline_mae is not None and math.isfinite(baseline_mae):
-        max_x = max(max_x, float(baseline_mae))
-    max_x = max(max_x * 1.15, 12.0)
-    lo = 0.0
-    for limit, label, fill in TF_BANDS:
-        hi = min(limit, max_x)
-        if hi > lo:
-            fig.add_vrect(x0=lo, x1=hi, fillcolor=fill, opacity=0.55, line_width=0, layer="below",
-                          annotation_text=label, annotation_position="top left",
-                          annotation_font_size=10)
-        lo = limit
-        if lo >= max_x:
-            break
+        df["persistence_mae_f"] = df["persistence_mae_f"].fillna(float(baseline_mae))
+    if "step_s" not in df:
+        df["step_s"] = np.nan
+    df = df.sort_values("tf_mae_f", ascending=False)
+    best = _tf_best(df)
+    values = np.concatenate([df["tf_mae_f"].to_numpy(float), df["persistence_mae_f"].dropna().to_numpy(float)])
+    values = values[values > 0]
+    lo, hi = math.log10(values.min() / 3.0), math.log10(values.max() * 1.5)
+    lo, hi = min(lo, math.log10(0.5)), max(hi, math.log10(20.0))
+    _log_bands(fig, TF_BANDS, lo, hi)
     fig.add_trace(go.Bar(
         y=df["run"], x=df["tf_mae_f"], orientation="h", name="teacher-forcing MAE",
         marker=dict(color=[color_for(str(r), colors) for r in df["run"]],
-                    line=dict(color=["#000" if r == best else "rgba(0,0,0,0)" for r in df["run"]], width=2)),
-        text=[f"{v:.1f} °F" + ("  ★ best" if r == best else "")
-              for r, v in zip(df["run"], df["tf_mae_f"], strict=True)],
-        textposition="outside", hovertemplate="%{y}: %{x:.2f} °F<extra></extra>",
+                    line=dict(color=[INK if r == best else "rgba(0,0,0,0)" for r in df["run"]], width=2)),
+        text=[_tf_bar_text(row, best) for row in df.itertuples()],
+        textposition="none", showlegend=False, hovertemplate="%{y}: %{text}<extra></extra>",
     ))
-    if baseline_mae is not None and math.isfinite(baseline_mae):
-        fig.add_vline(x=float(baseline_mae), line=dict(color="#333", dash="dash"),
-                      annotation_text=f"persistence {baseline_mae:.1f} °F", annotation_position="bottom right")
-    fig.update_xaxes(title_text="teacher-forcing MAE (°F, lower is better)", range=[0, max_x])
-    fig.update_layout(showlegend=False)
-    return _layout(fig, max(height, 120 + 40 * len(df)))
+    # The figures in a column right of the plot: beside the bars they would cross the marks.
+    for row in df.itertuples():
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", xshift=8, y=row.run, yref="y",
+                           text=_tf_bar_text(row, best), showarrow=False, align="left",
+                           font=dict(size=12), name=f"value {row.run}")
+    for step, part in df[df["persistence_mae_f"].notna()].groupby(df["step_s"].fillna(-1.0), sort=True):
+        label = "persistence" + (f" at {step:g} s steps" if step > 0 else "")
+        fig.add_trace(go.Scatter(
+            y=part["run"], x=part["persistence_mae_f"], mode="markers", name=label,
+            marker=dict(symbol="line-ns", size=26, line=dict(width=3, color=INK)),
+            hovertemplate="%{y}: " + label + " %{x:.2f} °F<extra></extra>",
+        ))
+    fig.update_xaxes(title_text="teacher-forcing MAE (°F, log scale, lower is better)", type="log",
+                     range=[lo, hi], tickformat="~g")
+    fig.update_layout(showlegend=True, bargap=0.35)
+    _layout(fig, max(height, 140 + 44 * len(df)))
+    fig.update_layout(margin=dict(r=250))
+    return fig
+
+
+def _tf_bar_text(row, best: str | None) -> str:
+    text = f"{row.tf_mae_f:.2f} °F"
+    persistence = getattr(row, "persistence_mae_f", float("nan"))
+    if persistence and math.isfinite(persistence) and persistence > 0:
+        ratio = row.tf_mae_f / persistence
+        text += f" · {ratio:.2g}× persistence" if ratio < 10 else f" · {ratio:,.0f}× persistence"
+    return text + ("  ★ best" if row.run == best else "")
+
+
+def _log_bands(fig: go.Figure, bands: Sequence[tuple[float, str, str]], lo: float, hi: float,
+               font_size: int = 11) -> None:
+    """Shade (upper limit, label, fill) bands over a log axis showing [lo, hi] (log10 units);
+    label each band spanning at least BAND_LABEL_MIN_SHARE of the axis, centred in it, so no two
+    labels overlap. Shapes take data units on a log axis, annotations log10 units."""
+    start = 10.0 ** lo
+    for limit, label, fill in bands:
+        x0, x1 = max(start, 10.0 ** lo), min(float(limit), 10.0 ** hi)
+        start = float(limit)
+        if x1 <= x0:
+            continue
+        fig.add_vrect(x0=x0, x1=x1, fillcolor=fill, opacity=1.0, line_width=0, layer="below")
+        share = (math.log10(x1) - math.log10(x0)) / (hi - lo)
+        if share >= BAND_LABEL_MIN_SHARE:
+            fig.add_annotation(x=(math.log10(x0) + math.log10(x1)) / 2, xref="x", y=1.0, yref="paper",
+                               yanchor="top", text=label, showarrow=False, font=dict(size=font_size),
+                               name=f"band {label}")
+        if limit >= 10.0 ** hi:
+            break
 
 
 def step_trace_arrays(trace: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -346,7 +438,7 @@ def step_trace_figure(times_s, raw_f, clamped_f, real_f, clamp: tuple[float, flo
     t = np.asarray(times_s, dtype=float)
     fig = go.Figure()
     if clamp is not None:
-        fig.add_hrect(y0=clamp[0], y1=clamp[1], fillcolor="#cfe2ff", opacity=0.35, line_width=0, layer="below",
+        fig.add_hrect(y0=clamp[0], y1=clamp[1], fillcolor="rgba(13,110,253,0.15)", opacity=1.0, line_width=0, layer="below",
                       annotation_text=f"clamp {clamp[0]:.0f}–{clamp[1]:.0f} °F", annotation_position="top left")
     add_curve(fig, t, real_f, "real", REAL_COLOR, width=2.6)
     add_curve(fig, t, raw_f, f"{name} raw", "#d62728", dash="dot")
@@ -360,19 +452,15 @@ def health_band_figure(per_sample: float, bands: Sequence[tuple[float, str]], he
     """The params-per-training-sample health bands (log axis) with the current value marked.
     `bands`: (upper limit, label) pairs, as experiments.HEALTH_BANDS."""
     fig = go.Figure()
-    lo = 1.0
-    top = max(float(per_sample or 1.0) * 3, bands[-2][0] * 3 if len(bands) > 1 else 1e5)
-    for limit, label in bands:
-        hi = min(float(limit), top)
-        fig.add_vrect(x0=lo, x1=hi, fillcolor=HEALTH_COLORS.get(label, "#eee"), opacity=0.9, line_width=0,
-                      layer="below", annotation_text=label, annotation_position="top left",
-                      annotation_font_size=11)
-        lo = hi
+    top = max(float(per_sample or 1.0) * 3, bands[-2][0] * 10 if len(bands) > 1 else 1e5)
+    fills = [(limit, label, HEALTH_COLORS.get(label, "rgba(128,128,128,0.3)")) for limit, label in bands]
+    _log_bands(fig, fills, 0.0, math.log10(top))
     x = max(float(per_sample or 1.0), 1.0)
-    fig.add_trace(go.Scatter(x=[x], y=[0.5], mode="markers+text", text=[f"{per_sample:,.0f}"],
-                             textposition="bottom center", marker=dict(size=16, color="#111", symbol="diamond"),
+    fig.add_trace(go.Scatter(x=[x], y=[0.45], mode="markers+text", text=[f"{per_sample:,.0f}"],
+                             textposition="bottom center", marker=dict(size=16, color=INK, symbol="diamond"),
                              hovertemplate="%{x:,.0f} params per training roast<extra></extra>", showlegend=False))
-    fig.update_xaxes(type="log", range=[0, math.log10(top)], title_text="parameters per training roast")
+    fig.update_xaxes(type="log", range=[0, math.log10(top)], title_text="parameters per training roast",
+                     tickformat="~s")
     fig.update_yaxes(visible=False, range=[0, 1])
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white")
     return fig

@@ -89,9 +89,22 @@ def test_sidebar_lists_demos_and_round_trips_query_params(runs_dir):
     at2 = open_page(None, {"run": second, "cmp": first, "data": "synthetic:30"})
     assert sidebar_box(at2, "Checkpoint").value == second
     assert next(w for w in at2.sidebar.multiselect if w.label == "Compare with").value == [first]
-    # A URL naming a run that does not exist falls back to the first listed one.
-    at3 = open_page(None, {"run": "../../etc"})
+    # A URL naming a run that does not exist falls back to the first listed one, and says so.
+    at3 = open_page(None, {"run": "../../etc", "data": "ds:gone"})
     assert sidebar_box(at3, "Checkpoint").value == first
+    notice = " ".join(w.value for w in at3.sidebar.warning)
+    assert "`../../etc`" in notice and "`ds:gone`" in notice
+    # Until the user picks something else.
+    sidebar_box(at3, "Checkpoint").set_value(second).run()
+    assert not [w for w in at3.sidebar.warning if "Ignored from the link" in w.value]
+    assert not [w for w in at2.sidebar.warning if "Ignored from the link" in w.value]  # a good link
+
+
+def test_sidebar_gives_full_names_on_hover_and_in_the_caption(runs_dir):
+    at = open_page(None)
+    run_box = sidebar_box(at, "Checkpoint")
+    assert run_box.value in run_box.help and run_box.value in " ".join(c.value for c in at.sidebar.caption)
+    assert "Selected:" in sidebar_box(at, "Dataset").help
 
 
 def test_data_page_browses_the_dataset(runs_dir):
@@ -99,14 +112,42 @@ def test_data_page_browses_the_dataset(runs_dir):
     assert at.header[0].value == "Data"
     pick = next(w for w in at.multiselect if w.label == "Roasts to draw")
     assert len(pick.value) == 3
-    fig = charts(at)[0]
-    assert len([n for n in trace_names(fig) if n and not n.startswith("events") and "RoR" not in n]) >= 3
+    assert len(_roast_curves(charts(at)[0])) >= 3
     assert any(df.value.shape[0] >= 5 for df in at.dataframe)  # summary statistics
     # Fewer roasts picked -> fewer curves drawn.
     pick.set_value(pick.value[:1]).run()
-    fig = charts(at)[0]
-    assert len([n for n in trace_names(fig) if n and not n.startswith("events") and "RoR" not in n]) == 1
+    assert len(_roast_curves(charts(at)[0])) == 1
     assert any(w.label == "Roasts" for w in at.number_input) and any(w.label == "Seed" for w in at.number_input)
+
+
+def _roast_curves(fig) -> list[str]:
+    return [n for n in trace_names(fig) if n and not n.startswith("events") and "RoR" not in n]
+
+
+def test_data_page_switching_datasets_draws_the_new_datasets_roasts(runs_dir):
+    """The walk: artisan_ten -> hypersprite -> built-in kept the previous dataset's picks (its
+    labels, and 1 roast drawn instead of 3); the browser then failed with 'bad argument type'."""
+    from roastcore.io import load_source, registry
+    from roastcore.simulate import generate_dataset
+
+    ten = registry.save_dataset(runs_dir, "switch_ten", generate_dataset(n=10, seed=11), "generated")
+    four = registry.save_dataset(runs_dir, "switch_four", generate_dataset(n=4, seed=12), "generated")
+    at = open_page("pages/data_page.py")
+    for key, spec in ((ten.key, ten.spec), (four.key, four.spec), ("synthetic:30", "synthetic:30"),
+                      (ten.key, ten.spec)):
+        sidebar_box(at, "Dataset").set_value(key).run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        ids = {p.id for p in load_source(spec).profiles}
+        pick = next(w for w in at.multiselect if w.label == "Roasts to draw")
+        assert set(pick.options) == {pick.format_func(i) for i in ids}  # this dataset's labels only
+        assert len(pick.value) == 3 and set(pick.value) <= ids
+        assert sorted(_roast_curves(charts(at)[0])) == sorted(pick.value)
+
+
+def test_data_page_says_the_upload_limit_up_front(runs_dir):
+    at = open_page("pages/data_page.py")
+    uploader = at.get("file_uploader")[0]
+    assert "25 MB" in uploader.proto.label and "25 MB" in uploader.proto.help
 
 
 def test_data_page_imports_a_server_folder_and_the_sidebar_selects_it(runs_dir, tmp_path):
@@ -181,6 +222,53 @@ def test_setup_page_live_params_validation_and_diff(runs_dir):
     assert at.select_slider(key="set_d_model").value == 64 and not at.error
 
 
+def test_setup_page_offers_a_readable_run_name_device_and_seed(runs_dir):
+    at = open_page("pages/setup_page.py")
+    assert at.text_input(key="set_run_name").value == "micro-model-1"
+    assert at.get("button_group")[-1].proto.label == "Device"
+    assert at.number_input(key="set_seed").value == 0
+    # The default follows the preset; a taken or malformed name is refused before launch.
+    at.selectbox(key="set_preset").set_value("combined_fix").run()
+    assert at.text_input(key="set_run_name").value == "combined-fix-1"
+    (runs_dir / "combined-fix-1").mkdir()
+    try:
+        at.text_input(key="set_run_name").set_value("combined-fix-1").run()
+        assert any("taken" in e.value for e in at.error) and at.button(key="set_launch").disabled
+        at.text_input(key="set_run_name").set_value("../../etc").run()
+        assert any("Run name" in e.value for e in at.error) and at.button(key="set_launch").disabled
+    finally:
+        (runs_dir / "combined-fix-1").rmdir()
+
+
+@pytest.mark.slow  # starts a real job process
+def test_setup_page_launches_with_the_chosen_name_device_and_seed(runs_dir):
+    from roastcore.jobs import JobRunner
+
+    runner = JobRunner(runs_dir)
+    at = open_page("pages/setup_page.py")
+    try:
+        at.text_input(key="set_run_name").set_value("my-first-run").run()
+        at.get("button_group")[-1].set_value("cpu").run()
+        at.number_input(key="set_seed").set_value(7).run()
+        at.number_input(key="set_epochs").set_value(300).run()
+        at.button(key="set_launch").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        job = next(j for j in runner.list() if j.run_name == "my-first-run")
+        assert (job.device_requested, job.seed, job.epochs) == ("cpu", 7, 300)
+        assert any("my-first-run" in m.value for m in at.success)
+        assert at.text_input(key="set_run_name").value == "micro-model-1"  # the next free name
+    finally:
+        clear_jobs(runner)
+
+
+def clear_jobs(runner) -> None:
+    """Cancel and delete every job (and its run): later tests expect an empty job store."""
+    for job in runner.list():
+        if job.is_active:
+            runner.cancel(job.id, grace_s=2.0)
+        runner.delete(job.id)
+
+
 def test_jobs_page_empty_state_and_recovery_action(runs_dir):
     at = open_page("pages/jobs_page.py")
     assert at.header[0].value == "Training jobs"
@@ -216,6 +304,42 @@ def test_jobs_page_recovery_suite_queues_five_presets_and_cancel(runs_dir):
                 runner.cancel(job.id, grace_s=2.0)
 
 
+@pytest.mark.slow  # trains a one-epoch job and starts a second one
+def test_jobs_page_labels_figures_keeps_finished_curves_and_offers_the_run(runs_dir):
+    import time
+
+    from roastcore.jobs import JobRunner
+
+    runner = JobRunner(runs_dir)
+    try:
+        quick = runner.submit("micro_model", {"step_s": 5.0}, "synthetic:30", epochs=2, name="quick-run")
+        deadline = time.monotonic() + 300
+        while runner.get(quick.id).is_active and time.monotonic() < deadline:
+            time.sleep(1.0)
+        assert runner.get(quick.id).state == "succeeded", runner.logs(quick.id)
+        runner.submit("micro_model", {"step_s": 5.0}, "synthetic:30", epochs=500, name="long-run")
+        at = open_page("pages/jobs_page.py")
+        table = next(df.value for df in at.dataframe if "best" in df.value.columns)
+        row = table.set_index("run").loc["quick-run"]
+        # Figures say what they are: the objective, the TF loss, a °F figure, the best's metric.
+        assert {"train objective", "val loss", "val TF MAE °F"} <= set(table.columns)
+        assert row["best"].endswith("val loss (epoch 2)") or row["best"].endswith("val loss (epoch 1)")
+        assert row["val TF MAE °F"] > 0
+        # The finished job's curve is drawn by default, next to the running one's (once it has one).
+        fig = charts(at)[-1]
+        assert any(n.startswith("quick-run") for n in trace_names(fig))
+        assert fig.layout.yaxis.tickformat and fig.layout.xaxis.dtick == 1
+        # The Job selector names the run and its state; the finished run can be selected.
+        at.selectbox(key="jobs_pick").set_value(quick.id).run()
+        assert at.selectbox(key="jobs_pick").options[
+            at.selectbox(key="jobs_pick").index] == f"quick-run · {quick.id} · succeeded"
+        at.button(key="jobs_select").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert sidebar_box(at, "Checkpoint").value == "quick-run"
+    finally:
+        clear_jobs(runner)
+
+
 def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):
     names = demo_names()
     at = open_page("pages/teacher_forcing_page.py", {"run": names[0]})
@@ -227,7 +351,17 @@ def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert set(table["run"]) == set(names[:3])
-    assert table.iloc[0]["best"] == "★" and table["TF MAE °F"].is_monotonic_increasing
+    assert table["TF MAE °F"].is_monotonic_increasing
+    # Only a run that beats its own persistence is starred.
+    starred = table[table["best"] == "★"]
+    assert len(starred) <= 1 and (starred["TF MAE °F"] < starred["persistence MAE °F"]).all()
+    assert (table["step s"] > 0).all()
+    fig = charts(at)[0]
+    assert fig.layout.xaxis.type == "log"
+    steps = {f"persistence at {s:g} s steps" for s in table["step s"]}
+    assert steps == {tr.name for tr in fig.data if tr.type == "scatter"}  # persistence per step size
+    helps = json.loads(at.dataframe[0].proto.columns)
+    assert helps["MAE / persistence"]["help"]  # full text on hover
     alerts = [a.value for a in list(at.warning) + list(at.success) + list(at.info)]
     conclusion = [a for a in alerts if "teacher forcing MAE" in a.replace("-", " ")]
     assert conclusion, alerts
@@ -246,7 +380,10 @@ def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
     assert steps.min == 10
     steps.set_value(20).run()
     assert len(charts(at)[0].data[1].customdata) == 20
-    assert any(m.label == "Variance verdict" for m in at.metric)
+    # The verdict is wrapped text, not a metric that cuts "constant output (collapsed)" short.
+    assert any(m.value.startswith("Variance verdict") for m in at.markdown)
+    # The sidebar's checkpoint is the page's: no second "Checkpoint" selector.
+    assert not [w for w in at.main.selectbox if w.label == "Checkpoint"]
     # The diagnosis is computed on request (evaluate_run), then shown with evidence and a launch button.
     if any(b.key == "diag_eval" for b in at.button):  # not scored yet by an earlier test
         at.button(key="diag_eval").click().run()
@@ -274,6 +411,9 @@ def test_compare_page_overlays_physics_and_exports(runs_dir):
     assert {"baseline: mean curve", "baseline: kNN"} <= set(metrics["curve from"])
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Artisan .alog" in labels and "CSV" in labels
+    page_text = " ".join(str(e.value) for kind in ("caption", "markdown", "info", "warning") for e in at.get(kind))
+    assert "kaleido" not in page_text.lower()  # no internal detail leaks (PNG: the chart toolbar)
+    assert "PNG" in page_text
     next(w for w in at.sidebar.multiselect if w.label == "Compare with").set_value([names[1]]).run()
     assert not at.exception and not at.error
     assert names[1] in trace_names(charts(at)[0])
@@ -298,17 +438,21 @@ def test_compare_page_generates_for_a_new_coffee(runs_dir):
     assert labels.count("Artisan .alog") == 2 and labels.count("CSV") == 2
 
 
-def test_study_page_shows_a_study_table_and_an_empty_state(runs_dir):
+def test_study_page_shows_the_shipped_demo_study_then_the_runs_dirs_own(runs_dir):
     from roastcore.io import load_source
     from roastcore.study import StudyConfig, run_study
 
-    empty = open_page("pages/study_page.py")
-    assert any("No study found" in i.value for i in empty.info)
-    # A real (baselines-only) study written by roastcore.study into the runs directory.
+    assert (REPO / "checkpoints" / "studies" / "demo" / "results.json").is_file(), "the demo study is missing"
+    # A fresh install (no study in the runs directory): the shipped demo study is shown.
+    first = open_page("pages/study_page.py")
+    assert first.selectbox(key="study_pick").value.name == "demo"
+    assert "recommended" in set(first.dataframe[0].value.iloc[:, 0])
+    # A real (baselines-only) study written by roastcore.study into the runs directory is listed first.
     profiles = load_source("synthetic:12").profiles
     run_study(profiles, StudyConfig(presets=(), folds=2, extrapolation=False),
               out_dir=runs_dir / "studies" / "tiny", data_source="synthetic:12")
     at = open_page("pages/study_page.py")
-    assert at.selectbox[0].value.name == "tiny"
+    assert at.selectbox(key="study_pick").options == ["tiny", "demo (shipped demo)"]
+    assert at.selectbox(key="study_pick").value.name == "tiny"
     table = at.dataframe[0].value
     assert {"aligned_knn", "knn", "mean_curve"} <= set(table.iloc[:, 0])

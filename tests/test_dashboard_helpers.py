@@ -98,7 +98,8 @@ def test_discover_runs_lists_demos_first_with_labels():
     runs = _runs.discover_runs(REPO / "missing_runs_dir")
     assert sorted(r.name for r in runs) == demos and all(r.demo for r in runs)
     assert all(r.label.startswith(r.name) for r in runs)
-    assert _runs.run_caption(runs[0]).startswith("status **")
+    # The caption carries the full name: the picker's label may be cut off in the narrow sidebar.
+    assert _runs.run_caption(runs[0]).startswith(f"**{runs[0].name}** · status **")
 
 
 def test_run_label_shows_unfinished_status_and_the_best_figure():
@@ -142,7 +143,7 @@ def test_tf_table_conclusion_and_figure():
     entries = [
         {"run": "big", "teacher_forcing": {"mae_f": 80.0, "persistence_mae_f": 2.0}, "free_run": {"mae_f": 90.0},
          "model": {"d_model": 256, "n_layers": 6}, "n_params": 4_000_000},
-        {"run": "tiny", "teacher_forcing": {"mae_f": 3.0, "persistence_mae_f": 2.0}, "free_run": {"mae_f": 120.0},
+        {"run": "tiny", "teacher_forcing": {"mae_f": 3.0, "persistence_mae_f": 4.0}, "free_run": {"mae_f": 120.0},
          "model": {"d_model": 32, "n_layers": 2}, "n_params": 20_000},
     ]
     table = _eval_tables.tf_table(entries)
@@ -154,40 +155,133 @@ def test_tf_table_conclusion_and_figure():
     assert _eval_tables.tf_conclusion(_eval_tables.tf_table(entries))[0] == "ok"
     entries[1]["free_run"] = None
     assert _eval_tables.tf_conclusion(_eval_tables.tf_table(entries))[0] == "needs_free_run"
-    entries[1]["teacher_forcing"]["mae_f"] = 200.0
+    entries[1]["teacher_forcing"]["mae_f"] = 60.0
+    entries[1]["teacher_forcing"]["persistence_mae_f"] = 80.0
     kind, text = _eval_tables.tf_conclusion(_eval_tables.tf_table(entries))
     assert kind == "struggles" and "even with teacher forcing" in text
-    fig = tf_comparison_figure(_eval_tables.tf_table(entries), baseline_mae=2.0)
-    assert list(fig.data[0].y)[-1] == "big"  # best drawn on top
-    assert any("persistence" in (a.text or "") for a in fig.layout.annotations)
+    fig = tf_comparison_figure(_eval_tables.tf_table(entries))
+    assert list(fig.data[0].y)[-1] == "tiny"  # best drawn on top
+    assert any("persistence" in (tr.name or "") for tr in fig.data)
 
 
-def test_jobs_table_and_history():
+def test_only_a_run_that_beats_its_persistence_is_best():
+    # The walk: a lone run at 298.7 °F got "★ best" and a green row.
+    lone = [{"run": "bad", "teacher_forcing": {"mae_f": 298.7, "persistence_mae_f": 0.83, "step_s": 1.0}}]
+    table = _eval_tables.tf_table(lone)
+    assert list(table["best"]) == [""]
+    kind, text = _eval_tables.tf_conclusion(table)
+    assert kind == "no_skill" and "persistence" in text
+    fig = tf_comparison_figure(table)
+    assert "★" not in "".join(fig.data[0].text)
+    # The lowest MAE does not beat its own (1 s) persistence; a 5 s run beats its own: it is the best.
+    mixed = [{"run": "one_s", "teacher_forcing": {"mae_f": 0.9, "persistence_mae_f": 0.83, "step_s": 1.0}},
+             {"run": "five_s", "teacher_forcing": {"mae_f": 2.5, "persistence_mae_f": 4.1, "step_s": 5.0}}]
+    table = _eval_tables.tf_table(mixed)
+    assert dict(zip(table["run"], table["best"], strict=True)) == {"one_s": "", "five_s": "★"}
+    assert "five_s" in _eval_tables.tf_conclusion(table)[1]
+    assert _eval_tables.persistence_by_step(table) == "0.83 °F at 1 s, 4.10 °F at 5 s"
+
+
+def test_upload_limit_is_said_in_words():
+    assert _data_tables.upload_limit_text(25, 25 * 2**20) == "at most 25 MB in all"
+    assert _data_tables.upload_limit_text(10, 25 * 2**20) == "at most 10 MB per file and 25 MB in all"
+    assert _data_tables.upload_limit_text(None, 25 * 2**20) == "at most 25 MB in all"
+
+
+def test_link_notice_names_what_a_link_asked_for_and_was_ignored():
+    params = {"run": "../../etc", "data": "ds:gone", "cmp": "demo_a,nope`x"}
+    sel = _state.decode_selection(params, known_runs=["demo_a"], known_data=["synthetic"])
+    notice = _state.link_notice(params, sel)
+    assert "`../../etc`" in notice and "`ds:gone`" in notice and "`nopex`" in notice
+    assert "demo_a" not in notice and notice.endswith("Showing the defaults instead.")
+    good = {"run": "demo_a"}
+    assert _state.link_notice(good, _state.decode_selection(good, known_runs=["demo_a"])) is None
+    assert len(_state._shown("x" * 500)) < 70
+
+
+def test_readable_run_names_are_unique_in_the_runs_dir(tmp_path):
+    (tmp_path / "combined-fix-1").mkdir()
+    taken = _setup_form.taken_run_names(tmp_path)
+    assert _setup_form.readable_run_name("combined_fix", taken) == "combined-fix-2"
+    assert _setup_form.readable_run_name("micro_model", taken) == "micro-model-1"
+    assert _setup_form.check_run_name("combined-fix-2", taken) is None
+    assert "taken" in _setup_form.check_run_name("combined-fix-1", taken)
+    assert _setup_form.check_run_name("../etc", taken) is not None
+    assert _setup_form.check_run_name("", taken) is not None
+    assert "No CUDA GPU" in _setup_form.device_help(cuda_available=False)
+
+
+def test_discover_studies_adds_the_shipped_demo_study(tmp_path):
+    shipped = tmp_path / "shipped"
+    (shipped / "studies" / "demo").mkdir(parents=True)
+    (shipped / "studies" / "demo" / "results.json").write_text("{}")
+    runs = tmp_path / "runs"
+    assert [p.name for p in _runs.discover_studies(runs, demo_dir=shipped)] == ["demo"]
+    (runs / "studies" / "mine").mkdir(parents=True)
+    (runs / "studies" / "mine" / "results.json").write_text("{}")
+    assert [p.name for p in _runs.discover_studies(runs, demo_dir=shipped)] == ["mine", "demo"]
+    (runs / "studies" / "demo").mkdir()
+    (runs / "studies" / "demo" / "results.json").write_text("{}")  # the runs dir's own wins
+    found = _runs.discover_studies(runs, demo_dir=shipped)
+    assert [p.parent.parent for p in found] == [runs, runs]
+
+
+def test_jobs_table_and_history(tmp_path):
     class J:
-        def __init__(self, id, state, created):
+        def __init__(self, id, state, created, run_dir=""):
             self.id, self.state, self.created_at, self.preset = id, state, created, "micro_model"
             self.epochs, self.started_at, self.ended_at = 10, 100.0, None
             self.device_used, self.device_assigned, self.device_requested = None, "cpu", "auto"
-            self.best_val_loss, self.run_name = None, f"run_{id}"
+            self.best_val_loss, self.best_epoch, self.run_name, self.run_dir = None, None, f"run_{id}", run_dir
+            self.overrides = {}
 
     class P:
         epoch, epochs, elapsed_s, eta_s = 3, 10, 65.0, 130.0
-        train_loss, val_loss, best_val_loss, stalled = 0.5, 0.7, 0.6, False
+        train_loss, val_loss, best_val_loss, best_epoch, stalled = 0.5, 0.7, 0.6, 2, False
 
-    table = _job_tables.jobs_table([J("a", "running", 1.0), J("b", "queued", 2.0)], {"a": P()}, now=200.0)
+    table = _job_tables.jobs_table([J("a", "running", 1.0), J("b", "queued", 2.0)], {"a": P()}, now=200.0,
+                                   last_metrics={"a": {"val_tf_mae_f": 0.42}})
     assert list(table["job"]) == ["b", "a"]
     row = table.set_index("job").loc["a"]
     assert row["epoch"] == "3/10" and row["elapsed"] == "1:05" and row["ETA"] == "2:10" and row["device"] == "cpu"
+    # Figures say what they are: the best is named after the preset's selection metric.
+    assert row["best"] == "0.6 val loss (epoch 2)" and row["val TF MAE °F"] == 0.42
+    assert set(_job_tables.JOB_COLUMN_HELP) <= set(table.columns)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text('{"train": {"select_on": "val_free_mae"}}')
+    row = _job_tables.jobs_table([J("c", "succeeded", 3.0, str(run_dir))], {"c": P()}).iloc[0]
+    assert row["best"] == "0.60 °F val free-run MAE (epoch 2)"
+    assert _job_tables.selection_metric(J("d", "queued", 1.0)) == "val_loss"  # micro_model's
     hist = _job_tables.history_frame({"r": [{"epoch": 1, "train_loss": 1.0, "val_loss": 2.0, "tf_ratio": 1.0},
                                             {"epoch": 2, "train_loss": 0.5, "val_loss": 1.0, "tf_ratio": 0.8},
                                             {"status": "succeeded"}]})
     assert len(hist) == 2
     fig = loss_figure(hist)
-    assert {tr.name for tr in fig.data} == {"r train", "r val", "r teacher forcing"}
+    assert {tr.name for tr in fig.data} == {"r train objective", "r val loss", "r teacher forcing"}
     assert isinstance(_job_tables.jobs_table([], {}), pd.DataFrame)
     line = _job_tables.job_line(J("a", "running", 1.0), P())
-    assert line == "micro_model · a · running · epoch 3/10 · train 0.5 · val 0.7 · elapsed 1:05 · ETA 2:10"
+    assert line == ("micro_model · a · running · epoch 3/10 · train objective 0.5 · val loss 0.7 · elapsed 1:05 "
+                    "· ETA 2:10")
     assert _job_tables.job_fraction(P()) == pytest.approx(0.3) and _job_tables.job_fraction(None) == 0.0
+
+
+def test_plot_default_keeps_a_finished_job_and_signature_tracks_states():
+    class J:
+        def __init__(self, id, state, created, started):
+            self.id, self.state, self.created_at, self.started_at = id, state, created, started
+
+    jobs = [J("done", "succeeded", 1.0, 1.0), J("live", "running", 2.0, 2.0), J("wait", "queued", 3.0, None)]
+    assert _job_tables.plot_default(jobs) == ["live", "done"]
+    assert _job_tables.plot_default([J("wait", "queued", 3.0, None)]) == ["wait"]
+    picked, seen = _job_tables.plot_selection(jobs, None, None)
+    assert picked == ["live", "done"]
+    # Later: the user's choice is kept, and a job that started since joins it.
+    jobs[2].state, jobs[2].started_at = "running", 3.0
+    assert _job_tables.plot_selection(jobs, ["done"], seen)[0] == ["done", "wait"]
+    before = _job_tables.job_signature(jobs)
+    jobs[1].state = "succeeded"
+    assert _job_tables.job_signature(jobs) != before
 
 
 def test_free_run_and_physics_tables():

@@ -558,3 +558,14 @@ def test_cli_store_and_delete_errors_are_one_line(runs, tmp_path):
     result = _cli("delete", job.id, runs_dir=other)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "symbolic link" in result.stderr and (tmp_path / "elsewhere").is_dir()
+
+
+def test_submit_takes_a_readable_run_name_once(tmp_path):
+    runner = JobRunner(tmp_path)
+    for bad in ("../etc", "", "a b", ".hidden", "x" * 81):
+        with pytest.raises(JobError, match="name"):
+            runner.submit("micro_model", {}, "synthetic:8", device="cpu", name=bad)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(JobError, match="taken"):
+        runner.submit("micro_model", {}, "synthetic:8", device="cpu", name="taken")
+    assert runner.list() == []  # nothing queued half-way

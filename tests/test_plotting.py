@@ -110,3 +110,88 @@ def test_health_band_figure_marks_the_value_on_a_log_axis():
     assert fig.layout.xaxis.type == "log"
     assert list(fig.data[0].x) == [53_000.0] and fig.data[0].text[0] == "53,000"
     assert {a.text for a in fig.layout.annotations} == {label for _, label in HEALTH_BANDS}
+
+
+def _tf_table(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["run", "tf_mae_f", "persistence_mae_f", "step_s", "best"])
+
+
+def test_tf_figure_draws_persistence_per_step_size_on_a_log_axis():
+    # A 1 s model and a 5 s model: each bar gets the persistence of its own step, in the legend by step.
+    table = _tf_table([("fine", 0.5, 0.83, 1.0, "★"), ("coarse", 2.0, 4.1, 5.0, ""),
+                       ("broken", 300.0, 0.83, 1.0, "")])
+    fig = plotting.tf_comparison_figure(table)
+    persistence = {tr.name: dict(zip(tr.y, tr.x, strict=True)) for tr in fig.data if tr.type == "scatter"}
+    assert persistence == {"persistence at 1 s steps": {"fine": 0.83, "broken": 0.83},
+                           "persistence at 5 s steps": {"coarse": 4.1}}
+    assert not any(a.text and a.text.startswith("persistence") for a in fig.layout.annotations)
+    # One run at 300 °F does not squash the others: on the log axis the 0.5 °F bar still spans a
+    # fair share of the width.
+    axis = fig.layout.xaxis
+    assert axis.type == "log" and axis.tickformat
+    lo, hi = axis.range
+    assert (np.log10(0.5) - lo) / (hi - lo) > 0.1 and np.log10(300.0) < hi
+    bars = fig.data[0]
+    assert [t.endswith("★ best") for t in bars.text] == [r == "fine" for r in bars.y]
+
+
+def test_tf_figure_marks_no_best_when_no_run_beats_its_persistence():
+    table = _tf_table([("lone", 298.7, 0.83, 1.0, "")])
+    fig = plotting.tf_comparison_figure(table)
+    assert "★" not in fig.data[0].text[0]
+    assert fig.data[0].marker.line.color[0] != plotting.INK  # no best outline
+    # Without a 'best' column the figure decides the same way.
+    fig = plotting.tf_comparison_figure(table.drop(columns="best"))
+    assert "★" not in fig.data[0].text[0]
+
+
+@pytest.mark.parametrize("maes", [(0.5, 300.0), (0.5, 11.0), (8.0, 12.0), (40.0, 60.0, 160.0), (0.2, 0.3)])
+def test_tf_band_labels_do_not_overlap(maes):
+    table = _tf_table([(f"r{i}", m, 1.0, 1.0, "") for i, m in enumerate(maes)])
+    fig = plotting.tf_comparison_figure(table)
+    lo, hi = fig.layout.xaxis.range
+    xs = sorted(a.x for a in fig.layout.annotations if (a.name or "").startswith("band "))
+    assert xs, "no band is labelled"
+    # Labels are centred in their bands and each band spans >= BAND_LABEL_MIN_SHARE of the axis,
+    # so neighbouring labels are at least that far apart (about 100 px on a 900 px chart).
+    gaps = np.diff([(x - lo) / (hi - lo) for x in xs])
+    assert (gaps >= plotting.BAND_LABEL_MIN_SHARE - 1e-9).all()
+    assert all(lo <= x <= hi for x in xs)
+
+
+def test_loss_figure_ticks_read_as_numbers_and_epochs_are_whole():
+    import pandas as pd
+
+    hist = pd.DataFrame({"run": "r", "epoch": [1, 2, 3], "train_loss": [7.0, 5.0, 4.0],
+                         "val_loss": [0.9, 0.5, 0.3], "tf_ratio": [1.0, 1.0, 1.0]})
+    fig = plotting.loss_figure(hist)
+    # Plotly labels the minor ticks of a short log axis "3 … 9" unless a tick format is set.
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickformat
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == "d"
+    assert plotting.epoch_dtick(200) == 20 and plotting.epoch_dtick(7) == 1
+    assert float(plotting.epoch_dtick(10_000)).is_integer()
+
+
+def test_real_curve_and_reference_marks_use_the_theme_ink():
+    """INK is Streamlit's GRAY_90 placeholder: st.plotly_chart turns it into the theme's text-like
+    colour (dark on light, light on dark), so the real curve never vanishes in dark mode."""
+    st_theme = pytest.importorskip("streamlit.elements.lib.streamlit_plotly_theme")
+    assert plotting.INK == st_theme.GRAY_90 and plotting.BACKGROUND == st_theme.BG_COLOR
+    p = _profile(pid="p1")
+    fig = plotting.overlay_figure(p, {"m": p.bt + 3}, 1.0)
+    assert next(tr for tr in fig.data if tr.name == "real").line.color == plotting.INK
+    rows = [{"time_s": float(i), "raw_f": 300.0, "clamped_f": 300.0, "real_f": 300.0} for i in range(3)]
+    fig = plotting.step_trace_figure(*plotting.step_trace_arrays({"rows": rows}))
+    assert fig.data[0].name == "real" and fig.data[0].line.color == plotting.INK
+    fig = plotting.grid_figure([("a", p, {"m": p.bt})], 1.0)
+    assert next(tr for tr in fig.data if tr.name == "real").line.color == plotting.INK
+
+
+def test_health_band_labels_sit_inside_the_log_axis():
+    from roastcore.experiments import HEALTH_BANDS
+
+    fig = plotting.health_band_figure(800.0, HEALTH_BANDS)
+    lo, hi = fig.layout.xaxis.range
+    assert all(lo <= a.x <= hi for a in fig.layout.annotations)  # log10 units, as Plotly wants

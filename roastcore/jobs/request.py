@@ -113,3 +113,14 @@ def validate_config(preset: str, overrides: dict[str, Any]) -> None:
         PRESETS[preset].experiment.with_overrides(dict(overrides))
     except (ValueError, TypeError) as exc:
         raise JobError(f"overrides: {exc}") from exc
+
+
+_RUN_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def check_run_name(name: str) -> None:
+    """JobError unless `name` is a plain folder name (no path, no dots-only, no spaces)."""
+    if (not isinstance(name, str) or not 1 <= len(name) <= 80 or not set(name) <= _RUN_NAME_CHARS
+            or not name[0].isalnum()):
+        raise JobError(f"name: {name!r} is not a run name (1-80 letters, digits, '.', '_' or '-', "
+                       "starting with a letter or digit)")

@@ -33,6 +33,7 @@ from roastcore.jobs.outcome import (
     tail_text,
 )
 from roastcore.jobs.request import (
+    check_run_name,
     config_key,
     data_fingerprint,
     format_value,
@@ -148,12 +149,16 @@ class JobRunner:
 
     def submit(self, preset: str, overrides: Mapping[str, Any] | list[str] | None, data: str,
                device: str = "auto", epochs: int | None = None, seed: int | None = None,
-               force: bool = False) -> Job:
+               force: bool = False, name: str | None = None) -> Job:
         """Queue a training job (and start it if a slot is free).
 
         Returns the already queued/running identical job (same preset, overrides, epochs, seed
-        and data fingerprint) instead of a new one unless `force`.
+        and data fingerprint) instead of a new one unless `force`. `name` names the run
+        directory (letters, digits, '.', '_', '-'; not yet taken in the runs directory);
+        default: `<preset>_<time>_<job id>`.
         """
+        if name is not None:
+            check_run_name(name)
         if not isinstance(preset, str) or not preset.strip():
             raise JobError(f"preset: expected a preset name, got {preset!r}")
         preset = preset.strip()
@@ -193,7 +198,10 @@ class JobRunner:
                 job_id = secrets.token_hex(4)
             safe_preset = "".join(c if c.isalnum() or c in "-_" else "-" for c in preset)
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-            run_name = f"{safe_preset}_{stamp}_{job_id}"
+            run_name = name or f"{safe_preset}_{stamp}_{job_id}"
+            if name and ((self.runs_dir / name).exists()
+                         or conn.execute("SELECT 1 FROM jobs WHERE run_name = ?", (name,)).fetchone()):
+                raise JobError(f"name: {name!r} is taken in {self.runs_dir}; choose another")
             run_dir = self.runs_dir / run_name
             self.store.insert(conn, Job(
                 id=job_id, state=QUEUED, preset=preset, overrides=overrides_n, data=data_n,

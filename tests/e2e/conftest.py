@@ -124,3 +124,15 @@ def page(browser):
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def base(server, browser):
+    """The server URL, after one session opened the root page: the first session of a fresh
+    server still runs in Streamlit's legacy pages/ mode, which cannot resolve deep links."""
+    context = browser.new_context()
+    warm = context.new_page()
+    warm.goto(server + "/")
+    warm.get_by_role("heading", name="Data").first.wait_for(timeout=90_000)
+    context.close()
+    return server

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from e2e_helpers import no_errors, open_page, pick, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -21,43 +22,6 @@ PAGES = [
     ("diagnostic", "Generation diagnostic"),
     ("compare", "Compare curves"),
 ]
-
-
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished the current script run (as Streamlit's own e2e tests do)."""
-    page.wait_for_timeout(300)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
-
-
-def open_page(page, base: str, path: str, title: str) -> None:
-    page.goto(f"{base}/{path}")
-    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-    wait_idle(page)
-
-
-def no_errors(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
-    assert not [a for a in alerts if "Could not render" in a], alerts
-
-
-def pick(page, container, label: str, option: str | re.Pattern) -> None:
-    """Choose `option` in the selectbox labelled `label` inside `container`."""
-    container.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
-    wait_idle(page)
-
-
-@pytest.fixture(scope="module")
-def base(server, browser):
-    """The server URL, after one session opened the root page: the first session of a fresh
-    server still runs in Streamlit's legacy pages/ mode, which cannot resolve deep links."""
-    context = browser.new_context()
-    warm = context.new_page()
-    warm.goto(server + "/")
-    warm.get_by_role("heading", name="Data").first.wait_for(timeout=90_000)
-    context.close()
-    return server
 
 
 def demo_runs(runs: Path) -> list[str]:
