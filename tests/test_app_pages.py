@@ -18,6 +18,9 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+# Each AppTest runs the whole app script in-process (seconds each): the full lane, not the quick one.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
 if str(REPO) not in sys.path:  # pages/ helpers are imported from the clone, as app.py does

@@ -175,6 +175,7 @@ def _onyx(folder):
     return out
 
 
+@pytest.mark.slow  # five-fold CV over the real onyx-dev roasts
 def test_onyx_grouped_cv_figures(onyx_dir):
     """The documented figures (docs/evaluation.md): plain kNN ~7.2 °F, aligned kNN well below."""
     result = score_baselines(None, _onyx(onyx_dir), folds=5, seed=0, physics=False)

@@ -141,6 +141,7 @@ def test_real_onyx_curves_pass_every_check(onyx_dir):
         assert summary.pass_pct[name] >= 95.0, (name, failures[:5])
 
 
+@pytest.mark.slow  # every real Artisan log
 def test_real_artisan_logs_mostly_pass(artisan_dir):
     """Artisan logs are messier (cooling after an unmarked DROP, mid-roast airflow dips) but a
     large majority of those our importer accepts must pass, or the checks are miscalibrated."""

@@ -87,6 +87,7 @@ def test_the_original_state_dict_loads_strictly(files, pos):
     ours.load_state_dict(ref.state_dict(), strict=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("convention", ("raw", "normalized"))
 @pytest.mark.parametrize("pos", POSITIONS)
 def test_imported_predictions_equal_the_original_computation(files, package_zip, profiles_by_batch, tmp_path,
@@ -116,6 +117,7 @@ def test_imported_predictions_equal_the_original_computation(files, package_zip,
     assert torch.allclose(gen.clamped_f[0], reference, rtol=0, atol=TOL_F)
 
 
+@pytest.mark.slow
 def test_predict_cli_prints_the_original_predictions(files, package_zip, tmp_path, capsys):
     path, ref, inputs = make_checkpoint(files, tmp_path, "normalized", seed=3)
     assert main(["import-checkpoint", str(path), "--data", str(package_zip), "--out", str(tmp_path / "run"),
@@ -139,6 +141,7 @@ def test_predict_cli_prints_the_original_predictions(files, package_zip, tmp_pat
 
 
 # ----------------------------------------------------------------------------- the run directory
+@pytest.mark.slow
 def test_import_writes_a_normal_run(files, package_zip, tmp_path):
     path, _, inputs = make_checkpoint(files, tmp_path / "recovery_tiny", "raw", seed=5,
                                       experiment_name="recovery_tiny_d64", learning_rate=5e-5)
@@ -170,6 +173,7 @@ def test_import_writes_a_normal_run(files, package_zip, tmp_path):
     assert exported.is_file() and "timex" in exported.read_text()
 
 
+@pytest.mark.slow
 def test_auto_picks_the_convention_with_the_lower_teacher_forcing_error(tmp_path):
     same = package_files(missing_variety=False)  # both loaders give the same vocabulary sizes
     package = write_package(tmp_path / "same.zip", files=same)
@@ -220,6 +224,7 @@ def test_a_pickle_payload_is_refused_without_running_it(package_zip, tmp_path):
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_bad_checkpoints_and_packages_get_clear_errors(files, package_zip, tmp_path):
     path, _, _ = make_checkpoint(files, tmp_path / "ok", "normalized")
     blob = torch.load(path, weights_only=True)

@@ -277,6 +277,7 @@ def test_train_cli_rejects_bad_input(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # builds every preset's model
 def test_presets_cli_lists_counts(capsys):
     assert cli_main(["presets"]) == 0
     assert "baseline_sinusoidal" in capsys.readouterr().out
