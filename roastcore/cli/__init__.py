@@ -8,7 +8,7 @@ import logging
 import sys
 
 # Each module exposes `register(subparsers)`; its handlers return an exit code.
-_AREAS = ("data", "train", "evaluate", "jobs", "study")
+_AREAS = ("data", "train", "evaluate", "jobs", "study", "forecast")
 
 
 class CliError(Exception):
