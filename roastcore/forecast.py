@@ -74,7 +74,8 @@ DROP_MISS_CAP_S = 120.0  # drop-time error when the forecast never reaches the d
 DEFAULT_FCS_F = 390.0  # first crack when the training roasts mark none (~199 °C)
 PROJECTION_WINDOW_S = 30  # Artisan's projection: the RoR of the last 30 s
 END_ROR_MAX_F_PER_S = 0.5  # extending a curve past its end: at most 30 °F/min
-METHODS = ("linear_projection", "ror_decay", "prefix_knn", "model")
+METHODS = ("linear_projection", "ror_decay", "prefix_knn", "model", "model_prefix_prior")
+MODEL_METHODS = ("model", "model_prefix_prior")
 EVAL_CUTS_S = (120, 240, 360)
 HORIZON_KINDS = ("drop_time", "target", "expected_end")
 
@@ -665,6 +666,22 @@ class PrefixKNN(Forecaster):
         return float(np.mean([self._lens[j] - 1 - self._start(int(j), c, lag)
                               for j, lag in zip(idx, lags, strict=True)]))
 
+    def neighbour_curve(self, req: Request, n: int) -> np.ndarray:
+        """The neighbours' own curves (not offset to this roast), n samples: their prefix
+        time-warped onto this one's (a lag moves their matched moment to now), their rest
+        stretched as in `continue_many`. A prior for a model: the gap to it over the prefix
+        says how this roast differs from its neighbours."""
+        idx, lags = self._neighbours(req, n, self.params)
+        c = req.at
+        rows = []
+        for j, lag in zip(idx, lags, strict=True):
+            curve = self.lib_.curves[j]
+            start = self._start(int(j), c, lag)
+            pre = np.interp(np.arange(c + 1) * start / c, np.arange(curve.size), curve)
+            post = warp_curve(curve[start:], np.nan, n - c, None, self.params.end_warp)
+            rows.append(np.concatenate([pre, post[1:]]))
+        return np.mean(rows, axis=0)
+
     # interface ------------------------------------------------------------------------------
     def expected_length(self, req):
         idx, lags = self._neighbours(req, None, self.params)
@@ -728,13 +745,24 @@ class PrefixKNN(Forecaster):
 
 # ------------------------------------------------------------------ a run's model
 class ModelForecaster(Forecaster):
-    """A trained model generating the rest from the real prefix (generate.ModelGenerator)."""
+    """A trained model generating the rest from the real prefix (generate.ModelGenerator).
+
+    `prior="prefix_knn"` (method `model_prefix_prior`, prior models only): the model corrects
+    the prefix kNN's neighbours (`PrefixKNN.neighbour_curve`) instead of its charge-only prior.
+    """
 
     name = "model"
     MIN_UNSEEN = 10  # fewer unseen calibration roasts than this: calibrate on seen ones, say so
 
-    def __init__(self, model):
+    def __init__(self, model, prior: str = "run"):
         super().__init__()
+        if prior not in ("run", "prefix_knn"):
+            raise ValueError(f"ModelForecaster prior {prior!r}: expected 'run' or 'prefix_knn'")
+        if prior == "prefix_knn":
+            if getattr(model, "prior_library", None) is None:
+                raise ValueError("prior 'prefix_knn' needs a prior model (config prior='aligned_knn')")
+            self.name = "model_prefix_prior"
+        self.prior = prior
         self.model = model
         self.generator = ModelGenerator(model)
         self.ender = PrefixKNN()  # the expected end: the model is told the length, it cannot pick one
@@ -751,9 +779,14 @@ class ModelForecaster(Forecaster):
     def _fit_point(self, profiles):
         self.ender._fit_common(profiles)
         self.ender._fit_point(profiles)
+        if self.prior == "prefix_knn":
+            self._memo.clear()  # its generations depend on the kNN's library, new with every fit
 
     def exclusion(self, profile: Profile) -> str | None:
-        """A roast the run's prior library holds must not be its own neighbour."""
+        """A roast the run's prior library holds must not be its own neighbour (the prefix kNN
+        prior's library holds only the roasts it was fitted on; scoring keeps those apart)."""
+        if self.prior == "prefix_knn":
+            return None
         return self.library.scoring_exclusion(profile) if self.library is not None else None
 
     def _calibrate(self, profiles, folds, seed):
@@ -763,7 +796,9 @@ class ModelForecaster(Forecaster):
                                      f"uses {len(profiles)} it may have trained on and can be too narrow")
             log.warning("model forecaster: %s", self.calibration_note)
             unseen = profiles
-        return ConformalBands.from_residuals(residuals_on(self, unseen, exclude=self.exclusion))
+        # The prefix kNN prior was fitted on these very roasts: each must leave its own product out.
+        exclude = (lambda p: p.group) if self.prior == "prefix_knn" else self.exclusion
+        return ConformalBands.from_residuals(residuals_on(self, unseen, exclude=exclude))
 
     def expected_length(self, req):
         return self.ender.expected_length(req)
@@ -773,10 +808,12 @@ class ModelForecaster(Forecaster):
                  repr(r.meta), r.exclude_group) for r, n in zip(reqs, ns, strict=True)]
         todo = [i for i, k in enumerate(keys) if k not in self._memo]
         if todo:
+            priors = ([self.ender.neighbour_curve(reqs[i], ns[i]) for i in todo]
+                      if self.prior == "prefix_knn" else None)
             curves = self.generator.generate_requests(
                 [reqs[i].meta for i in todo], [float(reqs[i].prefix[0]) for i in todo],
                 [float(ns[i] - 1) for i in todo], [reqs[i].prefix for i in todo],
-                exclude_groups=[reqs[i].exclude_group for i in todo])
+                exclude_groups=[reqs[i].exclude_group for i in todo], priors=priors)
             for i, curve in zip(todo, curves, strict=True):
                 self._memo[keys[i]] = curve
         return [self._memo[k].copy() for k in keys]
@@ -791,11 +828,11 @@ FACTORIES: dict[str, Callable[[], Forecaster]] = {
 
 
 def make_forecaster(name: str, model=None) -> Forecaster:
-    """A fresh forecaster by method name; `model` is required for 'model'."""
-    if name == "model":
+    """A fresh forecaster by method name; `model` is required for the model methods."""
+    if name in MODEL_METHODS:
         if model is None:
-            raise ValueError("method 'model' needs a trained model (--checkpoint)")
-        return ModelForecaster(model)
+            raise ValueError(f"method {name!r} needs a trained model (--checkpoint)")
+        return ModelForecaster(model, prior="prefix_knn" if name == "model_prefix_prior" else "run")
     if name not in FACTORIES:
         raise ValueError(f"unknown forecast method {name!r}; expected one of {METHODS}")
     return FACTORIES[name]()
@@ -841,11 +878,14 @@ def _score(f_drop: Forecast, f_target: Forecast, real: np.ndarray, c: int,
 
 def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Sequence[int] = EVAL_CUTS_S,
                   folds: int = 5, seed: int = 0, model=None, extra_train: Sequence[Profile] | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict:
+                  progress: Callable[[str], None] | None = None,
+                  model_fn: Callable[[list[Profile], int], object] | None = None) -> dict:
     """Score forecasting methods by grouped k-fold CV over `profiles`.
 
     Each fold's roasts are forecast at every cut by methods fitted (and calibrated) on the other
     folds plus `extra_train`; `model`'s weights are fixed, only its band is calibrated there.
+    `model_fn(train_profiles, fold)`, instead of `model`, trains one model per fold on its
+    training roasts (the model methods are then cross-validated like the others).
     Per method and cut, over the roasts with at least MIN_REST_S left after the cut:
     - mae_f: MAE of the forecast over the unseen rest, DROP time given (1 s points, per roast, averaged);
     - finish_mae_f: |forecast at the real DROP time - real drop temperature|;
@@ -868,13 +908,18 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     plan = group_kfold(profiles, min(folds, n_groups), seed)
     per: dict[tuple[str, int], list[list[dict]]] = {(m, c): [[] for _ in plan] for m in methods for c in cuts}
     params: dict[str, list] = {m: [] for m in methods}
-    shared_model = ModelForecaster(model) if "model" in methods else None
+    # A fixed model keeps its generations memoised across folds; a per-fold model is new each fold.
+    shared = {m: make_forecaster(m, model) for m in methods if m in MODEL_METHODS and model_fn is None}
     for fi, (tr, va) in enumerate(plan):
         train = [profiles[i] for i in tr] + extra
         test = [profiles[i] for i in va]
+        fold_model = model_fn(train, fi) if model_fn is not None and set(methods) & set(MODEL_METHODS) else None
         for m in methods:
             started = time.monotonic()
-            fc = shared_model if m == "model" else make_forecaster(m)
+            if m in MODEL_METHODS:
+                fc = shared[m] if model_fn is None else make_forecaster(m, fold_model)
+            else:
+                fc = make_forecaster(m)
             fc.fit(train, seed=seed)
             params[m].append({**fc.describe(), "fit_s": round(time.monotonic() - started, 2)})
             exclude = fc.exclusion if isinstance(fc, ModelForecaster) else None

@@ -22,6 +22,8 @@ from roastcore.cli import CliError
 log = logging.getLogger(__name__)
 
 ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn")
+EXTRA_METHODS = ("model_prefix_prior",)  # the run's model correcting the prefix kNN (prior models)
+MODEL_METHODS = ("model", "model_prefix_prior")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=5, help="grouped folds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="fold split seed")
     p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all four)")
+    p.add_argument("--train-preset", default=None, metavar="PRESET",
+                   help="train this preset on each fold's training roasts for the model methods "
+                        "(cross-validated like the others) instead of using --checkpoint's model")
     p.add_argument("--json", action="store_true", help="print one JSON object {\"results\": [...], ...}")
     p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON here")
     p.set_defaults(handler=_forecast_eval)
@@ -66,9 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _methods(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in names if m not in ALL_METHODS]
+    bad = [m for m in names if m not in ALL_METHODS + EXTRA_METHODS]
     if bad or not names:
-        raise CliError(f"--methods: {', '.join(bad) or '(none)'} not among {', '.join(ALL_METHODS)}")
+        raise CliError(f"--methods: {', '.join(bad) or '(none)'} not among "
+                       f"{', '.join(ALL_METHODS + EXTRA_METHODS)}")
     return names
 
 
@@ -107,8 +113,8 @@ def _forecast(args) -> int:
 
     methods = _methods(args.methods)
     model = _load_model(args.checkpoint)
-    if "model" in methods and model is None:
-        raise CliError("method 'model' needs --checkpoint (or pass --methods without it)")
+    if set(methods) & set(MODEL_METHODS) and model is None:
+        raise CliError("the model methods need --checkpoint (or pass --methods without them)")
     try:
         roast = read_profile(args.roast)
     except (ImportFailure, OSError) as exc:
@@ -181,9 +187,13 @@ def _forecast_eval(args) -> int:
         raise CliError(f"--cuts {args.cuts!r}: give cut points of at least 30 s")
     model = _load_model(args.checkpoint)
     notes = []
-    if model is None and "model" in methods:
-        methods.remove("model")
-        notes.append("no --checkpoint: method 'model' skipped")
+    model_fn = None
+    if args.train_preset:
+        model_fn = _fold_trainer(args.train_preset, notes)
+    elif model is None and set(methods) & set(MODEL_METHODS):
+        skipped = [m for m in methods if m in MODEL_METHODS]
+        methods = [m for m in methods if m not in MODEL_METHODS]
+        notes.append(f"no --checkpoint: {', '.join(repr(m) for m in skipped)} skipped")
         if not methods:
             raise CliError("no method left to score: give --checkpoint or other --methods")
     profiles = _load_profiles(args.data)
@@ -198,11 +208,14 @@ def _forecast_eval(args) -> int:
         val, train, label, split_notes = select_split(profiles, manifest, split)
     except ValueError as exc:
         raise CliError(f"--split {split}: {exc}") from None
-    notes += split_notes
+    # select_split speaks of baselines; here every method is fitted on the other folds.
+    notes += [n for n in split_notes if "baselines" not in n]
+    notes.append(f"{args.folds}-fold CV grouped by product over the {len(val)} scored roasts"
+                 + (f" (+{len(train)} training roasts in every fold)" if train else ""))
     if model is not None and manifest.get("data_source") not in (None, args.data):
         notes.append(f"the run was trained on {manifest.get('data_source')!r}, scored here on {args.data!r}")
     out = forecast_eval(methods, val, cuts=cuts, folds=args.folds, seed=args.seed, model=model,
-                        extra_train=train,
+                        extra_train=train, model_fn=model_fn,
                         progress=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)))
     out.update(split=label, notes=notes, data=args.data, checkpoint=args.checkpoint)
     text = to_json(out)
@@ -215,6 +228,27 @@ def _forecast_eval(args) -> int:
         for note in notes:
             print(f"note: {note}")
     return 0
+
+
+def _fold_trainer(preset: str, notes: list[str]):
+    # deferred: training pulls torch and the trainer; `roastcore --help` stays fast
+    from roastcore.experiments import get_preset
+    from roastcore.train import run_experiment
+
+    try:
+        experiment = get_preset(preset).experiment
+    except (KeyError, ValueError) as exc:
+        raise CliError(f"--train-preset {preset}: {exc}") from None
+    notes.append(f"model methods: preset {preset!r} trained on each fold's training roasts")
+
+    def train_fold(profiles, fold):
+        log.info("training %s for fold %d on %d roasts", preset, fold + 1, len(profiles))
+        result = run_experiment(experiment, profiles)
+        if result.model is None:
+            raise CliError(f"--train-preset {preset}: fold {fold + 1} training {result.status}: {result.reason}")
+        return result.model
+
+    return train_fold
 
 
 def format_table(rows: list[dict]) -> str:
