@@ -43,6 +43,7 @@ cross the temperature. All forecasts are clamped to `model.DEFAULT_CLAMP_F` and 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import logging
@@ -52,13 +53,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from roastcore.baselines import AlignedKNN, AlignedKNNParams, _Library, curve_1s, warp_curve
+from roastcore.batch import collate, steps_grid
 from roastcore.generate import ModelGenerator
 from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.physics import check_curve
 from roastcore.profile import Profile, ProfileMeta, find_turning_point
-from roastcore.splits import group_kfold
+from roastcore.splits import group_kfold, train_val_split
+from roastcore.threads import single_thread
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,8 @@ DROP_MISS_CAP_S = 120.0  # drop-time error when the forecast never reaches the d
 DEFAULT_FCS_F = 390.0  # first crack when the training roasts mark none (~199 °C)
 PROJECTION_WINDOW_S = 30  # Artisan's projection: the RoR of the last 30 s
 END_ROR_MAX_F_PER_S = 0.5  # extending a curve past its end: at most 30 °F/min
-METHODS = ("linear_projection", "ror_decay", "prefix_knn", "model", "model_prefix_prior")
-MODEL_METHODS = ("model", "model_prefix_prior")
+METHODS = ("linear_projection", "ror_decay", "prefix_knn", "model", "model_prefix_prior", "forecast")
+MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
 EVAL_CUTS_S = (120, 240, 360)
 HORIZON_KINDS = ("drop_time", "target", "expected_end")
 
@@ -823,16 +827,125 @@ class ModelForecaster(Forecaster):
                 "calibration_note": self.calibration_note}
 
 
+# ------------------------------------------------------------------ the `forecast` recipe
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning a prior model to forecast: rollouts from random cut points, each correcting
+    the prefix kNN's neighbours for that cut (`PrefixKNN.neighbour_curve`, own product left out)."""
+
+    epochs: int = 12
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    batch_size: int = 16
+    grad_clip: float = 1.0
+    cuts_s: tuple[int, ...] = tuple(range(60, 481, 30))  # where a training rollout may start
+    val_frac: float = 0.2  # grouped inner split that picks the epoch (epoch 0: the model as given)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1 or not 0 < self.val_frac < 1:
+            raise ValueError(f"FinetuneConfig: invalid {self}")
+        if not self.cuts_s or min(self.cuts_s) < MIN_AT_S:
+            raise ValueError(f"FinetuneConfig: cuts_s must be >= {MIN_AT_S} s")
+
+
+def _rollout_item(model, real: np.ndarray, meta: ProfileMeta, cut: int, prior_1s: np.ndarray) -> dict | None:
+    """One training row on the model's step grid: real temperatures, the prior, the prefix length."""
+    n1 = real.size
+    n_steps = int(round((n1 - 1) / model.config.step_s)) + 1
+    if n_steps > model.config.max_len:
+        return None
+    grid = steps_grid(n1, n_steps)
+    feats = model.encoder.encode(meta, float(n1 - 1))
+    return {"temps_f": torch.tensor(np.interp(grid, np.arange(n1), real), dtype=torch.float32),
+            "prior_f": torch.tensor(np.interp(grid, np.arange(n1), prior_1s), dtype=torch.float32),
+            "cat": torch.from_numpy(feats.cat), "flavors": torch.from_numpy(feats.flavors),
+            "cont": torch.from_numpy(feats.cont), "index": 0,
+            "k": int(np.sum(grid <= cut + 1e-9))}
+
+
+def finetune_on_prefixes(model, profiles: Sequence[Profile], config: FinetuneConfig | None = None):
+    """A copy of a prior `model` fine-tuned to correct the prefix kNN from random cut points.
+
+    Returns (model, info). The epoch (0 = unchanged) is picked by the forecast MAE of the rest at
+    cuts 120/240/360 s on a grouped inner split, so fine-tuning can only be kept when it helps there.
+    """
+    cfg = config or FinetuneConfig()
+    if getattr(model, "prior_library", None) is None:
+        raise ValueError("finetune_on_prefixes: the model must be a prior model (config prior='aligned_knn')")
+    inner, val = train_val_split(list(profiles), cfg.val_frac, cfg.seed, grouped=True)
+    knn = PrefixKNN()
+    knn._fit_common(inner)
+    knn._fit_point(inner)
+    rows: list[list[dict]] = []  # per training roast, one item per cut
+    for p in inner:
+        real = curve_1s(p)
+        items = []
+        for c in cfg.cuts_s:
+            if c + MIN_REST_S > real.size - 1:
+                continue
+            req = Request(real[: c + 1].copy(), p.meta, exclude_group=p.group)
+            item = _rollout_item(model, real, p.meta, c, knn.neighbour_curve(req, real.size))
+            if item is not None:
+                items.append(item)
+        if items:
+            rows.append(items)
+    tuned = copy.deepcopy(model)
+    tuned._trained_head = None  # scale_correction must scale what fine-tuning leaves
+    scorer = ModelForecaster(tuned, prior="prefix_knn")
+    scorer.ender = knn
+
+    def val_mae() -> float:
+        scorer._memo.clear()
+        res = residuals_on(scorer, val, EVAL_CUTS_S)
+        return float(np.mean([np.mean(np.abs(r)) for _, _, r in res]))
+
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(tuned.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history = [val_mae()]
+    best = (history[0], 0, copy.deepcopy(tuned.state_dict()))
+    with single_thread():
+        for epoch in range(1, cfg.epochs + 1):
+            tuned.train()
+            picks = [items[rng.integers(len(items))] for items in rows]
+            order = rng.permutation(len(picks))
+            for start in range(0, len(order), cfg.batch_size):
+                chunk = [picks[i] for i in order[start:start + cfg.batch_size]]
+                batch = collate(chunk)
+                k = min(it["k"] for it in chunk)  # one prefix length per batch: the shortest
+                ro = tuned.rollout(batch, prefix_steps=k)
+                mask = batch.mask[:, k:].to(torch.float32)
+                loss = ((ro.pred_f[:, k:] - batch.temps_f[:, k:]).abs() * mask).sum() / mask.sum().clamp(min=1)
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(tuned.parameters(), cfg.grad_clip)
+                opt.step()
+            tuned.eval()
+            history.append(val_mae())
+            if history[-1] < best[0]:
+                best = (history[-1], epoch, copy.deepcopy(tuned.state_dict()))
+    tuned.load_state_dict(best[2])
+    tuned.eval()
+    info = {"best_epoch": best[1], "val_mae_f_by_epoch": [round(h, 3) for h in history],
+            "n_inner_train": len(inner), "n_val": len(val)}
+    log.info("forecast fine-tune: best epoch %d, inner val MAE %s", best[1], info["val_mae_f_by_epoch"])
+    return tuned, info
+
+
 FACTORIES: dict[str, Callable[[], Forecaster]] = {
     "linear_projection": LinearProjection, "ror_decay": RoRDecay, "prefix_knn": PrefixKNN}
 
 
 def make_forecaster(name: str, model=None) -> Forecaster:
-    """A fresh forecaster by method name; `model` is required for the model methods."""
+    """A fresh forecaster by method name; `model` is required for the model methods.
+    'forecast' wraps a model already fine-tuned by `finetune_on_prefixes`."""
     if name in MODEL_METHODS:
         if model is None:
             raise ValueError(f"method {name!r} needs a trained model (--checkpoint)")
-        return ModelForecaster(model, prior="prefix_knn" if name == "model_prefix_prior" else "run")
+        fc = ModelForecaster(model, prior="run" if name == "model" else "prefix_knn")
+        fc.name = name
+        return fc
     if name not in FACTORIES:
         raise ValueError(f"unknown forecast method {name!r}; expected one of {METHODS}")
     return FACTORIES[name]()
@@ -879,13 +992,15 @@ def _score(f_drop: Forecast, f_target: Forecast, real: np.ndarray, c: int,
 def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Sequence[int] = EVAL_CUTS_S,
                   folds: int = 5, seed: int = 0, model=None, extra_train: Sequence[Profile] | None = None,
                   progress: Callable[[str], None] | None = None,
-                  model_fn: Callable[[list[Profile], int], object] | None = None) -> dict:
+                  model_fn: Callable[[list[Profile], int], object] | None = None,
+                  finetune: FinetuneConfig | None = None) -> dict:
     """Score forecasting methods by grouped k-fold CV over `profiles`.
 
     Each fold's roasts are forecast at every cut by methods fitted (and calibrated) on the other
     folds plus `extra_train`; `model`'s weights are fixed, only its band is calibrated there.
     `model_fn(train_profiles, fold)`, instead of `model`, trains one model per fold on its
-    training roasts (the model methods are then cross-validated like the others).
+    training roasts (the model methods are then cross-validated like the others). Method
+    'forecast' fine-tunes that model on the fold's training roasts first (`finetune_on_prefixes`).
     Per method and cut, over the roasts with at least MIN_REST_S left after the cut:
     - mae_f: MAE of the forecast over the unseen rest, DROP time given (1 s points, per roast, averaged);
     - finish_mae_f: |forecast at the real DROP time - real drop temperature|;
@@ -905,18 +1020,25 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown forecast method {m!r}; expected one of {METHODS}")
+    if set(methods) & set(MODEL_METHODS) and model is None and model_fn is None:
+        raise ValueError(f"forecast-eval: {sorted(set(methods) & set(MODEL_METHODS))} need a model or model_fn")
     plan = group_kfold(profiles, min(folds, n_groups), seed)
     per: dict[tuple[str, int], list[list[dict]]] = {(m, c): [[] for _ in plan] for m in methods for c in cuts}
     params: dict[str, list] = {m: [] for m in methods}
     # A fixed model keeps its generations memoised across folds; a per-fold model is new each fold.
-    shared = {m: make_forecaster(m, model) for m in methods if m in MODEL_METHODS and model_fn is None}
+    shared = {m: make_forecaster(m, model) for m in methods
+              if m in MODEL_METHODS and m != "forecast" and model_fn is None}
     for fi, (tr, va) in enumerate(plan):
         train = [profiles[i] for i in tr] + extra
         test = [profiles[i] for i in va]
         fold_model = model_fn(train, fi) if model_fn is not None and set(methods) & set(MODEL_METHODS) else None
         for m in methods:
             started = time.monotonic()
-            if m in MODEL_METHODS:
+            if m == "forecast":  # the recipe: fine-tune this fold's (or the given) model first
+                tuned, info = finetune_on_prefixes(fold_model if model_fn is not None else model, train, finetune)
+                fc = make_forecaster(m, tuned)
+                params.setdefault("forecast_finetune", []).append(info)
+            elif m in MODEL_METHODS:
                 fc = shared[m] if model_fn is None else make_forecaster(m, fold_model)
             else:
                 fc = make_forecaster(m)

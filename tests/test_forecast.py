@@ -274,6 +274,28 @@ def test_model_prefix_prior_band_is_calibrated_without_self_neighbours(demo_mode
     assert hi[0] - lo[0] > 1.3 * (leaky_hi[0] - leaky_lo[0])  # measured 5.1 vs 3.1 °F
 
 
+@pytest.mark.slow
+def test_finetune_on_prefixes_keeps_the_epoch_that_forecasts_best(demo_model):
+    from roastcore.forecast import FinetuneConfig, finetune_on_prefixes
+
+    profiles = generate_dataset(n=16, seed=14)
+    tuned, info = finetune_on_prefixes(demo_model, profiles, FinetuneConfig(epochs=2, cuts_s=(120, 240)))
+    history = info["val_mae_f_by_epoch"]
+    assert len(history) == 3 and info["best_epoch"] == int(np.argmin(history))
+    assert tuned is not demo_model and not tuned.training
+    f = make_forecaster("forecast", tuned).fit(profiles[:10], calibrate=False).forecast(profiles[12], at_s=240)
+    assert f.method == "forecast" and f.bt_f.size > 0
+
+
+def test_finetune_config_is_validated():
+    from roastcore.forecast import FinetuneConfig
+
+    with pytest.raises(ValueError, match="FinetuneConfig"):
+        FinetuneConfig(epochs=-1)
+    with pytest.raises(ValueError, match="cuts_s"):
+        FinetuneConfig(cuts_s=(10,))
+
+
 # ------------------------------------------------------------------ the CLI
 def test_cli_forecast_eval_json_shape(capsys):
     from roastcore.cli import main

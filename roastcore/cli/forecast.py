@@ -22,8 +22,10 @@ from roastcore.cli import CliError
 log = logging.getLogger(__name__)
 
 ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn")
-EXTRA_METHODS = ("model_prefix_prior",)  # the run's model correcting the prefix kNN (prior models)
-MODEL_METHODS = ("model", "model_prefix_prior")
+# The run's model correcting the prefix kNN (prior models); 'forecast' fine-tunes it per fold
+# first (forecast-eval only: the fine-tuned model is not saved).
+EXTRA_METHODS = ("model_prefix_prior", "forecast")
+MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-preset", default=None, metavar="PRESET",
                    help="train this preset on each fold's training roasts for the model methods "
                         "(cross-validated like the others) instead of using --checkpoint's model")
+    p.add_argument("--finetune-epochs", type=int, default=12, metavar="N",
+                   help="method 'forecast': epochs of fine-tuning on each fold (default 12)")
     p.add_argument("--json", action="store_true", help="print one JSON object {\"results\": [...], ...}")
     p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON here")
     p.set_defaults(handler=_forecast_eval)
@@ -112,6 +116,8 @@ def _forecast(args) -> int:
     from roastcore.io import ImportFailure, read_profile
 
     methods = _methods(args.methods)
+    if "forecast" in methods:
+        raise CliError("method 'forecast' fine-tunes per fold: score it with forecast-eval")
     model = _load_model(args.checkpoint)
     if set(methods) & set(MODEL_METHODS) and model is None:
         raise CliError("the model methods need --checkpoint (or pass --methods without them)")
@@ -175,7 +181,7 @@ def _line(f) -> str:
 def _forecast_eval(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.evaluate import select_split
-    from roastcore.forecast import forecast_eval
+    from roastcore.forecast import FinetuneConfig, forecast_eval
     from roastcore.fsutil import atomic_write_text, to_json
 
     methods = _methods(args.methods)
@@ -216,6 +222,7 @@ def _forecast_eval(args) -> int:
         notes.append(f"the run was trained on {manifest.get('data_source')!r}, scored here on {args.data!r}")
     out = forecast_eval(methods, val, cuts=cuts, folds=args.folds, seed=args.seed, model=model,
                         extra_train=train, model_fn=model_fn,
+                        finetune=FinetuneConfig(epochs=args.finetune_epochs),
                         progress=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)))
     out.update(split=label, notes=notes, data=args.data, checkpoint=args.checkpoint)
     text = to_json(out)
