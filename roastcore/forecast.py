@@ -560,16 +560,21 @@ class PrefixKNNParams:
     max_lag_s: int = 60  # a neighbour may be matched this far ahead of or behind the roast
     w_meta: float = 0.5  # weight of the request distance (AlignedKNN's) against the prefix RMSE (°F)
     end_warp: float = 1.0  # baselines.warp_curve: share of the length difference taken by stretching
+    # Share of the offset to the current temperature kept at DROP (linear from 1 at the cut):
+    # 1 keeps the roast's lead over its neighbours, 0 lands on the neighbours' own finish.
+    end_offset: float = 1.0
 
     def __post_init__(self):
         if self.k < 1 or self.window_s < 10 or self.max_lag_s < 0 or self.w_meta < 0:
             raise ValueError(f"PrefixKNNParams: invalid {self}")
         if not 0.0 <= self.end_warp <= 1.0:
             raise ValueError(f"PrefixKNNParams: end_warp {self.end_warp} is outside 0..1")
+        if not 0.0 <= self.end_offset <= 1.0:
+            raise ValueError(f"PrefixKNNParams: end_offset {self.end_offset} is outside 0..1")
 
 
 PREFIX_KNN_GRID = {"k": (3, 5, 8), "window_s": (60, 180), "max_lag_s": (0, 60),
-                   "w_meta": (0.0, 0.5, 2.0), "end_warp": (1.0, 0.5)}
+                   "w_meta": (0.0, 0.5, 2.0), "end_warp": (1.0, 0.5), "end_offset": (1.0, 0.5, 0.0)}
 LAG_STEP_S = 2
 LAG_PENALTY_F_PER_MIN = 1.0  # prefix mismatch added per minute of lag: prefer neighbours in step
 TUNE_QUERIES = 40
@@ -652,9 +657,10 @@ class PrefixKNN(Forecaster):
     def _start(self, j: int, c: int, lag: int) -> int:
         return min(max(c + int(lag), 0), int(self._lens[j]) - 2)
 
-    def _blend(self, q: np.ndarray, idx, lags, n: int, end_warp: float, cache: dict | None = None) -> np.ndarray:
+    def _rest_parts(self, q: np.ndarray, idx, lags, n: int, end_warp: float, cache: dict | None = None):
+        """(mean rise of the neighbours' rests from their matched moments, their mean level there)."""
         c = q.size - 1
-        pieces = []
+        pieces, levels = [], []
         for j, lag in zip(idx, lags, strict=True):
             key = (int(j), self._start(int(j), c, lag), end_warp)
             piece = cache.get(key) if cache is not None else None
@@ -663,7 +669,21 @@ class PrefixKNN(Forecaster):
                 if cache is not None:
                     cache[key] = piece
             pieces.append(piece)
-        return np.concatenate([q, q[c] + np.mean(pieces, axis=0)[1:]])
+            levels.append(self.lib_.curves[key[0]][key[1]])
+        return np.mean(pieces, axis=0), float(np.mean(levels))
+
+    @staticmethod
+    def _join(q: np.ndarray, rise: np.ndarray, level: float, end_offset: float) -> np.ndarray:
+        """Prefix + rest: the neighbours' rise from the current temperature, with the offset to
+        their level fading linearly to `end_offset` of itself at DROP."""
+        c = q.size - 1
+        fade = 1.0 - (1.0 - end_offset) * np.linspace(0.0, 1.0, rise.size)
+        offset = q[c] - level
+        return np.concatenate([q, (level + rise + offset * fade)[1:]])
+
+    def _blend(self, q: np.ndarray, idx, lags, n: int, params: PrefixKNNParams) -> np.ndarray:
+        rise, level = self._rest_parts(q, idx, lags, n, params.end_warp)
+        return self._join(q, rise, level, params.end_offset)
 
     def _rest_len(self, q: np.ndarray, idx, lags) -> float:
         c = q.size - 1
@@ -695,7 +715,7 @@ class PrefixKNN(Forecaster):
         out = []
         for req, n in zip(reqs, ns, strict=True):
             idx, lags = self._neighbours(req, n, self.params)
-            out.append(self._blend(req.prefix, idx, lags, n, self.params.end_warp))
+            out.append(self._blend(req.prefix, idx, lags, n, self.params))
         return out
 
     def describe(self):
@@ -708,9 +728,9 @@ class PrefixKNN(Forecaster):
         queries = np.arange(len(lib.curves))
         if queries.size > TUNE_QUERIES:
             queries = np.sort(np.random.default_rng(0).choice(queries, TUNE_QUERIES, replace=False))
-        combos = [PrefixKNNParams(k=k, window_s=w, max_lag_s=lag, w_meta=wm, end_warp=ew)
+        combos = [PrefixKNNParams(k=k, window_s=w, max_lag_s=lag, w_meta=wm, end_warp=ew, end_offset=eo)
                   for k in grid["k"] for w in grid["window_s"] for lag in grid["max_lag_s"]
-                  for wm in grid["w_meta"] for ew in grid["end_warp"]]
+                  for wm in grid["w_meta"] for ew in grid["end_warp"] for eo in grid["end_offset"]]
         errors = np.zeros(len(combos))
         count = 0
         for i in queries:
@@ -726,6 +746,7 @@ class PrefixKNN(Forecaster):
                 meta_d = self._meta_dist(req, real.size)
                 excluded = groups == groups[i]
                 seen: dict[tuple, float] = {}
+                parts: dict[tuple, tuple] = {}
                 pieces: dict[tuple, np.ndarray] = {}
                 for ci, p in enumerate(combos):
                     score, lags = matches[(p.window_s, p.max_lag_s)]
@@ -735,9 +756,12 @@ class PrefixKNN(Forecaster):
                     if idx.size == 0:
                         errors[ci] += 1e3
                         continue
-                    key = (tuple(idx), tuple(lags[idx]), p.end_warp)
+                    base = (tuple(idx), tuple(lags[idx]), p.end_warp)
+                    key = base + (p.end_offset,)
                     if key not in seen:
-                        curve = self._blend(req.prefix, idx, lags[idx], real.size, p.end_warp, pieces)
+                        if base not in parts:
+                            parts[base] = self._rest_parts(req.prefix, idx, lags[idx], real.size, p.end_warp, pieces)
+                        curve = self._join(req.prefix, *parts[base], p.end_offset)
                         seen[key] = float(np.mean(np.abs(curve[c + 1:] - real[c + 1:])))
                     errors[ci] += seen[key]
                 count += 1
