@@ -120,6 +120,21 @@ def test_prefix_knn_reproduces_a_roast_whose_twin_is_in_the_library(split):
     assert np.max(np.abs(g.bt_f - real[241:])) > 0.1
 
 
+def test_prefix_knn_end_offset_decides_whose_finish_it_lands_on(split):
+    train, _ = split
+    neighbour = train[0]
+    real = curve_1s(neighbour)
+    hotter = real + 5.0  # the same roast running 5 °F hot
+    ends = {}
+    for end_offset in (1.0, 0.0):
+        knn = PrefixKNN(params=PrefixKNNParams(k=1, max_lag_s=0, end_offset=end_offset))
+        knn.fit([neighbour], calibrate=False)
+        f = knn.forecast(hotter[:241], meta=neighbour.meta, horizon=Horizon.drop_at(real.size - 1))
+        assert f.bt_f[0] == pytest.approx(hotter[241], abs=0.05)
+        ends[end_offset] = f.bt_f[-1]
+    assert ends[1.0] == pytest.approx(hotter[-1]) and ends[0.0] == pytest.approx(real[-1])
+
+
 def test_prefix_knn_expected_end_comes_from_its_neighbours(split):
     train, val = split
     roast = val[0]
