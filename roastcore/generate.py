@@ -98,9 +98,11 @@ class ModelGenerator(CurveGenerator):
     def generate_requests(self, metas: Sequence[ProfileMeta], charges: Sequence[float],
                           durations: Sequence[float], prefixes: Sequence[np.ndarray | None] | None = None,
                           progress: Callable[[int, int], None] | None = None,
-                          exclude_groups: Sequence[str | None] | None = None) -> list[np.ndarray]:
+                          exclude_groups: Sequence[str | None] | None = None,
+                          priors: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
         """1 s curves for many requests; the step-level outputs land in `last_steps`.
-        `exclude_groups[i]`: a product whose curves request i's prior may not use."""
+        `exclude_groups[i]`: a product whose curves request i's prior may not use.
+        `priors[i]`: a 1 s prior curve to use instead of the library's (forecast.py's prefix kNN)."""
         n = len(metas)
         prefixes = list(prefixes) if prefixes is not None else [None] * n
         exclude_groups = list(exclude_groups) if exclude_groups is not None else [None] * n
@@ -133,7 +135,8 @@ class ModelGenerator(CurveGenerator):
             library = getattr(self.model, "prior_library", None)
             prior_1s = None
             if library is not None:  # the aligned-kNN prior for this request, from its charge
-                prior_1s = library.curve(metas[i], float(seed[0]), dur, exclude_group=exclude_groups[i])
+                prior_1s = (library.curve(metas[i], float(seed[0]), dur, exclude_group=exclude_groups[i])
+                            if priors is None or priors[i] is None else np.asarray(priors[i], dtype=float)[:n1])
                 prior = np.interp(steps_grid(prior_1s.size, n_steps), np.arange(prior_1s.size), prior_1s)
                 item["prior_f"] = torch.tensor(prior[:steps_used], dtype=torch.float32)
             items.append(item)

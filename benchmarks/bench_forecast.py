@@ -1,0 +1,72 @@
+"""Forecast speed: one forecast of one roast per method (what the replay page asks per frame).
+
+    python benchmarks/bench_forecast.py [--data ../shared/data/onyx-dev] [--checkpoint checkpoints/demo_recommended]
+                                        [--threads 2] [--repeats 20] [--at 240]
+
+Fits each method on every roast but one (fitting and calibration are timed once, apart), then
+times `forecast` on the held-out roast for each horizon kind: median and best of --repeats.
+The model's memo is cleared before every call so each one really generates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from roastcore.baselines import curve_1s
+from roastcore.forecast import Horizon, ModelForecaster, make_forecaster
+from roastcore.io import load_source
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    default_data = Path(__file__).resolve().parents[2] / "shared" / "data" / "onyx-dev"
+    parser.add_argument("--data", default=str(default_data) if default_data.is_dir() else "synthetic:120")
+    parser.add_argument("--checkpoint", default="checkpoints/demo_recommended")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--at", type=int, default=240)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    profiles = load_source(args.data).profiles
+    roast, train = profiles[0], profiles[1:]
+    real = curve_1s(roast)
+    horizons = {"drop_time": Horizon.drop_at(real.size - 1), "target": Horizon.target(float(real[-1])),
+                "expected_end": Horizon.expected_end()}
+    methods = ["linear_projection", "ror_decay", "prefix_knn"]
+    model = None
+    if args.checkpoint and (Path(args.checkpoint) / "model.safetensors").is_file():
+        from roastcore.checkpoints import load_run  # only when a run is given
+
+        model = load_run(args.checkpoint).model
+        methods.append("model")
+    results = {"data": args.data, "n_train": len(train), "threads": args.threads, "at_s": args.at,
+               "roast_s": real.size - 1, "methods": {}}
+    for name in methods:
+        started = time.perf_counter()
+        fc = make_forecaster(name, model).fit(train)
+        fit_s = time.perf_counter() - started
+        entry = {"fit_and_calibrate_s": round(fit_s, 2)}
+        for kind, horizon in horizons.items():
+            times = []
+            for _ in range(args.repeats):
+                if isinstance(fc, ModelForecaster):
+                    fc._memo.clear()
+                t0 = time.perf_counter()
+                fc.forecast(roast, at_s=args.at, horizon=horizon)
+                times.append(time.perf_counter() - t0)
+            entry[f"{kind}_ms_median"] = round(1000 * statistics.median(times), 1)
+            entry[f"{kind}_ms_best"] = round(1000 * min(times), 1)
+        results["methods"][name] = entry
+        print(f"{name:<18} fit+calibrate {fit_s:6.2f} s | one forecast (median/best ms): "
+              + ", ".join(f"{k} {entry[f'{k}_ms_median']}/{entry[f'{k}_ms_best']}" for k in horizons), flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
