@@ -201,3 +201,4 @@ def test_function_level_imports_are_seen(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["io.alog", "cli.train", "jobs.store"])
 def test_subpackages_have_a_layer(name):
     assert layer_of(name) >= 0
+

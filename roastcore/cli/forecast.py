@@ -30,7 +30,7 @@ MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "forecast", help="forecast the rest of one roast from its first seconds, with an 80% band",
+        "forecast", help="forecast the rest of one roast from its first seconds, with an 80%% band",
         description="Cut a roast at --at seconds and forecast the rest with each method: to a given "
                     "DROP time (--drop-time), to a target drop temperature (--target-drop), or to "
                     "the method's own expected end.")
