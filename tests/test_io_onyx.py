@@ -170,3 +170,39 @@ def test_not_json_is_rejected(tmp_path):
     with pytest.raises(ImportFailure, match="not valid JSON") as err:
         read_onyx(path)
     assert err.value.path == str(path) and str(path) in str(err.value)
+
+
+def test_hostile_json_is_refused_before_json_loads_builds_it():
+    """`[[],[],...]` costs json.loads ~20x its text; the counts are checked first."""
+    import time
+    import tracemalloc
+
+    from roastcore.io.base import MAX_JSON_COMMAS, MAX_JSON_CONTAINERS
+
+    for text, words in [
+        ('{"roast_profile": {"bean_temp": [' + "[]," * MAX_JSON_CONTAINERS + "[]]}}", "100,000 JSON objects and lists"),
+        ('{"x": [' + '"ab",' * 300_000 + '"ab"]}', "200,000 JSON strings"),
+        ('{"x": [' + "1.5," * (MAX_JSON_COMMAS + 1) + "1]}", "1,000,000 JSON values"),
+    ]:
+        tracemalloc.start()
+        start = time.perf_counter()
+        try:
+            with pytest.raises(ImportFailure, match=words) as err:
+                parse_onyx(text.encode(), "hostile.json")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert err.value.code == "too_large" and time.perf_counter() - start < 2.0
+        assert peak < 3 * len(text)  # the text and its bytes; nothing parsed
+    points = [{"time": i * 0.01, "value": 400.0} for i in range(MAX_JSON_CONTAINERS)]  # each an object
+    with pytest.raises(ImportFailure, match="more than 100,000 JSON objects"):
+        parse({"roast_profile": {"bean_temp": points}})
+
+
+def test_reasons_quote_short_tokens_only():
+    with pytest.raises(ImportFailure) as err:
+        parse({"roast_profile": {"bean_temp": [{"time": "x" * 10_000, "value": 1}]}})
+    assert err.value.reason == "roast_profile.bean_temp[0].time is 'xxxxxxxxxxxxxxxxxxxxxxxx...', not a number"
+    with pytest.raises(ImportFailure) as err:
+        parse({"roast_profile": {"bean_temp": [{"time": {"a": 1}, "value": 1}]}})
+    assert err.value.reason == "roast_profile.bean_temp[0].time is a dict, not a number"

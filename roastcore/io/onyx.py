@@ -24,6 +24,8 @@ from roastcore.io.base import (
     fill_gaps,
     guarded,
     load_bytes,
+    load_json,
+    quote,
     to_float,
 )
 from roastcore.io.normalize import (
@@ -54,12 +56,9 @@ def read_onyx(path: str | os.PathLike) -> Profile:
 
 def parse_onyx(data: bytes, name: str) -> Profile:
     text = decode_text(data, name).lstrip("\ufeff")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFailure(name, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", "not_json") from None
-    except ValueError as exc:  # e.g. an integer with thousands of digits
-        raise ImportFailure(name, f"not valid JSON ({str(exc)[:80]})", "not_json") from None
+    del data
+    doc = load_json(text, name, "file")  # bounded: refuses texts with absurd numbers of values
+    del text
     if not isinstance(doc, dict):
         raise ImportFailure(name, f"top level is a JSON {type(doc).__name__}, expected an object", "not_onyx")
     profile_part = doc.get("roast_profile")
@@ -101,7 +100,7 @@ def _series(points, name: str, field: str, required: bool) -> tuple[np.ndarray, 
             raise ImportFailure(name, f"{field}[{i}] is a {type(point).__name__}, expected {{time, value}}", "malformed")
         t = to_float(point.get("time"))
         if t is None:
-            raise ImportFailure(name, f"{field}[{i}].time is {point.get('time')!r}, not a number", "malformed")
+            raise ImportFailure(name, f"{field}[{i}].time is {_show(point.get('time'))}, not a number", "malformed")
         v = to_float(point.get("value"))
         times[i] = t
         values[i] = np.nan if v is None else v
@@ -171,12 +170,19 @@ def _shifted_layout(meta: dict) -> bool:
     return isinstance(product, str) and "\n" in product and find_origin(meta.get("origin")) is None
 
 
+def _show(value) -> str:
+    """A value from the file for a reason: a short quoted token, or its type."""
+    if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return quote(value)
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
 def _meta(raw, name: str) -> ProfileMeta:
     m = raw if isinstance(raw, dict) else {}
     info = m.get("roast_info") if isinstance(m.get("roast_info"), dict) else {}
     product_raw = m.get("product_name")
     if _shifted_layout(m):
-        spaced_name = "".join(product_raw.split("\n"))  # "Costa Rica Las Lajas Natural"
+        spaced_name = product_raw.replace("\n", "")  # "Costa Rica Las Lajas Natural"
         origin = find_origin(spaced_name)  # the origin slot holds the variety; the name may say it
         process = canonical_process(m.get("harvest_season"))
         variety = canonical_variety(m.get("origin"))
