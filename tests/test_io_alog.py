@@ -271,7 +271,7 @@ def test_python_shaped_alog_parses_in_bounded_memory_and_time():
 
 
 def test_hostile_literals_are_stopped_by_the_parser_limits():
-    from roastcore.io.literal import LITERAL_EVAL_MAX_BYTES, MAX_DEPTH
+    from roastcore.io.literal import FALLBACK_MAX_BYTES, MAX_DEPTH
 
     deep = b"{'a': " + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with pytest.raises(ImportFailure) as err:
@@ -281,7 +281,7 @@ def test_hostile_literals_are_stopped_by_the_parser_limits():
     with pytest.raises(ImportFailure, match="separate values") as err:
         parse_alog(many, "many.alog")
     # a Python literal this parser does not read, over the literal_eval size: refused, not evaluated
-    big_set = b"{'a': {" + b"1, " * LITERAL_EVAL_MAX_BYTES + b"}}"
+    big_set = b"{'a': {" + b"1, " * FALLBACK_MAX_BYTES + b"}}"
     with pytest.raises(ImportFailure, match="expected ':'"):
         parse_alog(big_set, "set.alog")
     assert parse_literal("{'a': {1, 2}}") == {"a": {1, 2}}  # small: ast.literal_eval decides

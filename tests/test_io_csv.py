@@ -119,5 +119,5 @@ def test_hostile_csv_shapes_are_bounded():
     text = "".join(f"# k{i}: {i}\n" for i in range(100_000)) + "\n" * 100_000 + _rows()
     assert parse_csv(text.encode(), "keys.csv").n == 601
     side = json.dumps({"flavors": [[]] * (200_000)}).encode()  # a sidecar of 200k empty lists
-    with pytest.raises(ImportFailure, match="more than 100,000 JSON objects and lists"):
+    with pytest.raises(ImportFailure, match="metadata sidecar: more than 50,000 separate values"):
         parse_csv(_rows().encode(), "side.csv", side)

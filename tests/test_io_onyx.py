@@ -172,31 +172,41 @@ def test_not_json_is_rejected(tmp_path):
     assert err.value.path == str(path) and str(path) in str(err.value)
 
 
-def test_hostile_json_is_refused_before_json_loads_builds_it():
-    """`[[],[],...]` costs json.loads ~20x its text; the counts are checked first."""
+def test_json_is_read_compactly_and_hostile_shapes_are_refused():
+    """json.loads built ~250 bytes of dict per 25-byte point and ~20x the text for `[[],...]`."""
     import time
     import tracemalloc
 
-    from roastcore.io.base import MAX_JSON_COMMAS, MAX_JSON_CONTAINERS
-
-    for text, words in [
-        ('{"roast_profile": {"bean_temp": [' + "[]," * MAX_JSON_CONTAINERS + "[]]}}", "100,000 JSON objects and lists"),
-        ('{"x": [' + '"ab",' * 300_000 + '"ab"]}', "200,000 JSON strings"),
-        ('{"x": [' + "1.5," * (MAX_JSON_COMMAS + 1) + "1]}", "1,000,000 JSON values"),
-    ]:
+    points = ",".join('{"time":%.3f,"value":%.1f}' % (i * 0.03 + (i % 2) * 0.001, 300 + i * 0.001)
+                      for i in range(100_000))
+    floats = ",".join(["1.5"] * 500_000)
+    for text in ('{"roast_profile": {"bean_temp": [' + points + "]}}", '{"roast_profile": {"bean_temp": [{"time": 0, '
+                 '"value": 1}], "env_temp": [' + floats + "]}}"):
         tracemalloc.start()
-        start = time.perf_counter()
         try:
-            with pytest.raises(ImportFailure, match=words) as err:
-                parse_onyx(text.encode(), "hostile.json")
+            result = outcome_of(text)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        assert err.value.code == "too_large" and time.perf_counter() - start < 2.0
-        assert peak < 3 * len(text)  # the text and its bytes; nothing parsed
-    points = [{"time": i * 0.01, "value": 400.0} for i in range(MAX_JSON_CONTAINERS)]  # each an object
-    with pytest.raises(ImportFailure, match="more than 100,000 JSON objects"):
-        parse({"roast_profile": {"bean_temp": points}})
+        assert peak < 6 * len(text), f"{peak / len(text):.1f}x"
+    assert isinstance(outcome_of('{"roast_profile": {"bean_temp": [' + points + "]}}"), Profile)
+    assert result.code == "implausible"  # one point: too short, but read
+    for text, words in [
+        ('{"roast_profile": {"bean_temp": [' + "[]," * 200_000 + "[]]}}", "separate values"),
+        ('{"x": [' + '"ab",' * 300_000 + '"ab"]}', "separate values"),
+        ('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested more than 64 levels"),
+    ]:
+        start = time.perf_counter()
+        result = outcome_of(text)
+        assert result.code == "too_large" if "values" in words else result.code == "not_json"
+        assert words in result.reason and time.perf_counter() - start < 2.0
+
+
+def outcome_of(text: str):
+    try:
+        return parse_onyx(text.encode(), "hostile.json")
+    except ImportFailure as exc:
+        return exc
 
 
 def test_reasons_quote_short_tokens_only():

@@ -18,6 +18,7 @@ rejected with the reason.
 
 from __future__ import annotations
 
+import ast
 import codecs
 import json
 import logging
@@ -41,7 +42,7 @@ from roastcore.io.base import (
     quote,
     to_float,
 )
-from roastcore.io.literal import LiteralError, literal_eval_small, read_literal
+from roastcore.io.literal import LiteralError, fallback_small, read_literal
 from roastcore.io.normalize import (
     canonical_product,
     canonical_roaster,
@@ -170,7 +171,7 @@ def _literal(data: bytes, name: str):
         parsed = read_literal(data)
     except LiteralError as exc:
         try:
-            return literal_eval_small(data, exc)
+            return fallback_small(data, exc, ast.literal_eval)
         except LiteralError as final:
             # MemoryError/RecursionError never reach the user as such: depth is a LiteralError
             raise ImportFailure(name, f"not a Python-literal Artisan profile ({final})", "malformed") from None

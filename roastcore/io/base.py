@@ -8,7 +8,6 @@ comes out as an `ImportFailure` that names the file and the reason.
 from __future__ import annotations
 
 import codecs
-import json
 import logging
 import os
 import re
@@ -19,6 +18,7 @@ from typing import BinaryIO, TypeVar
 
 import numpy as np
 
+from roastcore.io.literal import LiteralError, parse_json
 from roastcore.profile import Profile, ProfileError
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,6 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 # recording is refused before the numerics (which hold several copies of it) run.
 MAX_SAMPLES = 200_000
 MAX_REASON_CHARS = 200
-# Bounds for json.loads, whose objects cost up to ~20x their text (`[[],[],...]`): crude counts
-# of brackets, quotes and commas (strings included) taken before parsing. Roast files have a
-# few thousand of each.
-MAX_JSON_CONTAINERS = 100_000
-MAX_JSON_STRINGS = 200_000
-MAX_JSON_COMMAS = 1_000_000
-
 T = TypeVar("T")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}+(?:,\d{3})++(?:\.\d++)?+$")
 _OBJECT_REPR = re.compile(r"<([\w.]{1,80}) object at 0x[0-9A-Fa-f]{1,16}>")
@@ -201,23 +194,20 @@ def decode_text(data: bytes, name: str) -> str:
         raise ImportFailure(name, f"not UTF-8 text (invalid byte at offset {exc.start})", "not_text") from None
 
 
-def load_json(text: str, name: str, what: str = "file"):
-    """json.loads in bounded memory: texts with more brackets, strings or commas than any roast
-    file has are refused before parsing. Raises ImportFailure (code not_json / too_large)."""
-    for count, limit, words in ((text.count("{") + text.count("["), MAX_JSON_CONTAINERS, "objects and lists"),
-                                (text.count('"') // 2, MAX_JSON_STRINGS, "strings"),
-                                (text.count(","), MAX_JSON_COMMAS, "values")):
-        if count > limit:
-            raise ImportFailure(name, f"{what} holds more than {limit:,} JSON {words}: not a roast file", "too_large")
+def load_json(data: bytes | str, name: str, what: str = "file"):
+    """JSON in bounded memory and linear time (`roastcore.io.literal.parse_json`): long number
+    lists come back as float64 arrays and lists of {time, value} points as (n, 2) arrays.
+    Raises ImportFailure (codes not_json, too_large)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFailure(name, f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-                            "not_json") from None
-    except RecursionError:
-        raise ImportFailure(name, f"{what} is nested too deeply to be a roast file", "malformed") from None
-    except ValueError as exc:  # e.g. an integer with thousands of digits
-        raise ImportFailure(name, f"{what} is not valid JSON ({type(exc).__name__})", "not_json") from None
+        return parse_json(data)
+    except LiteralError as exc:
+        line = data.count(b"\n", 0, exc.offset) + 1
+        column = exc.offset - (data.rfind(b"\n", 0, exc.offset) + 1) + 1
+        code = "too_large" if exc.definite and "values" in exc.message else "not_json"
+        raise ImportFailure(name, f"{what} is not valid JSON (line {line}, column {column}: {exc.message})"
+                            if code == "not_json" else f"{what}: {exc.message}", code) from None
 
 
 def check_samples(count: int, name: str, field: str) -> None:
