@@ -382,3 +382,17 @@ def test_big_or_lying_central_directories(entries, claimed, zip64, cut, monkeypa
             assert cut is None or len(data) == len(directory + tail)
             assert entries <= 40 and not report.profiles
         assert time.perf_counter() - start < 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=3000) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
+def test_reasons_are_fit_to_show(text):
+    """One place sanitises every reason: one line, no control characters, no parser reprs."""
+    from roastcore.io.base import MAX_REASON_CHARS, clean_reason
+
+    for raw in (text, f"malformed node or string: <ast.Call object at 0x7f3a2b1c> {text}"):
+        reason = clean_reason(raw)
+        assert reason.isprintable() and len(reason) <= MAX_REASON_CHARS and "object at 0x" not in reason
+        assert clean_reason(reason) == reason
+        err = ImportFailure(f"dir/{text[:20]}.alog", raw)
+        assert err.reason == reason and str(err).isprintable()

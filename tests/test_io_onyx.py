@@ -177,7 +177,7 @@ def test_json_is_read_compactly_and_hostile_shapes_are_refused():
     import time
     import tracemalloc
 
-    points = ",".join('{"time":%.3f,"value":%.1f}' % (i * 0.03 + (i % 2) * 0.001, 300 + i * 0.001)
+    points = ",".join(f'{{"time":{i * 0.03 + (i % 2) * 0.001:.3f},"value":{300 + i * 0.001:.1f}}}'
                       for i in range(100_000))
     floats = ",".join(["1.5"] * 500_000)
     for text in ('{"roast_profile": {"bean_temp": [' + points + "]}}", '{"roast_profile": {"bean_temp": [{"time": 0, '

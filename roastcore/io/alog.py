@@ -196,7 +196,7 @@ def _mode(doc: dict, name: str) -> str | None:
 
 
 def _to_f(values: np.ndarray, mode: str) -> np.ndarray:
-    return c_to_f(values) if mode == "C" else values.astype(float)
+    return c_to_f(values) if mode == "C" else values.astype(float, copy=False)
 
 
 def _timeindex(doc: dict, timex: np.ndarray, name: str) -> list[int]:
@@ -258,27 +258,32 @@ def _detect_charge(timex: np.ndarray, bt: np.ndarray, stop: int) -> int | None:
     """
     horizon = timex[0] + 0.5 * (timex[stop] - timex[0])
     limit = min(stop, int(np.searchsorted(timex, horizon, side="right")))
-    starts = np.flatnonzero(bt[:limit] >= CHARGE_MIN_PROBE_F)
-    if starts.size == 0:
-        return None
-    ends = np.searchsorted(timex, timex[starts] + CHARGE_FALL_WINDOW_S, side="right").tolist()
-    values = bt[:ends[-1]].tolist()  # Python floats: the loop below reads them one by one
+    values = memoryview(np.ascontiguousarray(bt, dtype=np.float64))  # Python floats one by one, no copy
     window: deque[int] = deque()
-    j = int(starts[0])
-    for i, end in zip(starts.tolist(), ends, strict=True):
-        while j < end:
-            while window and values[window[-1]] >= values[j]:
-                window.pop()
-            window.append(j)
-            j += 1
-        while window[0] < i:
-            window.popleft()
-        if end - i > 1 and values[i] - values[window[0]] >= CHARGE_FALL_F:
-            segment = bt[i:end]
-            before_fall = segment[: int(np.argmin(segment)) + 1]
-            peak = i + before_fall.size - 1 - int(np.argmax(before_fall[::-1]))  # last sample at the peak
-            return peak if peak < stop else None
+    j = 0
+    for first in range(0, limit, _CHUNK):  # in chunks: no full-length index arrays
+        starts = np.flatnonzero(bt[first:min(limit, first + _CHUNK)] >= CHARGE_MIN_PROBE_F) + first
+        if starts.size == 0:
+            continue
+        ends = np.searchsorted(timex, timex[starts] + CHARGE_FALL_WINDOW_S, side="right")
+        j = max(j, int(starts[0]))
+        for i, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            while j < end:
+                while window and values[window[-1]] >= values[j]:
+                    window.pop()
+                window.append(j)
+                j += 1
+            while window[0] < i:
+                window.popleft()
+            if end - i > 1 and values[i] - values[window[0]] >= CHARGE_FALL_F:
+                segment = bt[i:end]
+                before_fall = segment[: int(np.argmin(segment)) + 1]
+                peak = i + before_fall.size - 1 - int(np.argmax(before_fall[::-1]))  # last sample at the peak
+                return peak if peak < stop else None
     return None
+
+
+_CHUNK = 4096  # samples per chunk: small lists, and numpy still does the bulk
 
 
 def _resolve_drop(index: list[int], timex: np.ndarray, bt: np.ndarray, charge: int, name: str) -> tuple[int, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import math
 import os
 import re
 import stat
@@ -228,7 +229,7 @@ def to_float(value) -> float | None:
         out = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return out if np.isfinite(out) else None
+    return out if math.isfinite(out) else None
 
 
 def numeric_array(values, name: str, field: str) -> np.ndarray:
@@ -262,8 +263,13 @@ def fill_gaps(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float,
     gap may be before the curve is fiction. Needs at least one finite value.
     """
     ok = np.isfinite(values)
+    if ok.all():  # the common case, without index arrays as long as the recording
+        steps = np.diff(times)
+        k = int(np.argmax(steps)) if steps.size else 0
+        gap = float(steps[k]) if steps.size and steps[k] > 0 else 0.0
+        return values.astype(float, copy=True), gap, float(times[k if gap > 0 else 0])
     idx = np.flatnonzero(ok)
-    filled = values.astype(float, copy=True) if ok.all() else np.interp(times, times[idx], values[idx])
+    filled = np.interp(times, times[idx], values[idx])
     # the span a gap leaves uncovered: between the readings around it, or from an edge
     edges = np.concatenate(([times[0]], times[idx], [times[-1]]))
     spans = np.diff(edges)

@@ -66,7 +66,7 @@ _TIME_COLUMNS = ("time_s", "time", "seconds", "t_s", "t")
 _NUMERIC_META = ("charge_temp_f", "target_finish_f", "altitude_m", "density", "weight_g")
 HEADER_KEYS = frozenset(("origin", "process", "variety", "roast_level", "flavors", "roaster", "batch_id",
                          "product", "events", "interval_s") + _NUMERIC_META)
-_EOL = re.compile("\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")  # str.splitlines()'s line ends
+_LINE = re.compile("[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")  # between str.splitlines()'s line ends
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -163,15 +163,8 @@ def parse_csv(data: bytes, name: str, sidecar: bytes | None = None) -> Profile:
 def _body_lines(text: str, header: dict, name: str) -> Iterator[str]:
     """The CSV's non-blank, non-'#' lines, one at a time (no list of every line: a file of
     empty lines would cost ~50 bytes a byte); `# key: value` lines for known keys fill `header`."""
-    pos, n = 0, len(text)
-    line_no = 0
-    while pos < n:
-        m = _EOL.search(text, pos)
-        if m is None:
-            line, pos = text[pos:], n
-        else:
-            line, pos = text[pos:m.start()], m.end()
-        line_no += 1
+    for match in _LINE.finditer(text):  # runs of line breaks are skipped inside the regex engine
+        line = match.group()
         stripped = line.strip()
         if stripped.startswith("#"):
             key, sep, value = stripped[1:].partition(":")
