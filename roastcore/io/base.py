@@ -67,7 +67,11 @@ def quote(value, max_len: int = 24) -> str:
 def clean_reason(text) -> str:
     """The one place a reason is made fit to show: one line, no parser object reprs, no control
     characters, at most MAX_REASON_CHARS characters."""
-    text = str(text)[:4 * MAX_REASON_CHARS]
+    text = str(text)
+    if len(text) <= MAX_REASON_CHARS and text.isprintable() and "  " not in text and " at 0x" not in text \
+            and text == text.strip():
+        return text  # already clean (the common case): the same object, so equal reasons share memory
+    text = text[:4 * MAX_REASON_CHARS]
     text = _OBJECT_REPR.sub(lambda m: "<" + m.group(1).rsplit(".", 1)[-1] + ">", text)
     text = display_name(" ".join(text.split()))
     if len(text) > MAX_REASON_CHARS:
