@@ -428,3 +428,11 @@ def test_real_files_round_trip(artisan_dir, tmp_path):
             q = read_alog(out)
             assert np.max(np.abs(q.bt - p.bt)) < 0.1
             assert q.events == pytest.approx(p.events, abs=1e-3)
+
+
+def test_stored_metadata_line_is_bounded_like_imported_text():
+    stored = {"origin": "Kenya " + " " * 100_000 + "x" * 1000, "flavors": [f"note {i}" for i in range(5000)],
+              "product": ["not", "text"], "weight_g": 200.0}
+    p = parse(alog_text(roastingnotes="roastcore-meta: " + json.dumps(stored)))
+    assert p.meta.origin == ("Kenya " + "x" * 1000)[:200] and len(p.meta.flavors) == 32
+    assert p.meta.product is None and p.meta.weight_g == 200.0

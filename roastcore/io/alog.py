@@ -44,6 +44,7 @@ from roastcore.io.base import (
 )
 from roastcore.io.literal import LiteralError, fallback_small, read_literal
 from roastcore.io.normalize import (
+    canonical_flavors,
     canonical_product,
     canonical_roaster,
     clean_text,
@@ -434,6 +435,9 @@ def _meta(doc: dict, name: str) -> ProfileMeta:
     return _stored_meta(notes, meta, name) or meta
 
 
+_META_TEXT_FIELDS = ("origin", "process", "variety", "roast_level", "roaster", "batch_id", "product")
+
+
 def _stored_meta(notes: str, fallback: ProfileMeta, name: str) -> ProfileMeta | None:
     """The metadata write_alog stored in roastingnotes, when present and valid."""
     for match in _META_LINE.finditer(notes):
@@ -441,6 +445,12 @@ def _stored_meta(notes: str, fallback: ProfileMeta, name: str) -> ProfileMeta | 
             stored = load_json(match.group(1), name, "the roastcore-meta line")
             if not isinstance(stored, dict):
                 raise ValueError("not an object")
+            # any file can carry such a line: text fields bounded like imported text, or dropped
+            for key, value in stored.items():
+                if key == "flavors":
+                    stored[key] = canonical_flavors(value)
+                elif key in _META_TEXT_FIELDS:
+                    stored[key] = clean_text(value) if isinstance(value, str) else None
             stored["source_file"] = name
             return ProfileMeta.from_dict(stored)
         except (ValueError, TypeError) as exc:  # ImportFailure is a ValueError

@@ -237,7 +237,7 @@ def canonical_roast_level(value) -> str | None:
 # ------------------------------------------------------------------ variety, roaster, product
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
            "october", "november", "december")
-_NOT_A_VARIETY = re.compile(r"^(?:(?:" + "|".join(_MONTHS) + r")\b.*|rotating microlots?|various|n/?a|unknown|-+)$",
+_NOT_A_VARIETY = re.compile(r"^(?:(?:" + "|".join(_MONTHS) + r")\b.*+|rotating microlots?|various|n/?a|unknown|-++)$",
                             re.IGNORECASE)
 
 
