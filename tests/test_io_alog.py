@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roastcore.io import ImportFailure, import_folder, read_alog, write_alog
-from roastcore.io.alog import parse_alog, parse_literal, to_alog_dict
+from roastcore.io.alog import parse_alog, to_alog_dict
+from roastcore.io.literal import parse_literal
 from roastcore.profile import Profile, ProfileMeta, c_to_f, f_to_c
 
 # What ../shared/data/artisan holds (396 files); see docs/importers.md.
@@ -171,7 +172,7 @@ def test_not_utf8_and_size_limit(tmp_path):
     huge = tmp_path / "huge.alog"
     with open(huge, "wb") as fh:
         fh.truncate(21 * 1024 * 1024)  # sparse: the size check must refuse it before reading
-    with pytest.raises(ImportFailure, match="MB limit"):
+    with pytest.raises(ImportFailure, match="larger than the 20 MiB limit"):
         read_alog(huge)
     with pytest.raises(ImportFailure, match="not found"):
         read_alog(tmp_path / "missing.alog")
@@ -205,6 +206,113 @@ def test_fast_literal_parser_refuses_what_literal_eval_refuses():
     for text in ("{'a': true}", "{'a': null}", "{'a': NaN}", "{'a': Infinity}", "{'a': x}", "__import__('os')"):
         with pytest.raises((ValueError, SyntaxError)):
             parse_literal(text)
+
+
+def _python_shapes(value, rng):
+    """repr(value) with the Python-only shapes Artisan's fast path used to hand to literal_eval:
+    trailing commas, tuples for lists, single and double quotes, u/r prefixes."""
+    if isinstance(value, dict):
+        items = [f"{_python_shapes(k, rng)}: {_python_shapes(v, rng)}" for k, v in value.items()]
+        return "{" + ", ".join(items) + ("," if items and rng.random() < 0.5 else "") + "}"
+    if isinstance(value, (list, tuple)):
+        items = [_python_shapes(v, rng) for v in value]
+        tail = "," if items and (rng.random() < 0.5 or (isinstance(value, tuple) and len(items) == 1)) else ""
+        open_, close = ("(", ")") if isinstance(value, tuple) else ("[", "]")
+        return open_ + ", ".join(items) + tail + close
+    if isinstance(value, str) and rng.random() < 0.3 and "\\" not in value and '"' not in value:
+        return "u" + repr(value) if rng.random() < 0.5 else '"' + repr(value)[1:-1].replace("\\'", "'") + '"'
+    return repr(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_literals, st.integers(0, 2**32 - 1))
+def test_literal_parser_reads_trailing_commas_tuples_and_quotes_itself(value, seed):
+    """These shapes no longer fall back to ast.literal_eval: the bounded parser reads them."""
+    from roastcore.io.literal import read_literal
+
+    text = _python_shapes(value, np.random.default_rng(seed))
+    expected = ast.literal_eval(text)
+    assert read_literal(text.encode()).value == expected
+
+
+def test_long_number_lists_become_arrays_with_literal_eval_values():
+    from roastcore.io.literal import read_literal
+
+    numbers = [0, -1, 2.5, 1e-3, 1e300, -0.0, 7, 123456789012, .5, 3.] * 50
+    text = "{'timex': [" + ", ".join(map(repr, numbers)) + ",], 'mixed': (" + ", ".join(map(repr, numbers)) + ", 'x')}"
+    doc = read_literal(text.encode()).value
+    expected = ast.literal_eval(text)
+    assert isinstance(doc["timex"], np.ndarray) and doc["timex"].tolist() == [float(x) for x in expected["timex"]]
+    assert doc["mixed"] == tuple(float(x) for x in expected["mixed"][:-1]) + ("x",)
+
+
+def _alog_with_python_shapes(n: int) -> bytes:
+    """An .alog of ~3n bytes that the old JSON fast path refused (a trailing comma in a tuple)."""
+    return b"{'timex': (" + b"0, " * n + b"), 'temp2': [" + b"3, " * (n // 10) + b"]}"
+
+
+def test_python_shaped_alog_parses_in_bounded_memory_and_time():
+    """Case 1 of issue 13: the literal_eval fallback cost ~320x the file size (6.4 GB for 20 MB)."""
+    import tracemalloc
+
+    data = _alog_with_python_shapes(400_000)  # 1.3 MB
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ImportFailure) as err:
+            parse_alog(data, "big.alog")
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.code == "too_large" and "400,000 samples" in err.value.reason
+    assert peak < 10 * len(data), f"{peak / len(data):.1f}x the file size"
+    assert seconds < 2.0 * len(data) / 1e6 + 1.0
+
+
+def test_hostile_literals_are_stopped_by_the_parser_limits():
+    from roastcore.io.literal import FALLBACK_MAX_BYTES, MAX_DEPTH
+
+    deep = b"{'a': " + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(ImportFailure) as err:
+        parse_alog(deep, "deep.alog")
+    assert f"nested more than {MAX_DEPTH} levels deep" in err.value.reason and "MemoryError" not in err.value.reason
+    many = b"{'a': [" + b"[], " * 400_000 + b"]}"  # 56 bytes of list per 4 bytes of text
+    with pytest.raises(ImportFailure, match="separate values") as err:
+        parse_alog(many, "many.alog")
+    # a Python literal this parser does not read, over the literal_eval size: refused, not evaluated
+    big_set = b"{'a': {" + b"1, " * FALLBACK_MAX_BYTES + b"}}"
+    with pytest.raises(ImportFailure, match="expected ':'"):
+        parse_alog(big_set, "set.alog")
+    assert parse_literal("{'a': {1, 2}}") == {"a": {1, 2}}  # small: ast.literal_eval decides
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{'timex': foo(1)}", "unexpected name 'foo' at byte 10"),
+    ("{'timex': __import__('os').system('x')}", "unexpected name '__import__'"),
+    ("{'timex': [1, 2] + [3]}", "found '+'"),
+    ("{'timex': [1, 2}", "unexpected '}'"),
+    ("{'a': 'unterminated}", "unterminated string"),
+])
+def test_reasons_name_the_token_not_a_parser_object(text, words):
+    """Case 10: reasons read `<ast.Call object at 0x...>` when literal_eval had the last word."""
+    with pytest.raises(ImportFailure) as err:
+        parse(text)
+    assert words in err.value.reason and "object at 0x" not in err.value.reason and "ast." not in err.value.reason
+    assert err.value.code == "malformed" and len(err.value.reason) <= 200
+
+
+def test_charge_detection_is_linear_in_the_number_of_samples():
+    """Case 3: equal timestamps made every CHARGE window span the whole recording (O(n^2))."""
+    from roastcore.io.alog import _detect_charge
+
+    n = 190_000
+    timex, bt = np.zeros(n), np.full(n, 300.0)
+    start = time.perf_counter()
+    assert _detect_charge(timex, bt, n - 1) is None
+    assert time.perf_counter() - start < 2.0  # the old loop took ~6 s here
+    bt[150_000] = 250.0  # a 50 °F fall inside the (zero-width in time) window of every sample
+    assert _detect_charge(timex, bt, n - 1) == 149_999
 
 
 # ------------------------------------------------------------------ writing
@@ -320,3 +428,11 @@ def test_real_files_round_trip(artisan_dir, tmp_path):
             q = read_alog(out)
             assert np.max(np.abs(q.bt - p.bt)) < 0.1
             assert q.events == pytest.approx(p.events, abs=1e-3)
+
+
+def test_stored_metadata_line_is_bounded_like_imported_text():
+    stored = {"origin": "Kenya " + " " * 100_000 + "x" * 1000, "flavors": [f"note {i}" for i in range(5000)],
+              "product": ["not", "text"], "weight_g": 200.0}
+    p = parse(alog_text(roastingnotes="roastcore-meta: " + json.dumps(stored)))
+    assert p.meta.origin == ("Kenya " + "x" * 1000)[:200] and len(p.meta.flavors) == 32
+    assert p.meta.product is None and p.meta.weight_g == 200.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -83,3 +84,40 @@ def test_gaps_are_interpolated_and_long_gaps_rejected():
 def test_rejections(text, words):
     with pytest.raises(ImportFailure, match=words):
         parse_csv(text.encode(), "bad.csv")
+
+
+def _rows(n: int = 601) -> str:
+    return "time_s,bt_f\n" + "".join(f"{i},{300 + 0.2 * i:.1f}\n" for i in range(n))
+
+
+def test_flavour_header_with_a_long_space_run_is_linear():
+    """Case 2 of issue 13: `\\s*[,;]\\s*` took 27 s on 60 kB of spaces (and hours on 1 MB)."""
+    text = "# flavors: a" + " " * 1_000_000 + "b, c;  d\n" + _rows()
+    start = time.perf_counter()
+    p = parse_csv(text.encode(), "f.csv")
+    assert time.perf_counter() - start < 2.0
+    assert p.meta.flavors == ("a b", "c", "d")
+
+
+def test_reasons_never_copy_cells_or_a_linked_files_first_line():
+    """Case 10: reasons copied whole CSV cells (up to 30 kB) and the header row of any file."""
+    with pytest.raises(ImportFailure) as err:
+        parse_csv(("time_s,bt_f\n0,400\n" + "x" * 30_000 + ",300\n2,200\n").encode(), "cell.csv")
+    assert "'xxxxxxxxxxxxxxxxxxxxxxxx...'" in err.value.reason and len(err.value.reason) <= 200
+    with pytest.raises(ImportFailure) as err:
+        parse_csv(b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n", "pw.csv")
+    assert "/bin/bash" not in err.value.reason and "daemon" not in err.value.reason
+    assert "no time column" in err.value.reason
+
+
+def test_hostile_csv_shapes_are_bounded():
+    from roastcore.io.base import MAX_SAMPLES
+
+    with pytest.raises(ImportFailure, match=f"more than {MAX_SAMPLES:,} data rows"):
+        parse_csv(_rows(MAX_SAMPLES + 5).encode(), "rows.csv")
+    # unknown header keys are not kept, so any number of them costs nothing
+    text = "".join(f"# k{i}: {i}\n" for i in range(100_000)) + "\n" * 100_000 + _rows()
+    assert parse_csv(text.encode(), "keys.csv").n == 601
+    side = json.dumps({"flavors": [[]] * (200_000)}).encode()  # a sidecar of 200k empty lists
+    with pytest.raises(ImportFailure, match="metadata sidecar: more than 50,000 separate values"):
+        parse_csv(_rows().encode(), "side.csv", side)

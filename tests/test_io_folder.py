@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import struct
+import threading
 import time
 import zipfile
 
@@ -204,3 +208,118 @@ def test_zips_inside_a_folder_join_the_same_report(tmp_path):
     rejected = {r.file: r.code for r in report.rejected}
     assert rejected["broken.zip"] == "bad_zip"
     assert rejected["batch.zip/../escape.alog"] == "unsafe_path"
+
+
+# ------------------------------------------------------------------ special files, links, names
+def _without_hanging(fn, fifo=None, seconds: float = 20.0):
+    """fn() in a daemon thread: a regression that blocks on a FIFO fails instead of hanging."""
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.setdefault("value", fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive() and fifo is not None:
+        try:  # release the blocked reader so the thread can end
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    assert not worker.is_alive(), "the import blocked"
+    return result["value"]
+
+
+def test_fifos_sockets_and_outside_links_are_rejected_unread(tmp_path):
+    """Case 4 of issue 13: a FIFO named x.alog hung the import forever. Case 10: a CSV linked to
+    /etc/passwd had its first line printed in the reason."""
+    root = tmp_path / "ff"
+    root.mkdir()
+    os.mkfifo(root / "x.alog")
+    os.mkfifo(root / "y.zip")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "s.csv"))
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (root / "passwd.csv").symlink_to(outside)
+    write_alog(make_profile(), root / "good.alog")
+    (root / "inside_link.alog").symlink_to(root / "good.alog")  # inside the folder: read
+    try:
+        report = _without_hanging(lambda: import_folder(root), fifo=root / "x.alog")
+        single = _without_hanging(lambda: load_source(str(root / "x.alog")), fifo=root / "x.alog")
+    finally:
+        sock.close()
+    rejected = {r.file: (r.code, r.reason) for r in report.rejected}
+    assert rejected["x.alog"] == ("special_file", "a named pipe (FIFO), not a regular file: not read")
+    assert rejected["y.zip"][0] == "special_file" and rejected["s.csv"][0] == "special_file"
+    assert rejected["s.csv"][1].startswith("a socket")
+    assert rejected["passwd.csv"] == ("unsafe_path", "symbolic link to a file outside the imported folder: not read")
+    assert [p.meta.source_file for p in report.profiles] == ["good.alog"]
+    assert report.duplicates == [("inside_link.alog", "good.alog")]
+    assert [(r.file, r.code) for r in single.rejected] == [("x.alog", "special_file")]
+    assert "root:" not in json.dumps(report.to_dict())
+
+
+def test_terminal_escapes_in_file_names_are_neutralised(tmp_path, capsys):
+    root = tmp_path / "esc"
+    root.mkdir()
+    (root / "evil\x1b[2J\x1b[31mred.alog").write_text("{'timex': [1,")
+    (root / "bidi\u202eroast.csv").write_text("time_s,bt_f\n0,1\n")
+    assert cli_main(["data", "summary", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "evil\\x1b[2J\\x1b[31mred.alog" in out and "bidi\\u202eroast.csv" in out
+    report = import_folder(root)
+    assert all(r.file.isprintable() and r.reason.isprintable() for r in report.rejected)
+
+
+# ------------------------------------------------------------------ zip central directories
+def _zip_directory_only(entries: int, claimed: int | None = None, zip64: bool = False,
+                        directory_size: int | None = None) -> bytes:
+    """A zip holding only a central directory of `entries` empty members (no data: the check
+    must refuse it from the directory alone), with the end record claiming `claimed` entries."""
+    claimed = entries if claimed is None else claimed
+    directory = b"".join(
+        struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0)
+        + name for name in (f"r{i:07d}.alog".encode() for i in range(entries)))
+    size = len(directory) if directory_size is None else directory_size
+    if not zip64:
+        return directory + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, claimed, claimed, size, 0, 0)
+    record = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, claimed, claimed, size, 0)
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, len(directory), 1)
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return directory + record + locator + end
+
+
+def test_zip_entry_count_is_checked_before_zipfile_parses_the_directory(tmp_path):
+    """Case 7: a 1M-entry zip was parsed in full (41 s, 593 MB) before the limit applied."""
+    big = tmp_path / "big.zip"
+    big.write_bytes(_zip_directory_only(200_000, zip64=True))
+    start = time.perf_counter()
+    with pytest.raises(ImportFailure, match="zip holds 200,000 entries, more than the 50,000 limit") as err:
+        import_folder(big)
+    assert time.perf_counter() - start < 1.0  # zipfile needs ~8 s for these entries
+    assert err.value.code == "too_large"
+    lying = tmp_path / "lying.zip"  # the end record says 3; the directory holds 60,000
+    lying.write_bytes(_zip_directory_only(60_000, claimed=3))
+    with pytest.raises(ImportFailure, match="more than the 50,000 entries allowed"):
+        import_folder(lying)
+    huge_dir = tmp_path / "huge_dir.zip"
+    huge_dir.write_bytes(_zip_directory_only(2, directory_size=40 * 1024 * 1024))
+    with pytest.raises(ImportFailure, match="central directory is 40 MiB, more than the 32 MiB limit"):
+        import_folder(huge_dir)
+
+
+def test_truncated_zip_is_called_truncated(tmp_path):
+    """Case 10: a truncated zip was reported as "unsupported file type '.zip'"."""
+    whole = tmp_path / "whole.zip"
+    with zipfile.ZipFile(whole, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(3):
+            zf.writestr(f"r{i}.alog", repr(to_alog_dict(make_profile(duration_s=600 + 10 * i))))
+    data = whole.read_bytes()
+    for name in ("cut.zip", "cut.bin"):
+        (tmp_path / name).write_bytes(data[: len(data) // 2])
+        with pytest.raises(ImportFailure, match="truncated or damaged zip archive") as err:
+            load_source(str(tmp_path / name))
+        assert err.value.code == "bad_zip"
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    (folder / "cut.zip").write_bytes(data[: len(data) // 2])
+    assert [(r.file, r.code) for r in import_folder(folder).rejected] == [("cut.zip", "bad_zip")]
+    assert len(import_folder(whole).profiles) == 3

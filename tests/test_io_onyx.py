@@ -170,3 +170,49 @@ def test_not_json_is_rejected(tmp_path):
     with pytest.raises(ImportFailure, match="not valid JSON") as err:
         read_onyx(path)
     assert err.value.path == str(path) and str(path) in str(err.value)
+
+
+def test_json_is_read_compactly_and_hostile_shapes_are_refused():
+    """json.loads built ~250 bytes of dict per 25-byte point and ~20x the text for `[[],...]`."""
+    import time
+    import tracemalloc
+
+    points = ",".join(f'{{"time":{i * 0.03 + (i % 2) * 0.001:.3f},"value":{300 + i * 0.001:.1f}}}'
+                      for i in range(100_000))
+    floats = ",".join(["1.5"] * 500_000)
+    for text in ('{"roast_profile": {"bean_temp": [' + points + "]}}", '{"roast_profile": {"bean_temp": [{"time": 0, '
+                 '"value": 1}], "env_temp": [' + floats + "]}}"):
+        tracemalloc.start()
+        try:
+            result = outcome_of(text)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 6 * len(text), f"{peak / len(text):.1f}x"
+    assert isinstance(outcome_of('{"roast_profile": {"bean_temp": [' + points + "]}}"), Profile)
+    assert result.code == "implausible"  # one point: too short, but read
+    for text, words in [
+        ('{"roast_profile": {"bean_temp": [' + "[]," * 200_000 + "[]]}}", "separate values"),
+        ('{"x": [' + '"ab",' * 300_000 + '"ab"]}', "separate values"),
+        ('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested more than 64 levels"),
+    ]:
+        start = time.perf_counter()
+        result = outcome_of(text)
+        assert result.code == "too_large" if "values" in words else result.code == "not_json"
+        assert words in result.reason and time.perf_counter() - start < 2.0
+
+
+def outcome_of(text: str):
+    try:
+        return parse_onyx(text.encode(), "hostile.json")
+    except ImportFailure as exc:
+        return exc
+
+
+def test_reasons_quote_short_tokens_only():
+    with pytest.raises(ImportFailure) as err:
+        parse({"roast_profile": {"bean_temp": [{"time": "x" * 10_000, "value": 1}]}})
+    assert err.value.reason == "roast_profile.bean_temp[0].time is 'xxxxxxxxxxxxxxxxxxxxxxxx...', not a number"
+    with pytest.raises(ImportFailure) as err:
+        parse({"roast_profile": {"bean_temp": [{"time": {"a": 1}, "value": 1}]}})
+    assert err.value.reason == "roast_profile.bean_temp[0].time is a dict, not a number"

@@ -4,10 +4,16 @@
 
 Formats: Artisan .alog (`read_alog`/`write_alog`), Onyx-style JSON (`read_onyx`/`write_json`),
 CSV (`read_csv`/`write_csv`). See docs/importers.md for the rules and rejection reasons.
+
+Every importer is bounded in memory and time for any input (issue 13): .alog and JSON go through
+the linear-time parser in `roastcore.io.literal`, only regular files are read, zip directories
+are checked before parsing, and reasons are sanitised in one place (`base.clean_reason`). Sizes
+are written with `format_size` (binary units: the file limit reads "20 MiB" everywhere), file
+names with `display_name` (control characters escaped).
 """
 
 from roastcore.io.alog import read_alog, write_alog
-from roastcore.io.base import MAX_FILE_BYTES, ImportFailure
+from roastcore.io.base import MAX_FILE_BYTES, MAX_SAMPLES, ImportFailure, display_name, format_size
 from roastcore.io.csv import read_csv, write_csv
 from roastcore.io.folder import ImportReport, Rejection, import_folder, read_profile
 from roastcore.io.onyx import read_onyx, write_json
@@ -25,6 +31,7 @@ from roastcore.io.sources import dataset_fingerprint, dataset_stats, load_source
 __all__ = [
     "MAX_FILE_BYTES",
     "DatasetEntry",
+    "MAX_SAMPLES",
     "ImportFailure",
     "ImportReport",
     "Rejection",
@@ -32,6 +39,8 @@ __all__ = [
     "clean_leftovers",
     "dataset_fingerprint",
     "dataset_stats",
+    "display_name",
+    "format_size",
     "import_folder",
     "import_path",
     "import_uploads",

@@ -1,7 +1,8 @@
 """Artisan .alog profiles: read real logs into Profiles, write Profiles Artisan loads as background.
 
-Format: ../shared/docs/artisan-alog-format.md. An .alog is `repr(dict)`; it is parsed with
-`ast.literal_eval` only (never `eval`), exactly like Artisan's own loader, and must start with
+Format: ../shared/docs/artisan-alog-format.md. An .alog is `repr(dict)`; it is parsed as a Python
+literal, never with `eval`: by `roastcore.io.literal` (linear time, bounded memory), with
+`ast.literal_eval` deciding only for small files that parser does not read. It must start with
 '{'. Times in `timex` count from the start of the recording, not from CHARGE, so the curve is
 cropped CHARGE..DROP via `timeindex` and resampled onto a 1 s grid (loggers sample every
 0.5-3 s, not always evenly).
@@ -23,6 +24,7 @@ import json
 import logging
 import os
 import re
+from collections import deque
 
 import numpy as np
 
@@ -30,14 +32,19 @@ from roastcore.fsutil import atomic_write_text
 from roastcore.io.base import (
     ImportFailure,
     build_profile,
-    decode_text,
+    check_samples,
+    check_utf8,
     fill_gaps,
     guarded,
     load_bytes,
+    load_json,
     numeric_array,
+    quote,
     to_float,
 )
+from roastcore.io.literal import LiteralError, fallback_small, read_literal
 from roastcore.io.normalize import (
+    canonical_flavors,
     canonical_product,
     canonical_roaster,
     clean_text,
@@ -85,15 +92,20 @@ def read_alog(path: str | os.PathLike) -> Profile:
 
 # ------------------------------------------------------------------ parsing
 def parse_alog(data: bytes, name: str) -> Profile:
-    text = decode_text(data, name)
-    if not text.startswith("{"):
-        bom = " (it starts with a byte-order mark)" if text.startswith("\ufeff") else ""
+    check_utf8(data, name)
+    if not data.startswith(b"{"):
+        bom = " (it starts with a byte-order mark)" if data.startswith(b"\xef\xbb\xbf") else ""
         raise ImportFailure(name, f"does not start with '{{'{bom}: not an Artisan profile", "not_alog")
-    doc = _literal(text, name)
+    doc = _literal(data, name)
+    del data  # the parsed arrays are all that is needed from here on
     if not isinstance(doc, dict):
         raise ImportFailure(name, f"top level is a {type(doc).__name__}, expected a dict", "not_alog")
 
     mode = _mode(doc, name)
+    for field in ("timex", "temp2"):
+        values = doc.get(field)
+        if isinstance(values, (list, tuple, np.ndarray)):
+            check_samples(len(values), name, field)
     timex = numeric_array(doc.get("timex", []), name, "timex")
     temp2 = numeric_array(doc.get("temp2", []), name, "temp2")
     n = min(timex.size, temp2.size)  # Artisan truncates to the shorter list as well
@@ -153,76 +165,39 @@ def parse_alog(data: bytes, name: str) -> Profile:
     return build_profile(name, bt=bt, interval_s=1.0, et=et, events=events, meta=meta)
 
 
-# Python-literal -> JSON, token by token: strings are re-encoded through ast.literal_eval (so every
-# escape means what Python says), True/False/None are spelled the JSON way, and any other bare
-# word (including JSON's own true/false/null) is poisoned so json.loads fails.
-_LITERAL_TOKEN = re.compile(r"""'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|(?<![\w.])[A-Za-z_]\w*""")
-_JSON_WORDS = {"True": "true", "False": "false", "None": "null"}
-
-
-def _to_json_token(match: re.Match) -> str:
-    token = match.group(0)
-    if token[0] in "'\"":
-        return json.dumps(token[1:-1] if "\\" not in token else ast.literal_eval(token))
-    return _JSON_WORDS.get(token, "\x00")
-
-
-def _reject_constant(word: str):
-    raise ValueError(f"{word} is not a Python literal")
-
-
-def parse_literal(text: str):
-    """`ast.literal_eval(text)`, 3-5x faster on Artisan files.
-
-    Parsing a 400 kB literal with Python's compiler dominates import time, so the text is first
-    translated to JSON (see _LITERAL_TOKEN) and parsed by the C json module. The translation is
-    exact for what it accepts (dicts with string keys, lists, str/int/float/True/False/None);
-    anything else -- tuples, sets, bytes, trailing commas, non-string keys -- makes json.loads
-    fail and falls back to ast.literal_eval itself, which stays the authority. Never eval.
-    """
+def _literal(data: bytes, name: str):
+    """The parsed literal, with JSON look-alikes (templates, not Artisan output) named as such."""
+    looks_like_json = data[1:2] != b"'"  # Artisan's repr() always starts "{'"
     try:
-        return json.loads(_LITERAL_TOKEN.sub(_to_json_token, text), parse_constant=_reject_constant)
-    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, OverflowError):
-        return ast.literal_eval(text)
-
-
-def _literal(text: str, name: str):
-    """parse_literal, with JSON look-alikes (templates, not Artisan output) named as such."""
-    looks_like_json = len(text) > 1 and text[1] != "'"  # Artisan's repr() always starts "{'"
-    try:
-        doc = parse_literal(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, OverflowError) as exc:
-        if looks_like_json and _is_json(text):
-            raise ImportFailure(name, "JSON template, not an Artisan profile: Artisan reads .alog files as "
-                                      "Python literals and refuses JSON", "json_template") from None
-        detail = str(exc).splitlines()[0][:80] if str(exc) else ""
-        raise ImportFailure(name, f"not a Python-literal Artisan profile ({type(exc).__name__}{': ' + detail if detail else ''})",
-                            "malformed") from None
-    if looks_like_json and isinstance(doc, dict) and doc and _is_json(text):
+        parsed = read_literal(data)
+    except LiteralError as exc:
+        try:
+            return fallback_small(data, exc, ast.literal_eval)
+        except LiteralError as final:
+            # MemoryError/RecursionError never reach the user as such: depth is a LiteralError
+            raise ImportFailure(name, f"not a Python-literal Artisan profile ({final})", "malformed") from None
+    if parsed.json_words:
+        raise ImportFailure(name, "JSON template, not an Artisan profile: Artisan reads .alog files as "
+                                  "Python literals and refuses JSON", "json_template")
+    doc = parsed.value
+    if looks_like_json and not parsed.python_syntax and isinstance(doc, dict) and doc:
         raise ImportFailure(name, "JSON template, not an Artisan profile (JSON syntax, not Artisan's repr output)",
                             "json_template")
     return doc
 
 
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return True
-
-
 def _mode(doc: dict, name: str) -> str | None:
     mode = doc.get("mode")
-    if mode in ("C", "F"):
+    if isinstance(mode, str) and mode in ("C", "F"):
         return mode
     if mode is None:
         return None  # guessed from the BT values by the caller
-    raise ImportFailure(name, f"mode {mode!r} is neither 'C' nor 'F'", "malformed")
+    shown = quote(mode) if isinstance(mode, str) else f"a {type(mode).__name__}"
+    raise ImportFailure(name, f"mode {shown} is neither 'C' nor 'F'", "malformed")
 
 
 def _to_f(values: np.ndarray, mode: str) -> np.ndarray:
-    return c_to_f(values) if mode == "C" else values.astype(float)
+    return c_to_f(values) if mode == "C" else values.astype(float, copy=False)
 
 
 def _timeindex(doc: dict, timex: np.ndarray, name: str) -> list[int]:
@@ -231,10 +206,10 @@ def _timeindex(doc: dict, timex: np.ndarray, name: str) -> list[int]:
     raw = doc.get("timeindex")
     if raw is None and "startend" in doc:
         raw = _old_format_index(doc, timex, name)
-    if not isinstance(raw, (list, tuple)):
+    if not isinstance(raw, (list, tuple, np.ndarray)):
         raw = []
     index = [-1] + [0] * 7
-    for i, value in enumerate(list(raw)[:8]):
+    for i, value in enumerate(raw[:8]):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             continue
         value = int(value)
@@ -248,7 +223,7 @@ def _old_format_index(doc: dict, timex: np.ndarray, name: str) -> list[int]:
 
     def seconds(key: str, pos: int) -> float | None:
         values = doc.get(key)
-        if not isinstance(values, (list, tuple)) or len(values) <= pos:
+        if not isinstance(values, (list, tuple, np.ndarray)) or len(values) <= pos:
             return None
         return to_float(values[pos])
 
@@ -276,20 +251,40 @@ def _resolve_charge(index: list[int], timex: np.ndarray, bt: np.ndarray) -> tupl
 
 def _detect_charge(timex: np.ndarray, bt: np.ndarray, stop: int) -> int | None:
     """Index of the BT peak right before a sudden fall (cold beans hit a hot probe), searched in
-    the first half of the recording up to `stop`; None when the probe never falls like that."""
+    the first half of the recording up to `stop`; None when the probe never falls like that.
+
+    The fall is looked for in the window of CHARGE_FALL_WINDOW_S after each sample. A sliding
+    minimum (a deque of indices with rising BT) makes that O(n) whatever the timestamps: with
+    many equal times every window would hold the whole recording.
+    """
     horizon = timex[0] + 0.5 * (timex[stop] - timex[0])
-    for i in range(stop):
-        if timex[i] > horizon:
-            break
-        if bt[i] < CHARGE_MIN_PROBE_F:
+    limit = min(stop, int(np.searchsorted(timex, horizon, side="right")))
+    values = memoryview(np.ascontiguousarray(bt, dtype=np.float64))  # Python floats one by one, no copy
+    window: deque[int] = deque()
+    j = 0
+    for first in range(0, limit, _CHUNK):  # in chunks: no full-length index arrays
+        starts = np.flatnonzero(bt[first:min(limit, first + _CHUNK)] >= CHARGE_MIN_PROBE_F) + first
+        if starts.size == 0:
             continue
-        end = int(np.searchsorted(timex, timex[i] + CHARGE_FALL_WINDOW_S, side="right"))
-        window = bt[i:end]
-        if window.size > 1 and bt[i] - window.min() >= CHARGE_FALL_F:
-            before_fall = window[: int(np.argmin(window)) + 1]
-            peak = i + before_fall.size - 1 - int(np.argmax(before_fall[::-1]))  # last sample at the peak
-            return peak if peak < stop else None
+        ends = np.searchsorted(timex, timex[starts] + CHARGE_FALL_WINDOW_S, side="right")
+        j = max(j, int(starts[0]))
+        for i, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            while j < end:
+                while window and values[window[-1]] >= values[j]:
+                    window.pop()
+                window.append(j)
+                j += 1
+            while window[0] < i:
+                window.popleft()
+            if end - i > 1 and values[i] - values[window[0]] >= CHARGE_FALL_F:
+                segment = bt[i:end]
+                before_fall = segment[: int(np.argmin(segment)) + 1]
+                peak = i + before_fall.size - 1 - int(np.argmax(before_fall[::-1]))  # last sample at the peak
+                return peak if peak < stop else None
     return None
+
+
+_CHUNK = 4096  # samples per chunk: small lists, and numpy still does the bulk
 
 
 def _resolve_drop(index: list[int], timex: np.ndarray, bt: np.ndarray, charge: int, name: str) -> tuple[int, str]:
@@ -330,9 +325,9 @@ def _check_curve(bt: np.ndarray, name: str, fallback: str) -> None:
 def _env_temp(temp1, n: int, mode: str, charge: int, drop: int, keep: np.ndarray, t: np.ndarray,
               grid: np.ndarray, name: str) -> np.ndarray | None:
     """ET on the BT grid when temp1 is usable (mostly read, in range); otherwise None."""
-    if not isinstance(temp1, (list, tuple)) or len(temp1) < n:
+    if not isinstance(temp1, (list, tuple, np.ndarray)) or len(temp1) < n:
         return None
-    et = numeric_array(list(temp1[:n]), name, "temp1")[charge:drop + 1][keep]
+    et = numeric_array(temp1[:n], name, "temp1")[charge:drop + 1][keep]
     et[~(et > 0)] = np.nan
     if np.isfinite(et).sum() < 0.8 * et.size:
         return None
@@ -387,7 +382,8 @@ def _decode_local(value) -> str | None:
 
 _GRAMS = {"g": 1.0, "kg": 1000.0, "lb": 453.59237, "lbs": 453.59237, "oz": 28.349523}
 _LITRES = {"l": 1.0, "ml": 0.001, "cl": 0.01, "dl": 0.1}
-_DEFAULT_TITLE = re.compile(r"roaster\s*scope", re.IGNORECASE)
+_DEFAULT_TITLE = re.compile(r"roaster\s*+scope", re.IGNORECASE)
+_META_LINE = re.compile("^" + re.escape(META_MARKER) + r"([^\n\r]*+)", re.MULTILINE)
 
 
 def _weight_g(doc: dict) -> float | None:
@@ -439,18 +435,26 @@ def _meta(doc: dict, name: str) -> ProfileMeta:
     return _stored_meta(notes, meta, name) or meta
 
 
+_META_TEXT_FIELDS = ("origin", "process", "variety", "roast_level", "roaster", "batch_id", "product")
+
+
 def _stored_meta(notes: str, fallback: ProfileMeta, name: str) -> ProfileMeta | None:
     """The metadata write_alog stored in roastingnotes, when present and valid."""
-    for line in notes.splitlines():
-        if line.startswith(META_MARKER):
-            try:
-                stored = json.loads(line[len(META_MARKER):])
-                if not isinstance(stored, dict):
-                    raise ValueError("not an object")
-                stored["source_file"] = name
-                return ProfileMeta.from_dict(stored)
-            except (ValueError, TypeError) as exc:
-                log.info("%s: ignoring unreadable %r line (%s)", name, META_MARKER.strip(), exc)
+    for match in _META_LINE.finditer(notes):
+        try:
+            stored = load_json(match.group(1), name, "the roastcore-meta line")
+            if not isinstance(stored, dict):
+                raise ValueError("not an object")
+            # any file can carry such a line: text fields bounded like imported text, or dropped
+            for key, value in stored.items():
+                if key == "flavors":
+                    stored[key] = canonical_flavors(value)
+                elif key in _META_TEXT_FIELDS:
+                    stored[key] = clean_text(value) if isinstance(value, str) else None
+            stored["source_file"] = name
+            return ProfileMeta.from_dict(stored)
+        except (ValueError, TypeError) as exc:  # ImportFailure is a ValueError
+            log.info("%s: ignoring unreadable %r line (%s)", name, META_MARKER.strip(), type(exc).__name__)
     return None
 
 

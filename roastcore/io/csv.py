@@ -14,27 +14,36 @@ holding one JSON object with the same keys; the sidecar wins where both give a k
 `import_folder` skips `*.csv.json` files for that reason. The first row is CHARGE; times are
 shifted to start at 0. A regular time grid is kept as is, an irregular one is resampled to 1 s.
 Empty cells are gaps (interpolated when shorter than 30 s).
+
+Bounded for any input: lines are read one at a time into float arrays, at most MAX_SAMPLES
+rows; header values are kept only for the keys read (HEADER_KEYS); JSON goes through
+`load_json`'s limits.
 """
 
 from __future__ import annotations
 
 import csv as _csv  # the standard library module (absolute import), not this file
-import io
 import json
 import logging
 import os
+import re
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from roastcore.fsutil import atomic_write_text
 from roastcore.io.base import (
+    MAX_SAMPLES,
     ImportFailure,
     build_profile,
     decode_text,
     fill_gaps,
     guarded,
     load_bytes,
+    load_json,
+    quote,
     to_float,
 )
 from roastcore.io.normalize import (
@@ -55,6 +64,9 @@ SIDECAR_SUFFIX = ".json"  # appended to the full CSV name: roast.csv -> roast.cs
 MAX_GAP_S = 30.0
 _TIME_COLUMNS = ("time_s", "time", "seconds", "t_s", "t")
 _NUMERIC_META = ("charge_temp_f", "target_finish_f", "altitude_m", "density", "weight_g")
+HEADER_KEYS = frozenset(("origin", "process", "variety", "roast_level", "flavors", "roaster", "batch_id",
+                         "product", "events", "interval_s") + _NUMERIC_META)
+_LINE = re.compile("[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")  # between str.splitlines()'s line ends
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -78,52 +90,51 @@ def read_csv(path: str | os.PathLike) -> Profile:
 
 def parse_csv(data: bytes, name: str, sidecar: bytes | None = None) -> Profile:
     text = decode_text(data, name).lstrip("\ufeff")
+    del data
     header: dict[str, object] = {}
-    body_lines: list[str] = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            key, sep, value = stripped[1:].partition(":")
-            if sep and key.strip():
-                header[key.strip().lower()] = _header_value(value.strip())
-        elif stripped:
-            body_lines.append(line)
-    if sidecar is not None:
-        header.update(_sidecar(sidecar, name))
-    if not body_lines:
-        raise ImportFailure(name, "no column header and no rows: empty CSV", "no_samples")
-
+    body = _body_lines(text, header, name)
     try:
-        rows = list(_csv.reader(io.StringIO("\n".join(body_lines))))
+        reader = _csv.reader(body)
+        columns = [c.strip().lower() for c in next(reader, [])]
+        if not columns:
+            raise ImportFailure(name, "no column header and no rows: empty CSV", "no_samples")
+        time_col = next((columns.index(c) for c in _TIME_COLUMNS if c in columns), None)
+        if time_col is None:
+            raise ImportFailure(name, f"no time column (expected one of {', '.join(_TIME_COLUMNS)}); "
+                                      f"{_found(columns)}", "malformed")
+        bt_col, bt_unit = _temp_column(columns, "bt")
+        if bt_col is None:
+            raise ImportFailure(name, f"no bean-temperature column (expected bt_f or bt_c); {_found(columns)}", "malformed")
+        et_col, et_unit = _temp_column(columns, "et")
+        # array('d'): 8 bytes a value, however many rows a hostile file has (up to MAX_SAMPLES)
+        times, bt, et = array("d"), array("d"), array("d")
+        for line_no, row in enumerate(reader, start=2):
+            if line_no > MAX_SAMPLES + 1:
+                raise ImportFailure(name, f"more than {MAX_SAMPLES:,} data rows: more than a roast recording has",
+                                    "too_large")
+            cell = row[time_col] if time_col < len(row) else ""
+            t = to_float(cell)
+            if t is None:
+                raise ImportFailure(name, f"data row {line_no}: time {quote(cell)} is not a number", "malformed")
+            times.append(t)
+            bt.append(_cell(row, bt_col))
+            if et_col is not None:
+                et.append(_cell(row, et_col))
     except _csv.Error as exc:  # e.g. an unterminated quote swallowing the file into one cell
         raise ImportFailure(name, f"not a readable CSV ({exc})", "malformed") from None
-    columns = [c.strip().lower() for c in rows[0]]
-    time_col = next((columns.index(c) for c in _TIME_COLUMNS if c in columns), None)
-    if time_col is None:
-        raise ImportFailure(name, f"no time column (expected one of {', '.join(_TIME_COLUMNS)}); found {columns[:6]}", "malformed")
-    bt_col, bt_unit = _temp_column(columns, "bt")
-    if bt_col is None:
-        raise ImportFailure(name, f"no bean-temperature column (expected bt_f or bt_c); found {columns[:6]}", "malformed")
-    et_col, et_unit = _temp_column(columns, "et")
-    if len(rows) < 3:
-        raise ImportFailure(name, f"{len(rows) - 1} data row(s): a roast needs many", "no_samples")
+    del text
+    if sidecar is not None:
+        header.update(_sidecar(sidecar, name))
+    if len(times) < 2:
+        raise ImportFailure(name, f"{len(times)} data row(s): a roast needs many", "no_samples")
 
-    times, bt, et = [], [], []
-    for line_no, row in enumerate(rows[1:], start=2):
-        cell = row[time_col] if time_col < len(row) else ""
-        t = to_float(cell)
-        if t is None:
-            raise ImportFailure(name, f"data row {line_no}: time {cell!r} is not a number", "malformed")
-        times.append(t)
-        bt.append(_cell(row, bt_col))
-        et.append(_cell(row, et_col) if et_col is not None else None)
-    times_a = np.asarray(times)
+    times_a = np.frombuffer(times, dtype=float)
     if not np.all(np.diff(times_a) > 0):
         bad = int(np.flatnonzero(np.diff(times_a) <= 0)[0]) + 2
         raise ImportFailure(name, f"times are not increasing at data row {bad}", "malformed")
     times_a = times_a - times_a[0]
 
-    bt_a = _to_f(np.array([np.nan if v is None else v for v in bt]), bt_unit)
+    bt_a = _to_f(np.frombuffer(bt, dtype=float), bt_unit)
     if not np.isfinite(bt_a).any():
         raise ImportFailure(name, "the BT column holds no numbers", "no_bt")
     bt_a, gap, gap_at = fill_gaps(times_a, bt_a)
@@ -131,7 +142,7 @@ def parse_csv(data: bytes, name: str, sidecar: bytes | None = None) -> Profile:
         raise ImportFailure(name, f"BT is missing for {gap:.0f} s from {gap_at:.0f} s", "gap")
     et_a = None
     if et_col is not None:
-        et_a = _to_f(np.array([np.nan if v is None else v for v in et]), et_unit)
+        et_a = _to_f(np.frombuffer(et, dtype=float), et_unit)
         if np.isfinite(et_a).sum() >= 0.8 * et_a.size:
             et_a, et_gap, _ = fill_gaps(times_a, et_a)
             et_a = et_a if et_gap <= MAX_GAP_S else None
@@ -149,21 +160,39 @@ def parse_csv(data: bytes, name: str, sidecar: bytes | None = None) -> Profile:
     return build_profile(name, bt=bt_a, interval_s=interval, et=et_a, events=events, meta=meta)
 
 
-def _header_value(raw: str):
+def _body_lines(text: str, header: dict, name: str) -> Iterator[str]:
+    """The CSV's non-blank, non-'#' lines, one at a time (no list of every line: a file of
+    empty lines would cost ~50 bytes a byte); `# key: value` lines for known keys fill `header`."""
+    for match in _LINE.finditer(text):  # runs of line breaks are skipped inside the regex engine
+        line = match.group()
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            key, sep, value = stripped[1:].partition(":")
+            key = key.strip().lower()
+            if sep and key in HEADER_KEYS:
+                header[key] = _header_value(value.strip(), name)
+        elif stripped:
+            yield line
+
+
+def _header_value(raw: str, name: str):
     try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+        return load_json(raw, name, "a header value")
+    except ImportFailure:
+        return raw  # plain text, as hand-written headers are
+
+
+def _found(columns: list[str]) -> str:
+    """The header row, shown as its first column only (it may be any file's first line)."""
+    more = f" and {len(columns) - 1} more" if len(columns) > 1 else ""
+    return f"the first column is {quote(columns[0], 20)}{more}"
 
 
 def _sidecar(data: bytes, name: str) -> dict:
-    try:
-        doc = json.loads(decode_text(data, name))
-    except ValueError as exc:
-        raise ImportFailure(name, f"metadata sidecar is not valid JSON ({exc})", "malformed") from None
+    doc = load_json(decode_text(data, name), name, "metadata sidecar")
     if not isinstance(doc, dict):
         raise ImportFailure(name, "metadata sidecar must hold one JSON object", "malformed")
-    return {str(k).lower(): v for k, v in doc.items()}
+    return {key.lower(): v for k, v in doc.items() if (key := str(k)).lower() in HEADER_KEYS}
 
 
 def _temp_column(columns: list[str], prefix: str) -> tuple[int | None, str]:
@@ -174,11 +203,11 @@ def _temp_column(columns: list[str], prefix: str) -> tuple[int | None, str]:
     return None, "f"
 
 
-def _cell(row: list[str], col: int) -> float | None:
+def _cell(row: list[str], col: int) -> float:
     if col >= len(row):
-        return None
+        return np.nan
     value = to_float(row[col])
-    return value if value is not None and value > 0 else None  # 0/-1: no reading
+    return value if value is not None and value > 0 else np.nan  # 0/-1: no reading
 
 
 def _to_f(values: np.ndarray, unit: str) -> np.ndarray:

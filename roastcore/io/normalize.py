@@ -7,15 +7,24 @@ category, so every importer funnels text through these functions. Each is idempo
 
 Vocabularies follow the built-in dataset (simulate.py, lower-cased) so real and synthetic
 profiles share categories: roast levels use Onyx's five-step scale, processes the list below.
+
+Text from files can be megabytes long, so every pattern here runs in linear time (no pattern
+that can backtrack over a run of spaces), nothing splits a whole field into a list, and free
+text is searched in its first MAX_FREE_TEXT characters only.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
 # ------------------------------------------------------------------ generic text
 _WS = re.compile(r"\s+")
+_NON_SPACE = re.compile(r"\S")
+_LINE_END = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")  # str.splitlines()'s line ends
+MAX_FREE_TEXT = 4096  # an Artisan title or beans field names its origin early
+MAX_FLAVORS = 32
 
 
 def clean_text(value, max_len: int = 200) -> str | None:
@@ -34,11 +43,11 @@ def first_line(value, max_len: int = 200) -> str | None:
     """The first non-empty line, cleaned: machine names arrive with page junk after a newline."""
     if not isinstance(value, str):
         return clean_text(value, max_len)
-    for line in value.splitlines():
-        text = clean_text(line, max_len)
-        if text:
-            return text
-    return None
+    first = _NON_SPACE.search(value)  # the line holding it is the first non-blank one
+    if first is None:
+        return None
+    end = _LINE_END.search(value, first.start())
+    return clean_text(value[first.start():len(value) if end is None else end.start()], max_len)
 
 
 # ------------------------------------------------------------------ origin
@@ -74,7 +83,7 @@ VARIETIES = {
     "maragogipe", "villa sarchi", "parainema", "74110", "74112", "wush wush", "mokka", "laurina",
     "java", "field blend", "abbysinia", "abyssinia", "yellow catuai", "red catuai",
 }
-_ORIGIN_SPLIT = re.compile(r"\s*(?:,|/|&|;|\+|\band\b)\s*", re.IGNORECASE)
+_ORIGIN_SPLIT = re.compile(r"[,/&;+]|\band\b", re.IGNORECASE)  # parts are stripped after
 _ORIGIN_FIND = re.compile(
     r"\b(" + "|".join(sorted((re.escape(k) for k in _COUNTRY_BY_KEY), key=len, reverse=True)) + r")\b",
     re.IGNORECASE,
@@ -94,6 +103,7 @@ def canonical_origin(value) -> str | None:
         return None
     parts, blend = [], False
     for token in _ORIGIN_SPLIT.split(text):
+        token = token.strip()
         key = token.strip(" .").lower()
         if not key:
             continue
@@ -115,7 +125,7 @@ def find_origin(text) -> str | None:
     """Countries mentioned in free text (an Artisan title or beans field), canonical form."""
     if not isinstance(text, str):
         return None
-    found = {_COUNTRY_BY_KEY[m.group(1).lower()] for m in _ORIGIN_FIND.finditer(text)}
+    found = {_COUNTRY_BY_KEY[m.group(1).lower()] for m in _ORIGIN_FIND.finditer(text[:MAX_FREE_TEXT])}
     return ", ".join(sorted(found)) or None
 
 
@@ -136,6 +146,9 @@ _PROCESS_BASES = (
     ("decaf", ("decaf", "swiss water", "sugarcane", "mountain water", "ethyl acetate")),
 )
 _ANAEROBIC = ("anaerobic", "carbonic maceration", "anoxic")
+
+
+_PROCESS_SPLIT = re.compile(r"[,/&;+]|\sand\s")  # on clean text (single spaces); parts are stripped
 
 
 def _process_of(text: str) -> tuple[str | None, bool]:
@@ -161,7 +174,8 @@ def canonical_process(value) -> str | None:
     if low in PROCESSES:
         return low
     results = set()
-    for phrase in re.split(r"\s*[,/&;+]\s*|\s+and\s+", low):
+    for phrase in _PROCESS_SPLIT.split(low):
+        phrase = phrase.strip()
         if not phrase:
             continue
         base, anaerobic = _process_of(phrase)
@@ -187,7 +201,7 @@ def find_process(text) -> str | None:
     """A canonical process named in free text (an Artisan beans field), or None."""
     if not isinstance(text, str):
         return None
-    base, anaerobic = _process_of(text.lower())
+    base, anaerobic = _process_of(text[:MAX_FREE_TEXT].lower())
     if base in ("washed", "natural", "honey") and anaerobic:
         return f"anaerobic {base}"
     return base or ("anaerobic" if anaerobic else None)
@@ -223,7 +237,7 @@ def canonical_roast_level(value) -> str | None:
 # ------------------------------------------------------------------ variety, roaster, product
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
            "october", "november", "december")
-_NOT_A_VARIETY = re.compile(r"^(?:(?:" + "|".join(_MONTHS) + r")\b.*|rotating microlots?|various|n/?a|unknown|-+)$",
+_NOT_A_VARIETY = re.compile(r"^(?:(?:" + "|".join(_MONTHS) + r")\b.*+|rotating microlots?|various|n/?a|unknown|-++)$",
                             re.IGNORECASE)
 
 
@@ -249,26 +263,33 @@ def canonical_product(value, squash_spaces: bool = False) -> str | None:
     if not isinstance(value, str):
         return clean_text(value)
     if squash_spaces:
-        text = "".join(unicodedata.normalize("NFC", value).split())
+        text = _WS.sub("", unicodedata.normalize("NFC", value))
         return text[:200] or None
     return first_line(value)
 
 
 def canonical_flavors(values) -> tuple[str, ...]:
-    """Lower-case, trimmed, de-duplicated flavour notes in their original order."""
+    """Lower-case, trimmed, de-duplicated flavour notes in their original order (at most
+    MAX_FLAVORS, from the first 8 * MAX_FLAVORS entries). A string is split at ',' and ';'."""
     if isinstance(values, str):
-        values = re.split(r"\s*[,;]\s*", values)
-    if not isinstance(values, (list, tuple)):
+        values = (m.group() for m in _FLAVOR_PART.finditer(values))  # lazily: no list of a megabyte
+    elif not isinstance(values, (list, tuple)):
         return ()
     out: list[str] = []
-    for v in values:
+    for v in itertools.islice(values, 8 * MAX_FLAVORS):
         text = clean_text(v, max_len=60) if isinstance(v, str) else None
         if text and text.lower() not in out:
             out.append(text.lower())
+            if len(out) == MAX_FLAVORS:
+                break
     return tuple(out)
 
 
-_ALTITUDE = re.compile(r"(\d[\d,.]*)(?:\s*(?:-|–|to)\s*(\d[\d,.]*))?\s*(ft|feet|m|masl|meters?)?", re.IGNORECASE)
+_FLAVOR_PART = re.compile(r"[^,;]+")
+
+
+_ALTITUDE = re.compile(r"(\d[\d,.]{0,15}+)(?:\s*+(?:-|–|to)\s*+(\d[\d,.]{0,15}+))?+\s*+(ft|feet|m|masl|meters?)?",
+                       re.IGNORECASE)
 
 
 def parse_altitude_m(value) -> float | None:
@@ -278,7 +299,7 @@ def parse_altitude_m(value) -> float | None:
     if isinstance(value, (int, float)):
         metres = float(value)
     elif isinstance(value, str):
-        m = _ALTITUDE.search(value)
+        m = _ALTITUDE.search(value[:MAX_FREE_TEXT])
         if not m:
             return None
         try:

@@ -20,10 +20,13 @@ from roastcore.fsutil import atomic_write_text
 from roastcore.io.base import (
     ImportFailure,
     build_profile,
-    decode_text,
+    check_samples,
+    check_utf8,
     fill_gaps,
     guarded,
     load_bytes,
+    load_json,
+    quote,
     to_float,
 )
 from roastcore.io.normalize import (
@@ -53,13 +56,11 @@ def read_onyx(path: str | os.PathLike) -> Profile:
 
 
 def parse_onyx(data: bytes, name: str) -> Profile:
-    text = decode_text(data, name).lstrip("\ufeff")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFailure(name, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", "not_json") from None
-    except ValueError as exc:  # e.g. an integer with thousands of digits
-        raise ImportFailure(name, f"not valid JSON ({str(exc)[:80]})", "not_json") from None
+    check_utf8(data, name)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    doc = load_json(data, name, "file")  # bounded: the curve comes back as one (n, 2) array
+    del data
     if not isinstance(doc, dict):
         raise ImportFailure(name, f"top level is a JSON {type(doc).__name__}, expected an object", "not_onyx")
     profile_part = doc.get("roast_profile")
@@ -89,11 +90,31 @@ def parse_onyx(data: bytes, name: str) -> Profile:
 
 
 def _series(points, name: str, field: str, required: bool) -> tuple[np.ndarray, np.ndarray]:
-    """[{time, value}, ...] -> (times, values); values that are not numbers become NaN."""
-    if not isinstance(points, list) or not points:
+    """[{time, value}, ...] -> (times, values); values that are not numbers become NaN.
+
+    `load_json` hands a list of numeric points over as an (n, 2) array already."""
+    if not isinstance(points, (list, np.ndarray)) or len(points) == 0:
         if required:
             raise ImportFailure(name, f"{field} is missing or empty: no samples", "no_samples")
         raise ImportFailure(name, f"{field} is not a list of points", "malformed")
+    check_samples(len(points), name, field)
+    if isinstance(points, np.ndarray):
+        if points.ndim != 2:
+            raise ImportFailure(name, f"{field}[0] is a number, expected {{time, value}}", "malformed")
+        times, values = points[:, 0].copy(), points[:, 1].copy()
+        bad = np.flatnonzero(~np.isfinite(times))
+        if bad.size:
+            raise ImportFailure(name, f"{field}[{bad[0]}].time is {times[bad[0]]}, not a number", "malformed")
+        values[~np.isfinite(values)] = np.nan
+    else:
+        times, values = _point_list(points, name, field)
+    if len(times) > 1 and not np.all(np.diff(times) > 0):
+        bad = int(np.flatnonzero(np.diff(times) <= 0)[0]) + 1
+        raise ImportFailure(name, f"{field} times are not increasing at point {bad} ({times[bad]:g} s)", "malformed")
+    return times, values
+
+
+def _point_list(points: list, name: str, field: str) -> tuple[np.ndarray, np.ndarray]:
     times = np.empty(len(points))
     values = np.empty(len(points))
     for i, point in enumerate(points):
@@ -101,13 +122,10 @@ def _series(points, name: str, field: str, required: bool) -> tuple[np.ndarray, 
             raise ImportFailure(name, f"{field}[{i}] is a {type(point).__name__}, expected {{time, value}}", "malformed")
         t = to_float(point.get("time"))
         if t is None:
-            raise ImportFailure(name, f"{field}[{i}].time is {point.get('time')!r}, not a number", "malformed")
+            raise ImportFailure(name, f"{field}[{i}].time is {_show(point.get('time'))}, not a number", "malformed")
         v = to_float(point.get("value"))
         times[i] = t
         values[i] = np.nan if v is None else v
-    if len(points) > 1 and not np.all(np.diff(times) > 0):
-        bad = int(np.flatnonzero(np.diff(times) <= 0)[0]) + 1
-        raise ImportFailure(name, f"{field} times are not increasing at point {bad} ({times[bad]:g} s)", "malformed")
     return times, values
 
 
@@ -124,7 +142,7 @@ def _grid(times: np.ndarray) -> tuple[float, np.ndarray | None]:
 
 def _env_temp(points, t0: float, times: np.ndarray, grid, name: str) -> np.ndarray | None:
     """ET (roastcore extension) on the BT grid when usable, else None. Never rejects the file."""
-    if not points:
+    if (points.size == 0) if isinstance(points, np.ndarray) else not points:
         return None
     try:
         et_times, et = _series(points, name, "roast_profile.env_temp", required=False)
@@ -171,12 +189,19 @@ def _shifted_layout(meta: dict) -> bool:
     return isinstance(product, str) and "\n" in product and find_origin(meta.get("origin")) is None
 
 
+def _show(value) -> str:
+    """A value from the file for a reason: a short quoted token, or its type."""
+    if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return quote(value)
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
 def _meta(raw, name: str) -> ProfileMeta:
     m = raw if isinstance(raw, dict) else {}
     info = m.get("roast_info") if isinstance(m.get("roast_info"), dict) else {}
     product_raw = m.get("product_name")
     if _shifted_layout(m):
-        spaced_name = "".join(product_raw.split("\n"))  # "Costa Rica Las Lajas Natural"
+        spaced_name = product_raw.replace("\n", "")  # "Costa Rica Las Lajas Natural"
         origin = find_origin(spaced_name)  # the origin slot holds the variety; the name may say it
         process = canonical_process(m.get("harvest_season"))
         variety = canonical_variety(m.get("origin"))

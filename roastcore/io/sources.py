@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from roastcore.io.base import ImportFailure
-from roastcore.io.folder import ImportReport, Rejection, import_folder, read_profile
+from roastcore.io.base import ImportFailure, display_name
+from roastcore.io.folder import ImportReport, Rejection, import_folder, looks_like_zip, read_profile
 from roastcore.io.roastformer_package import find_package, import_package
 from roastcore.profile import Profile
 
@@ -40,11 +39,11 @@ def load_source(spec: str | os.PathLike) -> ImportReport:
     if not path.exists():
         raise FileNotFoundError(f"data source {str(spec)!r} not found: give a .alog/.json/.csv file, a folder, "
                                 "a .zip, or 'synthetic[:N]'")
-    if path.is_dir() or zipfile.is_zipfile(path):
+    if path.is_dir() or looks_like_zip(path):  # a damaged zip too: reported as one, not as a file type
         return import_tree(path)
-    report = ImportReport(source=str(path))
+    report = ImportReport(source=display_name(path))
     try:
-        report.profiles.append(read_profile(path))
+        report.profiles.append(read_profile(path))  # a pipe or device is refused unread
     except ImportFailure as exc:
         report.rejected.append(Rejection(path.name, exc.reason, exc.code))
     return report
