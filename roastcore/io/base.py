@@ -287,3 +287,14 @@ def build_profile(name: str, **kwargs) -> Profile:
         return Profile(**kwargs)
     except ProfileError as exc:
         raise ImportFailure(name, f"implausible roast: {exc}", "implausible") from None
+
+
+def sample_grid(times: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """(interval, None) when the sample times already sit on a regular grid (within 1% of their
+    median step), else (1.0, the 1 s grid from 0 to the last time) to interpolate onto."""
+    if times.size >= 2:
+        steps = np.diff(times)
+        step = float(np.median(steps))
+        if step > 0 and np.all(np.abs(steps - step) <= 0.01 * step):
+            return step, None
+    return 1.0, np.arange(int(round(times[-1])) + 1, dtype=float)

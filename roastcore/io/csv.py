@@ -44,6 +44,7 @@ from roastcore.io.base import (
     load_bytes,
     load_json,
     quote,
+    sample_grid,
     to_float,
 )
 from roastcore.io.normalize import (
@@ -149,7 +150,7 @@ def parse_csv(data: bytes, name: str, sidecar: bytes | None = None) -> Profile:
         else:
             et_a = None
 
-    interval, grid = _grid(times_a)
+    interval, grid = sample_grid(times_a)
     if grid is not None:
         bt_a = np.interp(grid, times_a, bt_a)
         et_a = None if et_a is None else np.interp(grid, times_a, et_a)
@@ -212,14 +213,6 @@ def _cell(row: list[str], col: int) -> float:
 
 def _to_f(values: np.ndarray, unit: str) -> np.ndarray:
     return c_to_f(values) if unit == "c" else values.astype(float)
-
-
-def _grid(times: np.ndarray) -> tuple[float, np.ndarray | None]:
-    steps = np.diff(times)
-    step = float(np.median(steps))
-    if step > 0 and np.all(np.abs(steps - step) <= 0.01 * step):
-        return step, None
-    return 1.0, np.arange(int(round(times[-1])) + 1, dtype=float)
 
 
 def _events(raw, duration: float) -> dict[str, float]:

@@ -27,6 +27,7 @@ from roastcore.io.base import (
     load_bytes,
     load_json,
     quote,
+    sample_grid,
     to_float,
 )
 from roastcore.io.normalize import (
@@ -78,7 +79,7 @@ def parse_onyx(data: bytes, name: str) -> Profile:
     if gap > MAX_GAP_S:
         raise ImportFailure(name, f"bean_temp has a {gap:.0f} s hole starting {gap_at:.0f} s after CHARGE", "gap")
 
-    interval, grid = _grid(times)
+    interval, grid = sample_grid(times)
     bt = bt if grid is None else np.interp(grid, times, bt)
     et = _env_temp(profile_part.get("env_temp"), t0, times, grid, name)
 
@@ -127,17 +128,6 @@ def _point_list(points: list, name: str, field: str) -> tuple[np.ndarray, np.nda
         times[i] = t
         values[i] = np.nan if v is None else v
     return times, values
-
-
-def _grid(times: np.ndarray) -> tuple[float, np.ndarray | None]:
-    """(interval, None) when the samples already sit on a regular grid, else (1.0, 1 s grid)."""
-    if times.size >= 2:
-        steps = np.diff(times)
-        step = float(np.median(steps))
-        if step > 0 and np.all(np.abs(steps - step) <= 0.01 * step):
-            return step, None
-    n = int(round(times[-1])) + 1
-    return 1.0, np.arange(n, dtype=float)
 
 
 def _env_temp(points, t0: float, times: np.ndarray, grid, name: str) -> np.ndarray | None:
