@@ -74,12 +74,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
-    """The limits a runner hands to the processes that start jobs after it."""
+    """The limits a runner hands to the processes that start jobs after it (Limits.to_args)."""
     parser.add_argument("--grace", type=float, default=10.0)
-    parser.add_argument("--max-cpu-jobs", type=int, default=1)
-    parser.add_argument("--max-gpu-jobs", type=int, default=None)
-    parser.add_argument("--gpus", type=int, default=0)
+    for name in ("cpu-threads", "gpus", "jobs-per-gpu", "max-cpu-jobs", "max-gpu-jobs",
+                 "max-sweep-jobs"):
+        parser.add_argument(f"--{name}", type=int, default=None)
+    parser.add_argument("--gpu-mem-mb", type=float, default=None)
     _add_runs(parser)
+
+
+def _limits(args: argparse.Namespace):
+    from roastcore.jobs import Limits, default_runs_dir  # here: see _runner
+
+    names = ("cpu_threads", "gpus", "jobs_per_gpu", "gpu_mem_mb", "max_cpu_jobs",
+             "max_gpu_jobs", "max_sweep_jobs")
+    return Limits.resolve(args.runs or default_runs_dir(), **{n: getattr(args, n) for n in names})
 
 
 def _add_runs(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
@@ -217,14 +226,11 @@ def _supervise(args: argparse.Namespace) -> int:
     from roastcore.jobs import default_runs_dir, supervise  # here: see _runner
 
     return supervise(args.runs or default_runs_dir(), args.id, grace_s=args.grace,
-                     max_cpu_jobs=args.max_cpu_jobs, max_gpu_jobs=args.max_gpu_jobs,
-                     gpu_count=args.gpus)
+                     limits=_limits(args))
 
 
 @_guard
 def _watchdog(args: argparse.Namespace) -> int:
     from roastcore.jobs import default_runs_dir, watch  # here: see _runner
 
-    return watch(args.runs or default_runs_dir(), grace_s=args.grace,
-                 max_cpu_jobs=args.max_cpu_jobs, max_gpu_jobs=args.max_gpu_jobs,
-                 gpu_count=args.gpus)
+    return watch(args.runs or default_runs_dir(), grace_s=args.grace, limits=_limits(args))
