@@ -37,7 +37,8 @@ RUNS_MARKER = ".roastcore-runs"  # in the runs directory; entrypoints check they
 STORAGE_CACHE = "jobs.ray-storage.json"  # nodes that passed the storage check, and when
 STORAGE_CACHE_S = 3600.0
 CHECK_TIMEOUT_S = 120.0
-UNREACHABLE_RETRY_S = 15.0  # after a failed connection, reads skip Ray this long
+UNREACHABLE_RETRY_S = 15.0
+LIMITS_CACHE_S = 10.0  # after a failed connection, reads skip Ray this long
 MISSING_EXIT = 97  # the entrypoint's exit code when the runs directory is not visible
 _ACTIVE = ("PENDING", "RUNNING")
 
@@ -112,6 +113,7 @@ class RayJobsBackend:
         self.connect_timeout_s = connect_timeout_s
         self._client: Any = None
         self._down_until = 0.0
+        self._limits_cache: tuple[float, Limits] | None = None
 
     # ---- connection
 
@@ -149,14 +151,19 @@ class RayJobsBackend:
             return None
 
     def limits(self) -> Limits:
-        """The cluster's capacity: CPUs and GPUs of its alive nodes."""
+        """The cluster's capacity: CPUs and GPUs of its alive nodes (asked at most every
+        LIMITS_CACHE_S: a sweep prepares many jobs in a row)."""
+        if self._limits_cache and time.monotonic() - self._limits_cache[0] < LIMITS_CACHE_S:
+            return self._limits_cache[1]
         local = self._local_limits or Limits.resolve()
         cpus = gpus = 0.0
         for node in self.nodes():
             cpus += node["resources"].get("CPU", 0.0)
             gpus += node["resources"].get("GPU", 0.0)
-        return dataclasses.replace(local, cpu_threads=int(cpus), gpus=int(gpus), max_cpu_jobs=None,
-                                   max_gpu_jobs=None)
+        limits = dataclasses.replace(local, cpu_threads=int(cpus), gpus=int(gpus),
+                                     max_cpu_jobs=None, max_gpu_jobs=None)
+        self._limits_cache = (time.monotonic(), limits)
+        return limits
 
     def nodes(self) -> list[dict[str, Any]]:
         """Alive nodes: id, ip and total resources (the state API, over the same address)."""

@@ -7,7 +7,6 @@ slots allow, and the runs directory's watchdog is started if jobs run and none i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -20,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from roastcore import fsutil, liveness
+from roastcore import liveness
 from roastcore.jobs.backends import Backend, LocalProcessBackend
 from roastcore.jobs.outcome import (
     JobProgress,
@@ -32,7 +31,8 @@ from roastcore.jobs.outcome import (
     result_values,
     tail_text,
 )
-from roastcore.jobs.ray_backend import RayJobsBackend, RemoteStatus, parse_handle
+from roastcore.jobs.ray_backend import RayJobsBackend
+from roastcore.jobs.remote import RemoteJobs
 from roastcore.jobs.request import (
     config_key,
     data_fingerprint,
@@ -42,7 +42,6 @@ from roastcore.jobs.request import (
 )
 from roastcore.jobs.resources import Limits, demand_for, plan_starts, slot_usage
 from roastcore.jobs.store import (
-    ACTIVE_STATES,
     CANCELLED,
     FAILED,
     HEARTBEAT_INTERVAL_S,
@@ -124,15 +123,13 @@ class JobRunner:
             self.local = self.backend
         else:
             self.local = LocalProcessBackend(limits)  # for the local jobs already in the store
-        self._remotes: dict[str, RayJobsBackend] = {}
-        if isinstance(self.backend, RayJobsBackend):
-            self._remotes[self.backend.address] = self.backend
         self.grace_s = float(grace_s)
         self.min_free_bytes = int(min_free_bytes)
         self.python = python or sys.executable
         self.db_path = self.runs_dir / STORE_NAME
         self.store = JobStore(self.db_path)
         self.store.init()
+        self.remote = RemoteJobs(self.store, limits, self.backend)
         self.refresh()
 
     @property
@@ -249,7 +246,9 @@ class JobRunner:
                 new.append(job)
                 log.info("job %s queued: %s", job_id, run_name)
         if backend.queues:
-            self._hand_over(backend, new, sweep)
+            python = getattr(backend, "python", None)
+            commands = [(self.train_argv(j, python), self.train_env(j)) for j in new]
+            self.remote.hand_over(backend, new, commands, sweep)
         else:
             self._advance_queue()
         return [self._get_stored(j.id) for j in out]
@@ -281,8 +280,10 @@ class JobRunner:
         through Ray (queued or running) and recorded from what Ray says."""
         job_id = self._resolve_id(job_id)
         grace = self.grace_s if grace_s is None else float(grace_s)
-        if self._get_stored(job_id).backend == RayJobsBackend.name:
-            return self._cancel_remote(job_id, grace)
+        job = self._get_stored(job_id)
+        if job.backend == RayJobsBackend.name:
+            self.remote.cancel(job, grace)
+            return self._get_stored(job_id)
         now = time.time()
         with self.store.transaction(write=True) as conn:
             job = self.store.fetch(conn, job_id)
@@ -352,7 +353,7 @@ class JobRunner:
     def logs(self, job_id: str, tail: int = 50) -> str:
         job = self._get_stored(job_id)
         if job.backend == RayJobsBackend.name and job.is_active and job.handle:
-            text = self._remote(job.handle).logs(job.handle)  # live, from the cluster
+            text = self.remote.backend_for(job.handle).logs(job.handle)  # live, from Ray
             if text is not None:
                 lines = text.splitlines()
                 return "\n".join(lines if tail <= 0 else lines[-tail:])
@@ -411,7 +412,7 @@ class JobRunner:
         local jobs, and make sure a watchdog is on duty while any run here. Returns how many
         running local jobs this host watches (alive, or being launched); the watchdog stops
         at 0."""
-        self._refresh_remote()
+        self.remote.refresh()
         watched = self._detect_dead() + self._advance_queue()
         if watched:
             self.ensure_watchdog()
@@ -581,111 +582,3 @@ class JobRunner:
             # Unconditional on state: a fast job may already have finished and recorded itself.
             self.store.update(conn, job.id, None, handle=handle, pid=parsed.pid,
                               pid_start=parsed.start)
-
-    # ---- jobs a queueing backend (Ray) runs
-
-    def _remote(self, handle_or_address: str) -> RayJobsBackend:
-        address = (parse_handle(handle_or_address)[0] if handle_or_address.startswith("ray|")
-                   else handle_or_address)
-        if address not in self._remotes:
-            self._remotes[address] = RayJobsBackend(address, limits=self.limits)
-        return self._remotes[address]
-
-    def _hand_over(self, backend: Backend, jobs: list[Job], sweep: SweepRecord | None) -> None:
-        """Submit every new job to the backend; if it refuses one, take back those already
-        handed over and delete them all (with their sweep), so nothing is queued half-way."""
-        handed: list[str] = []
-        try:
-            for job in jobs:
-                python = getattr(backend, "python", None)
-                handle = backend.launch(job, self.train_argv(job, python), self.train_env(job))
-                handed.append(handle)
-                with self.store.transaction(write=True) as conn:
-                    self.store.update(conn, job.id, None, handle=handle)
-        except JobError as exc:
-            for handle in handed:
-                with contextlib.suppress(JobError):
-                    backend.terminate(handle, 0.0)
-            with self.store.transaction(write=True) as conn:
-                conn.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in jobs])
-                if sweep is not None:
-                    conn.execute("DELETE FROM sweeps WHERE id = ?", (sweep.id,))
-            raise JobError(f"{exc}; nothing was queued") from exc
-
-    def _refresh_remote(self, only: str | None = None) -> None:
-        """Record what Ray says of this store's active Ray jobs: pending stays queued, running
-        starts, an ended job gets its logs copied into its run directory and its final state
-        (the train command's result line, else Ray's status and message)."""
-        with self.store.transaction() as conn:
-            active = [j for state in ACTIVE_STATES for j in self.store.in_state(conn, state)
-                      if j.backend == RayJobsBackend.name and (only is None or j.id == only)]
-        groups: dict[str, list[Job]] = {}
-        for job in active:
-            if job.handle is None:
-                if time.time() - job.created_at > LAUNCH_TIMEOUT_S:
-                    self._finish_remote(job, None, RemoteStatus(
-                        "finished", detail="never submitted",
-                        message="the job never reached the cluster (its submitter died?)"))
-                continue
-            groups.setdefault(parse_handle(job.handle)[0], []).append(job)
-        for address, jobs in groups.items():
-            backend = self._remote(address)
-            statuses = backend.poll_all([j.handle for j in jobs])  # type: ignore[misc]
-            for job in jobs:
-                status = statuses.get(job.handle)  # type: ignore[arg-type]
-                if status is None or status.state == QUEUED:
-                    continue  # unreachable (keep what we know), or still pending
-                if status.state == "missing":
-                    if time.time() - job.created_at > LAUNCH_TIMEOUT_S:
-                        self._finish_remote(job, None, RemoteStatus(
-                            "finished", detail="lost", message=f"the Ray cluster at {address} "
-                            "no longer knows this job (was its head restarted?)"))
-                    continue
-                if status.state == RUNNING:
-                    with self.store.transaction(write=True) as conn:
-                        if not self.store.update(conn, job.id, QUEUED, state=RUNNING,
-                                                 started_at=time.time(), heartbeat_at=time.time(),
-                                                 device_assigned=status.where):
-                            self.store.update(conn, job.id, RUNNING, heartbeat_at=time.time())
-                    continue
-                self._finish_remote(job, backend, status)
-
-    def _finish_remote(self, job: Job, backend: RayJobsBackend | None,
-                       status: RemoteStatus) -> None:
-        log_path = Path(job.log_path)
-        text = backend.logs(job.handle) if backend is not None and job.handle else None
-        if text:
-            # The run directory keeps the job's whole output, as a local job's does.
-            fsutil.atomic_write_text(log_path, text)
-        result = read_final_result(log_path)
-        ended = status.ended_at or time.time()
-        if result is not None:
-            values = result_values(result, ended_at=ended)
-        else:
-            cancelled = status.stopped or job.cancel_requested_at is not None
-            state = CANCELLED if cancelled else FAILED
-            values = {"state": state, "ended_at": ended, "reason": failure_reason(
-                f"{state}: Ray job {status.detail}: {status.message}".rstrip(": "), log_path)}
-        values["exit_code"] = status.exit_code
-        values["started_at"] = job.started_at or status.started_at
-        if job.device_assigned is None and status.where:
-            values["device_assigned"] = status.where
-        with self.store.transaction(write=True) as conn:
-            changed = self.store.update(conn, job.id, job.state, **values)
-        if changed:
-            log.info("job %s (Ray %s): %s", job.id, status.detail, values["state"])
-
-    def _cancel_remote(self, job_id: str, grace: float) -> Job:
-        job = self._get_stored(job_id)
-        if not job.is_active:
-            return job
-        with self.store.transaction(write=True) as conn:
-            self.store.update(conn, job_id, job.state, cancel_requested_at=time.time())
-        if job.handle is None:
-            with self.store.transaction(write=True) as conn:
-                self.store.update(conn, job_id, job.state, state=CANCELLED, ended_at=time.time(),
-                                  reason="cancelled before it reached the cluster")
-        else:
-            self._remote(job.handle).terminate(job.handle, grace)
-            self._refresh_remote(only=job_id)
-        return self._get_stored(job_id)
