@@ -1,6 +1,7 @@
-"""RayJobsBackend against a real local Ray cluster (no mocks): a head on 127.0.0.1 with a job
-server and 2 CPUs, started once for the session and stopped after. Skipped when ray is not
-installed. The four cluster tests take about two minutes together."""
+"""RayJobsBackend against a real local Ray cluster (no mocks): a head with its job server on
+127.0.0.1 and 2 CPUs (ray_local.LocalRayCluster), started once for the session and stopped
+after. Skipped when ray is not installed. The cluster tests take about two minutes together on
+an idle 2-core machine."""
 
 from __future__ import annotations
 

@@ -163,13 +163,15 @@ def _list(args: argparse.Namespace) -> int:
     if not jobs:
         print("no jobs")
         return 0
-    header = ("ID", "STATE", "PRESET", "DATA", "DEVICE", "STARTED", "DURATION", "BEST VAL")
+    header = ("ID", "STATE", "PRESET", "DATA", "DEVICE", "STARTED", "DURATION", "BEST VAL",
+              "SWEEP")
     rows = [header]
     for j in jobs:
         best = "-" if j.best_val_loss is None else f"{j.best_val_loss:.4g} @{j.best_epoch}"
         rows.append((j.id, j.state, j.preset, j.data if len(j.data) < 30 else "…" + j.data[-29:],
                      j.device_used or j.device_assigned or j.device_requested,
-                     _fmt_time(j.started_at), _fmt_duration(j.duration_s), best))
+                     _fmt_time(j.started_at), _fmt_duration(j.duration_s), best,
+                     j.sweep_id or "-"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     for r in rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

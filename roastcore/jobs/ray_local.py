@@ -1,10 +1,12 @@
 """A throwaway Ray head on this machine, loopback only: for tests, benchmarks and trying the Ray
 backend on a laptop (docs/scale-out.md).
 
-`LocalRayCluster(num_cpus=2).start()` runs `ray start --head` bound to 127.0.0.1 on free ports
-with its own temp directory, waits for the job server, and `stop()` ends exactly the processes
-of that head (its process group and everything they started), not every Ray process of the user
-as `ray stop` would.
+`LocalRayCluster(num_cpus=2).start()` runs `ray start --head --node-ip-address 127.0.0.1
+--dashboard-host 127.0.0.1` on free ports with its own temp directory, waits for the job server,
+and `stop()` ends exactly the processes of that head (its process group and everything they
+started), not every Ray process of the user as `ray stop` would. The dashboard (the Jobs API)
+listens on 127.0.0.1 only; Ray 2.60 on Linux still binds its gRPC ports and node agent to the
+machine's address (it refuses loopback as a node address), see docs/scale-out.md.
 """
 
 from __future__ import annotations
