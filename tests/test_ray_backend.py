@@ -152,6 +152,8 @@ def test_cancelling_a_ray_sweep_stops_running_and_pending_jobs(ray_cluster, runs
     running = [j for j in get_sweep(runner, sweep.id).jobs if j.state == RUNNING]
     _wait(lambda: all((Path(j.run_dir) / "metrics.jsonl").is_file() for j in running), 120,
           "a first epoch")
+    # Logs come live from Ray while the job runs (the entrypoint line names the command).
+    assert f"roastcore train --preset {PRESET}" in runner.logs(running[0].id, tail=0)
     cancelled = cancel_sweep(runner, sweep.id)
     assert [j.state for j in cancelled.jobs] == [CANCELLED] * 3, [j.reason for j in cancelled.jobs]
     for job in cancelled.jobs:

@@ -123,7 +123,7 @@ class LocalRayCluster:
             time.sleep(0.5)
         raise JobError(f"the local Ray head's job server at {self.address} did not answer")
 
-    def stop(self, grace_s: float = 10.0) -> None:
+    def stop(self, grace_s: float = 5.0) -> None:
         """End this head's processes: its group and all their descendants (Ray workers leave
         the group; job entrypoints start sessions of their own)."""
         if self._pgid is None:
