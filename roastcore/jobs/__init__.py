@@ -8,6 +8,8 @@ everything known about it lives in `RUNS/jobs.sqlite3`. The package, bottom up:
     resources     what a job asks for (threads, GPU memory), the machine's limits, packing
     backends      the Backend seam, LocalProcessBackend, /proc process utilities
     ray_backend   RayJobsBackend: jobs as Ray Jobs on a cluster (imports ray only when used)
+    remote        RemoteJobs: hands jobs to Ray and follows them from the store
+    ray_local     LocalRayCluster: a throwaway Ray head on this machine (tests, benchmarks)
     outcome       reading what a train process left behind (log, result line, progress)
     request       what a submission asks for, checked; when two submissions are one job
     runner        JobRunner: submit, list, cancel, delete, crash recovery, slots

@@ -123,6 +123,8 @@ class JobRunner:
             self.local = self.backend
         else:
             self.local = LocalProcessBackend(limits)  # for the local jobs already in the store
+        if isinstance(self.backend, RayJobsBackend) and self.backend._local_limits is None:
+            self.backend._local_limits = limits  # sizes GPU shares (jobs_per_gpu, GPU memory)
         self.grace_s = float(grace_s)
         self.min_free_bytes = int(min_free_bytes)
         self.python = python or sys.executable
