@@ -179,18 +179,11 @@ def test_a_grid_over_the_limit_needs_force(tmp_path):
     assert len(sweep.jobs) == 27 and {j.state for j in sweep.jobs} == {QUEUED}
     assert {j.sweep_id for j in runner.list()} == {sweep.id}
 
-    # The configured default (max_sweep_jobs), through the CLI: exit 2, one line, no stdout.
-    (runs / "jobs.config.json").write_text(json.dumps({"max_sweep_jobs": 4, "max_cpu_jobs": 0}))
-    cli = [sys.executable, "-m", "roastcore", "sweep", "--presets", "micro_model",
-           "--grid", "lr=1e-3,2e-3,3e-3", "--seeds", "2", "--data", DATA, "--runs", str(runs)]
-    refused = subprocess.run(cli, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
-    assert refused.returncode == 2 and refused.stdout == ""
-    assert "6 jobs is more than the limit of 4" in refused.stderr
-    assert "Traceback" not in refused.stderr
-    forced = subprocess.run([*cli, "--force"], capture_output=True, text=True, timeout=120,
-                            cwd=REPO_ROOT)
-    assert forced.returncode == 0, forced.stderr
-    assert len(get_sweep(runner, forced.stdout.strip()).jobs) == 6
+    # The configured default (max_sweep_jobs, here from RUNS/jobs.config.json).
+    (runs / "jobs.config.json").write_text(json.dumps({"max_sweep_jobs": 4}))
+    configured = JobRunner(runs, max_cpu_jobs=0)
+    with pytest.raises(SweepTooLarge, match="6 jobs is more than the limit of 4"):
+        launch_sweep(configured, ["micro_model"], DATA, grid=["lr=1e-3,2e-3,3e-3"], seeds=2)
 
 
 def test_an_identical_active_sweep_is_reused_and_cancel_keeps_finished_runs(tmp_path):
@@ -268,7 +261,15 @@ def _scores(tf, free, persistence=4.0, aligned=3.0, finish=1.5, physics=100.0):
                        "baselines": {"aligned_knn": {"mae_f": aligned}}}}
 
 
-def test_sweep_table_is_mean_and_std_over_seeds_beside_the_baselines(tmp_path):
+def _capture(capsys, main, argv: list[str]) -> str:
+    capsys.readouterr()
+    assert main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_sweep_table_is_mean_and_std_over_seeds_beside_the_baselines(tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setenv("ROASTCORE_MAX_CPU_JOBS", "0")  # the CLI's runner starts nothing either
     runner = JobRunner(tmp_path / "runs", max_cpu_jobs=0)
     sweep = launch_sweep(runner, ["micro_model", "tiny_model"], DATA, seeds=3, epochs=2)
     by = {(j.preset, j.seed): j for j in sweep.jobs}
@@ -308,12 +309,48 @@ def test_sweep_table_is_mean_and_std_over_seeds_beside_the_baselines(tmp_path):
     assert {r["metric"] for r in records} == {"tf_mae_f", "free_mae_f", "finish_mae_f",
                                               "physics_valid_pct", "time_s"}
 
-    shown = subprocess.run([sys.executable, "-m", "roastcore", "sweep", "show", sweep.id,
-                            "--runs", str(runner.runs_dir)], capture_output=True, text=True,
-                           timeout=60, cwd=REPO_ROOT, env={**os.environ, "ROASTCORE_MAX_CPU_JOBS": "0"})
-    assert shown.returncode == 0, shown.stderr
-    assert "2.00±1.00" in shown.stdout and "7.00±2.00" in shown.stdout
-    assert NOT_SCORED in shown.stdout
+    # The CLI prints the same table: mean ± std over seeds, or "not scored yet".
+    from roastcore.cli import main
+
+    shown = _capture(capsys, main, ["sweep", "show", sweep.id, "--runs", str(runner.runs_dir)])
+    assert "2.00±1.00" in shown and "7.00±2.00" in shown and NOT_SCORED in shown
+
+
+@pytest.mark.slow  # starts CLI processes (nothing trains: max_cpu_jobs 0)
+def test_the_sweep_cli_launches_lists_shows_and_cancels(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "jobs.config.json").write_text(json.dumps({"max_sweep_jobs": 4, "max_cpu_jobs": 0}))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "roastcore", "sweep", *args, "--runs",
+                               str(runs)], capture_output=True, text=True, timeout=120,
+                              cwd=REPO_ROOT)
+
+    launch = ["--presets", "micro_model", "--grid", "lr=1e-3,2e-3,3e-3", "--seeds", "2",
+              "--data", DATA, "--epochs", "2", "--name", "lr scan"]
+    refused = cli(*launch)
+    assert refused.returncode == 2 and refused.stdout == "" and "Traceback" not in refused.stderr
+    assert "6 jobs is more than the limit of 4" in refused.stderr and "--force" in refused.stderr
+    forced = cli(*launch, "--force")
+    assert forced.returncode == 0, forced.stderr
+    sweep_id = forced.stdout.strip()
+    assert forced.stdout == sweep_id + "\n"  # nothing but the id on stdout
+
+    listed = cli("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [entry] = json.loads(listed.stdout)
+    assert entry["id"] == sweep_id and entry["name"] == "lr scan"
+    assert entry["counts"] == {QUEUED: 6} and entry["spec"]["grid"] == {"lr": [1e-3, 2e-3, 3e-3]}
+    shown = cli("show", sweep_id[:6])
+    assert shown.returncode == 0 and "PRESET / SETTING" in shown.stdout
+    assert "micro_model lr=0.001" in shown.stdout and NOT_SCORED in shown.stdout
+    cancelled = cli("cancel", sweep_id)
+    assert cancelled.returncode == 0 and cancelled.stdout.startswith(f"{sweep_id} cancelled")
+    missing = cli("show", "nope")
+    assert missing.returncode == 2 and "no sweep" in missing.stderr
+    bare = cli("--presets", "micro_model")
+    assert bare.returncode == 2 and "--data" in bare.stderr
 
 
 # ---------------------------------------------------------------------------------------------
