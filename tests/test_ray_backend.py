@@ -1,6 +1,6 @@
 """RayJobsBackend against a real local Ray cluster (no mocks): a head with its job server on
-127.0.0.1 and 2 CPUs (ray_local.LocalRayCluster), started once for the session and stopped
-after. Skipped when ray is not installed. The cluster tests take about two minutes together on
+127.0.0.1 and 2 CPUs (ray_local.LocalRayCluster), started once for this module and stopped
+after it. Skipped when ray is not installed. The cluster tests take about two minutes together on
 an idle 2-core machine."""
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ DATA = "synthetic:12"
 LONG_DATA, LONG_EPOCHS = "synthetic:24", 400  # long enough to cancel mid-run
 
 
-@pytest.fixture(scope="session")
+# Module scope: only this module uses the head, and an idle head still takes CPU from the
+# tests that follow it in a full run.
+@pytest.fixture(scope="module")
 def ray_cluster():
     if not ray_available():
         pytest.skip("ray is not installed (pip install 'ray[default]')")
