@@ -83,6 +83,7 @@ def main() -> int:
                 started = time.perf_counter()
                 path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH"))
                                        if p)
+                os.environ.setdefault("ROASTCORE_RAY_PYTHON", sys.executable)
                 with LocalRayCluster(num_cpus=cores, env={"PYTHONPATH": path}) as cluster:
                     head_s = time.perf_counter() - started
                     runner = JobRunner(runs, backend=RayJobsBackend(cluster.address))

@@ -47,9 +47,18 @@ def ray_cluster():
     # The cluster's jobs import this checkout's roastcore, as a cluster's nodes would theirs.
     path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     cluster = LocalRayCluster(num_cpus=2, env={"PYTHONPATH": path})
+    # Jobs run this interpreter (a cluster's nodes would name theirs the same way).
+    before = os.environ.get("ROASTCORE_RAY_PYTHON")
+    os.environ["ROASTCORE_RAY_PYTHON"] = sys.executable
     cluster.start()
-    yield cluster
-    cluster.stop()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if before is None:
+            os.environ.pop("ROASTCORE_RAY_PYTHON", None)
+        else:
+            os.environ["ROASTCORE_RAY_PYTHON"] = before
 
 
 @pytest.fixture(scope="module")
