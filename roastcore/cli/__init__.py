@@ -9,7 +9,7 @@ import os
 import sys
 
 # Each module exposes `register(subparsers)`; its handlers return an exit code.
-_AREAS = ("data", "train", "evaluate", "jobs", "study", "legacy", "predict", "forecast")
+_AREAS = ("data", "train", "evaluate", "jobs", "study", "legacy", "predict", "forecast", "sweep")
 
 
 class CliError(Exception):

@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for a CPU job (default: 1 for small models)")
+    p.add_argument("--backend", choices=("local", "ray"), default=None,
+                   help="where it runs (default: $ROASTCORE_BACKEND, else local)")
     p.add_argument("--force", action="store_true",
                    help="submit even if an identical job is queued or running")
     _add_runs(p)
@@ -72,14 +76,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_limits(p)
     p.set_defaults(handler=_watchdog)
 
+    # Internal: the Ray backend's storage check, run as a Ray job on the cluster.
+    p = sub.add_parser("_ray_check")
+    p.add_argument("expect", help="JSON {path: expected text or ''}")
+    p.set_defaults(handler=_ray_check)
+
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
-    """The limits a runner hands to the processes that start jobs after it."""
+    """The limits a runner hands to the processes that start jobs after it (Limits.to_args)."""
     parser.add_argument("--grace", type=float, default=10.0)
-    parser.add_argument("--max-cpu-jobs", type=int, default=1)
-    parser.add_argument("--max-gpu-jobs", type=int, default=None)
-    parser.add_argument("--gpus", type=int, default=0)
+    for name in ("cpu-threads", "gpus", "jobs-per-gpu", "max-cpu-jobs", "max-gpu-jobs",
+                 "max-sweep-jobs"):
+        parser.add_argument(f"--{name}", type=int, default=None)
+    parser.add_argument("--gpu-mem-mb", type=float, default=None)
     _add_runs(parser)
+
+
+def _limits(args: argparse.Namespace):
+    from roastcore.jobs import Limits, default_runs_dir  # here: see _runner
+
+    names = ("cpu_threads", "gpus", "jobs_per_gpu", "gpu_mem_mb", "max_cpu_jobs",
+             "max_gpu_jobs", "max_sweep_jobs")
+    return Limits.resolve(args.runs or default_runs_dir(), **{n: getattr(args, n) for n in names})
 
 
 def _add_runs(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
@@ -89,12 +107,13 @@ def _add_runs(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS)
                         help="runs directory (default: $ROASTCORE_RUNS or checkpoints/)")
 
 
-def _runner(args: argparse.Namespace, **kwargs: Any):
+def _runner(args: argparse.Namespace, backend: str | None = "local"):
     # Imported here, as below: every other command starts without loading the job system.
-    from roastcore.jobs import JobError, JobRunner, default_runs_dir
+    from roastcore.jobs import JobError, JobRunner, default_runs_dir, make_backend
 
     try:
-        return JobRunner(args.runs or default_runs_dir(), **kwargs)
+        # Reading needs no backend of its own: each job is followed through the one running it.
+        return JobRunner(args.runs or default_runs_dir(), backend=make_backend(backend))
     except JobError as exc:
         raise CliError(str(exc)) from exc
 
@@ -127,9 +146,10 @@ def _fmt_duration(seconds: float | None) -> str:
 
 @_guard
 def _submit(args: argparse.Namespace) -> int:
-    runner = _runner(args)
+    runner = _runner(args, args.backend)
     job = runner.submit(args.preset, args.overrides, args.data, device=args.device,
-                        epochs=args.epochs, seed=args.seed, force=args.force)
+                        epochs=args.epochs, seed=args.seed, force=args.force,
+                        threads=args.threads)
     print(job.id)  # the only stdout output: scripts capture it
     return 0
 
@@ -143,13 +163,15 @@ def _list(args: argparse.Namespace) -> int:
     if not jobs:
         print("no jobs")
         return 0
-    header = ("ID", "STATE", "PRESET", "DATA", "DEVICE", "STARTED", "DURATION", "BEST VAL")
+    header = ("ID", "STATE", "PRESET", "DATA", "DEVICE", "STARTED", "DURATION", "BEST VAL",
+              "SWEEP")
     rows = [header]
     for j in jobs:
         best = "-" if j.best_val_loss is None else f"{j.best_val_loss:.4g} @{j.best_epoch}"
         rows.append((j.id, j.state, j.preset, j.data if len(j.data) < 30 else "…" + j.data[-29:],
                      j.device_used or j.device_assigned or j.device_requested,
-                     _fmt_time(j.started_at), _fmt_duration(j.duration_s), best))
+                     _fmt_time(j.started_at), _fmt_duration(j.duration_s), best,
+                     j.sweep_id or "-"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     for r in rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
@@ -217,14 +239,18 @@ def _supervise(args: argparse.Namespace) -> int:
     from roastcore.jobs import default_runs_dir, supervise  # here: see _runner
 
     return supervise(args.runs or default_runs_dir(), args.id, grace_s=args.grace,
-                     max_cpu_jobs=args.max_cpu_jobs, max_gpu_jobs=args.max_gpu_jobs,
-                     gpu_count=args.gpus)
+                     limits=_limits(args))
 
 
 @_guard
 def _watchdog(args: argparse.Namespace) -> int:
     from roastcore.jobs import default_runs_dir, watch  # here: see _runner
 
-    return watch(args.runs or default_runs_dir(), grace_s=args.grace,
-                 max_cpu_jobs=args.max_cpu_jobs, max_gpu_jobs=args.max_gpu_jobs,
-                 gpu_count=args.gpus)
+    return watch(args.runs or default_runs_dir(), grace_s=args.grace, limits=_limits(args))
+
+
+def _ray_check(args: argparse.Namespace) -> int:
+    from roastcore.jobs.ray_backend import check_here  # here: imports ray, on the cluster only
+
+    print("ROASTCORE_CHECK " + json.dumps(check_here(json.loads(args.expect))), flush=True)
+    return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import shlex
@@ -22,7 +21,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from roastcore.jobs.store import JobError
+from roastcore.jobs.resources import Limits
+from roastcore.jobs.store import Job, JobError
 
 log = logging.getLogger(__name__)
 
@@ -131,46 +131,21 @@ class Backend(Protocol):
     name: str
     # True: the launched argv is the local supervisor, which records the final state itself.
     supervised: bool
+    # True: the backend queues and places jobs itself (Ray): the runner hands every job over at
+    # submit and follows its state with poll(); False: the runner packs jobs into limits().
+    queues: bool
 
-    def launch(self, job_id: str, argv: list[str], log_path: Path, env: dict[str, str]) -> str:
-        """Start `argv`; return a handle (pid or submission id) for is_alive/terminate."""
+    def launch(self, job: Job, argv: list[str], env: dict[str, str]) -> str:
+        """Start `argv` for `job`; return a handle (pid or submission id) for the calls below."""
 
     def is_alive(self, handle: str) -> bool | None:
-        """True/False, or None when this process cannot tell (another host)."""
+        """True/False, or None when this process cannot tell (another host, unreachable)."""
 
     def terminate(self, handle: str, grace_s: float) -> None:
         """Ask the job to stop, wait up to grace_s, then force it."""
 
-    def slots(self) -> dict[str, int]:
-        """Concurrency per device kind: {"cpu": n, "cuda": m}."""
-
-
-def detect_gpu_count() -> int:
-    """GPUs usable by jobs. ROASTCORE_GPUS overrides; avoids importing torch when there is no
-    NVIDIA driver (importing torch costs seconds, and `jobs list` should not)."""
-    override = os.environ.get("ROASTCORE_GPUS")
-    if override is not None and override.strip() != "":
-        try:
-            count = int(override)
-        except ValueError:
-            raise JobError(f"ROASTCORE_GPUS must be an integer GPU count, got {override!r}") from None
-        if count < 0:
-            raise JobError(f"ROASTCORE_GPUS must be >= 0, got {count}")
-        return count
-    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()):
-        return 0
-    return _torch_gpu_count()
-
-
-@functools.lru_cache(maxsize=1)
-def _torch_gpu_count() -> int:
-    try:
-        import torch  # here, not at the top: `jobs list` must not pay for torch
-
-        # device_count() uses NVML and does not initialise CUDA, so it is safe before fork.
-        return int(torch.cuda.device_count())
-    except Exception:  # noqa: BLE001 - no usable torch/CUDA simply means no GPU slots
-        return 0
+    def limits(self) -> Limits:
+        """What jobs may use together: CPU threads, GPUs and their memory."""
 
 
 class LocalHandle(NamedTuple):
@@ -185,34 +160,23 @@ class LocalProcessBackend:
 
     name = "local"
     supervised = True
+    queues = False
 
-    def __init__(self, max_cpu_jobs: int = 1, max_gpu_jobs: int | None = None,
-                 gpu_count: int | None = None):
-        if not isinstance(max_cpu_jobs, int) or max_cpu_jobs < 0:
-            raise JobError(f"max_cpu_jobs must be an integer >= 0, got {max_cpu_jobs!r}")
-        if max_gpu_jobs is not None and (not isinstance(max_gpu_jobs, int) or max_gpu_jobs < 0):
-            raise JobError(f"max_gpu_jobs must be None or an integer >= 0, got {max_gpu_jobs!r}")
-        self.max_cpu_jobs = max_cpu_jobs
-        self.max_gpu_jobs = max_gpu_jobs
-        self._gpu_count = gpu_count
+    def __init__(self, limits: Limits | None = None):
+        self._limits = limits
         self._host = socket.gethostname()
         self._boot = boot_id()
         # Children we started: polling them reaps zombies promptly.
         self._children: dict[int, subprocess.Popen] = {}
 
-    @property
-    def gpu_count(self) -> int:
-        if self._gpu_count is None:
-            self._gpu_count = detect_gpu_count()
-        return self._gpu_count
+    def limits(self) -> Limits:
+        if self._limits is None:
+            self._limits = Limits.resolve()
+        return self._limits
 
-    def slots(self) -> dict[str, int]:
-        gpu_slots = self.gpu_count if self.max_gpu_jobs is None else self.max_gpu_jobs
-        return {"cpu": self.max_cpu_jobs, "cuda": gpu_slots if self.gpu_count else 0}
-
-    def launch(self, job_id: str, argv: list[str], log_path: Path, env: dict[str, str]) -> str:
-        pid = self.spawn(argv, log_path, env)
-        log.debug("job %s: launched pid %s: %s", job_id, pid, shlex.join(argv))
+    def launch(self, job: Job, argv: list[str], env: dict[str, str]) -> str:
+        pid = self.spawn(argv, Path(job.log_path), env)
+        log.debug("job %s: launched pid %s: %s", job.id, pid, shlex.join(argv))
         return self.make_handle(pid, process_start_time(pid))
 
     def spawn(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:

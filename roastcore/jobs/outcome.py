@@ -6,13 +6,15 @@ turn these into a job's final record, so the reading lives here once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from roastcore.jobs.store import FAILED, FINAL_STATES, Job
+from roastcore.fsutil import read_jsonl
+from roastcore.jobs.store import FAILED, FINAL_STATES, RUNNING, STALE_HEARTBEAT_S, Job
 
 LOG_TAIL_LINES = 20
 
@@ -115,3 +117,59 @@ def failure_reason(prefix: str, log_path: Path) -> str:
     """`prefix`, followed by the log's last lines (what the user needs to see why)."""
     tail = tail_text(log_path, LOG_TAIL_LINES)
     return prefix + (f"\n--- last log lines ---\n{tail}" if tail else "")
+
+
+@dataclasses.dataclass
+class JobProgress:
+    """A snapshot of a job's training progress, from the store plus metrics.jsonl/progress.json."""
+
+    job_id: str
+    state: str
+    epoch: int | None = None
+    epochs: int | None = None
+    batch: int | None = None
+    n_batches: int | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    lr: float | None = None
+    tf_ratio: float | None = None
+    elapsed_s: float | None = None
+    eta_s: float | None = None
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    heartbeat_at: float | None = None  # train process heartbeat (progress.json), else supervisor's
+    stalled: bool = False  # running, but no heartbeat for STALE_HEARTBEAT_S
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def read_progress(job: Job) -> JobProgress:
+    """The job's progress from what its train process writes into its run directory."""
+    run_dir = Path(job.run_dir)
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    last = rows[-1] if rows else {}
+    live = read_json(run_dir / "progress.json") or {}
+    prog = JobProgress(job_id=job.id, state=job.state, epochs=job.epochs,
+                       best_epoch=job.best_epoch, best_val_loss=job.best_val_loss)
+    prog.epoch = int_or_none(live.get("epoch", last.get("epoch")))
+    prog.epochs = int_or_none(live.get("epochs", last.get("epochs"))) or job.epochs
+    prog.batch = int_or_none(live.get("batch"))
+    prog.n_batches = int_or_none(live.get("n_batches"))
+    for name in ("train_loss", "val_loss", "lr", "tf_ratio", "eta_s"):
+        setattr(prog, name, float_or_none(last.get(name, live.get(name))))
+    prog.elapsed_s = float_or_none(
+        live.get("elapsed_s", live.get("elapsed", last.get("elapsed_s"))))
+    if prog.best_epoch is None and rows:
+        # Best so far while running (the store only gets it at the end).
+        scored = [r for r in rows if float_or_none(r.get("val_loss")) is not None]
+        if scored:
+            best = min(scored, key=lambda r: float(r["val_loss"]))
+            prog.best_epoch = int_or_none(best.get("epoch"))
+            prog.best_val_loss = float(best["val_loss"])
+    heartbeat = float_or_none(live.get("heartbeat", live.get("heartbeat_at")))
+    prog.heartbeat_at = heartbeat or job.heartbeat_at
+    if job.state == RUNNING:
+        beat = prog.heartbeat_at or job.started_at or time.time()
+        prog.stalled = time.time() - beat > STALE_HEARTBEAT_S
+    return prog

@@ -102,15 +102,16 @@ def config_key(preset: str, overrides: dict[str, Any], epochs: int | None,
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def validate_config(preset: str, overrides: dict[str, Any]) -> None:
-    """Reject an unknown preset or a bad override now rather than as a failed job later."""
+def validate_config(preset: str, overrides: dict[str, Any]) -> Any:
+    """Reject an unknown preset or a bad override now rather than as a failed job later;
+    return the job's ExperimentConfig (what its resources are estimated from)."""
     # Here, not at the top: experiments imports torch (seconds), which `jobs list` must not pay.
     from roastcore.experiments import PRESETS
 
     if preset not in PRESETS:
         raise JobError(f"preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     try:
-        PRESETS[preset].experiment.with_overrides(dict(overrides))
+        return PRESETS[preset].experiment.with_overrides(dict(overrides))
     except (ValueError, TypeError) as exc:
         raise JobError(f"overrides: {exc}") from exc
 

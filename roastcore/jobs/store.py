@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 STORE_NAME = "jobs.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sweeps, and jobs.sweep_id/threads/gpu_mem_mb
 
 QUEUED, RUNNING = "queued", "running"
 SUCCEEDED, FAILED, CANCELLED, DIVERGED = "succeeded", "failed", "cancelled", "diverged"
@@ -75,6 +75,9 @@ class Job:
     best_val_loss: float | None = None
     reason: str | None = None
     result: dict[str, Any] | None = None  # the train command's final JSON line
+    sweep_id: str | None = None  # the sweep this job belongs to, if any
+    threads: int | None = None  # torch threads it runs with (CPU jobs) / holds (GPU jobs)
+    gpu_mem_mb: float | None = None  # estimated peak GPU memory (GPU jobs), for packing
 
     @property
     def is_active(self) -> bool:
@@ -104,6 +107,25 @@ class Job:
 
 
 _COLUMNS = [f.name for f in dataclasses.fields(Job)]
+
+
+@dataclasses.dataclass
+class SweepRecord:
+    """A sweep as stored: its jobs are the rows of `jobs` with its id in `sweep_id`."""
+
+    id: str
+    name: str
+    spec: dict[str, Any]  # what was asked: presets, grid, seeds, data, epochs, device, backend
+    spec_key: str  # identity of the asked-for job set: an identical active sweep is reused
+    backend: str
+    created_at: float
+    cancel_requested_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> SweepRecord:
+        values = dict(row)
+        values["spec"] = json.loads(values["spec"] or "{}")
+        return cls(**values)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -137,11 +159,27 @@ CREATE TABLE IF NOT EXISTS jobs (
     best_epoch INTEGER,
     best_val_loss REAL,
     reason TEXT,
-    result TEXT
+    result TEXT,
+    sweep_id TEXT,
+    threads INTEGER,
+    gpu_mem_mb REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at);
 CREATE INDEX IF NOT EXISTS jobs_identity ON jobs (config_key, data_fingerprint, state);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    spec_key TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    cancel_requested_at REAL
+);
 """
+# Created after the migration below: an old store gains the column first.
+_INDEXES = "CREATE INDEX IF NOT EXISTS jobs_sweep ON jobs (sweep_id, created_at);"
+# Columns added since version 1, for stores created before them (migrated in place).
+_ADDED_COLUMNS = (("sweep_id", "TEXT"), ("threads", "INTEGER"), ("gpu_mem_mb", "REAL"))
 
 
 class JobStore:
@@ -178,13 +216,29 @@ class JobStore:
         return conn
 
     def init(self) -> None:
-        """Create the file and schema (idempotent)."""
+        """Create the file and schema, or bring an older store up to date in place
+        (idempotent; safe when several processes open a store at once)."""
         conn = self.connect()
         try:
             # WAL lets readers (dashboards) proceed while a supervisor writes.
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")  # one migrator at a time; others see it done
+                try:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+                    for column, kind in _ADDED_COLUMNS:
+                        if column not in have:
+                            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                    conn.execute(_INDEXES)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as exc:
             raise self._error(exc, "cannot initialise it (is the runs directory writable?)") from exc
         finally:
@@ -244,3 +298,16 @@ class JobStore:
             f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
             [values[c] for c in _COLUMNS],
         )
+
+    @staticmethod
+    def insert_sweep(conn: sqlite3.Connection, sweep: SweepRecord) -> None:
+        values = dataclasses.asdict(sweep)
+        values["spec"] = json.dumps(sweep.spec, sort_keys=True)
+        names = list(values)
+        conn.execute(f"INSERT INTO sweeps ({', '.join(names)}) "
+                     f"VALUES ({', '.join('?' * len(names))})", [values[n] for n in names])
+
+    @staticmethod
+    def fetch_sweep(conn: sqlite3.Connection, sweep_id: str) -> SweepRecord | None:
+        row = conn.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        return SweepRecord.from_row(row) if row else None

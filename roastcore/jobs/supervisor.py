@@ -27,6 +27,7 @@ from roastcore.jobs.outcome import (
     read_json,
     result_values,
 )
+from roastcore.jobs.resources import Limits
 from roastcore.jobs.runner import DEFAULT_GRACE_S, WATCHDOG_LOCK, JobRunner
 from roastcore.jobs.store import (
     CANCELLED,
@@ -43,9 +44,10 @@ def _say(message: str) -> None:
 
 
 def supervise(runs_dir: str | os.PathLike[str], job_id: str, *, grace_s: float = DEFAULT_GRACE_S,
-              max_cpu_jobs: int = 1, max_gpu_jobs: int | None = None, gpu_count: int = 0) -> int:
-    """Run job `job_id`'s train command, record its outcome, then start queued jobs."""
-    backend = LocalProcessBackend(max_cpu_jobs, max_gpu_jobs, gpu_count=gpu_count)
+              limits: Limits | None = None) -> int:
+    """Run job `job_id`'s train command, record its outcome, then start queued jobs within
+    `limits` (the starting runner's)."""
+    backend = LocalProcessBackend(limits)
     runner = JobRunner(runs_dir, backend=backend, grace_s=grace_s)
     store = runner.store
     me, my_start = os.getpid(), process_start_time(os.getpid())
@@ -158,8 +160,7 @@ def supervise(runs_dir: str | os.PathLike[str], job_id: str, *, grace_s: float =
 
 
 def watch(runs_dir: str | os.PathLike[str], *, grace_s: float = DEFAULT_GRACE_S,
-          max_cpu_jobs: int = 1, max_gpu_jobs: int | None = None, gpu_count: int = 0,
-          interval_s: float = HEARTBEAT_INTERVAL_S) -> int:
+          limits: Limits | None = None, interval_s: float = HEARTBEAT_INTERVAL_S) -> int:
     """The runs directory's watchdog: while jobs run here, sweep the store every `interval_s`
     (record jobs whose processes died, start queued ones); exit when none runs. At most one is
     on duty per runs directory (it holds WATCHDOG_LOCK); a second one exits at once."""
@@ -170,8 +171,7 @@ def watch(runs_dir: str | os.PathLike[str], *, grace_s: float = DEFAULT_GRACE_S,
         return 0
     _say(f"watchdog {os.getpid()} on duty")
     try:
-        backend = LocalProcessBackend(max_cpu_jobs, max_gpu_jobs, gpu_count=gpu_count)
-        runner = JobRunner(runs, backend=backend, grace_s=grace_s)
+        runner = JobRunner(runs, backend=LocalProcessBackend(limits), grace_s=grace_s)
         while runner.refresh():
             _stop_adopted_cancels(runner)
             time.sleep(interval_s)
@@ -189,9 +189,9 @@ def _stop_adopted_cancels(runner: JobRunner) -> None:
     overdue = STORE_CANCEL_DELAY_S + runner.grace_s + 2 * HEARTBEAT_INTERVAL_S
     for job in running:
         if (job.cancel_requested_at is None or time.time() - job.cancel_requested_at < overdue
-                or job.handle is None or job.backend != runner.backend.name
+                or job.handle is None or job.backend != runner.local.name
                 or job.pid is None or pid_alive(job.pid, job.pid_start)):
             continue
-        if runner.backend.is_alive(job.handle):
+        if runner.local.is_alive(job.handle):
             _say(f"job {job.id}: cancel requested, its supervisor is gone; stopping its group")
-            runner.backend.terminate(job.handle, runner.grace_s)
+            runner.local.terminate(job.handle, runner.grace_s)
