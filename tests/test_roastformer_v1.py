@@ -263,6 +263,12 @@ def test_bad_checkpoints_and_packages_get_clear_errors(files, package_zip, tmp_p
         import_checkpoints([path], package_zip, tmp_path / "runs")  # would be runs/ok again
     assert main(["import-checkpoint", str(tmp_path / "nodims.pt"), "--data", str(package_zip),
                  "--out", str(tmp_path / "cli")]) == 2
+    # a config with an unusable max_sequence_length: one line naming the field, no traceback
+    for bad in (float("inf"), float("nan"), -5, "long"):
+        config = {**blob["config"], "max_sequence_length": bad}
+        with pytest.raises((CheckpointImportError, ValueError), match="max_len|max_sequence_length"):
+            import_checkpoints([save("len.pt", config=config)], package_zip, tmp_path / "len")
+        assert not (tmp_path / "len").exists()
 
 
 # ----------------------------------------------------------------------------- the diagnosis
