@@ -130,7 +130,9 @@ def test_a_finished_job_reaches_the_open_page_without_a_reload(base, page, e2e_r
 
     runner = JobRunner(e2e_runs)
     try:
-        quick = runner.submit("micro_model", {"step_s": 5.0}, "synthetic:30", epochs=2, name="e2e-quick")
+        # Long enough to be seen running (two jobs now run side by side), short enough to finish.
+        quick = runner.submit("micro_model", {"step_s": 5.0, "patience": 0}, "synthetic:60", epochs=12,
+                              name="e2e-quick")
         runner.submit("micro_model", {"step_s": 5.0}, "synthetic:30", epochs=500, name="e2e-long")
         open_page(page, base, "jobs", "Training jobs")
         main = page.locator('[data-testid="stMain"]')
