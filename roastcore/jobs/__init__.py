@@ -10,6 +10,7 @@ everything known about it lives in `RUNS/jobs.sqlite3`. The package, bottom up:
     request     what a submission asks for, checked; when two submissions are one job
     runner      JobRunner: submit, list, cancel, delete, crash recovery, slots
     supervisor  the per-job supervisor and the per-runs-directory watchdog processes
+    tasks       job kinds besides training: scoring a run, running a study
 
 See docs/architecture.md ("jobs/" and "Scale-out") for how the queue advances.
 """
@@ -48,12 +49,22 @@ from roastcore.jobs.store import (
     JobNotFound,
 )
 from roastcore.jobs.supervisor import supervise, watch
+from roastcore.jobs.tasks import (
+    TASK_KINDS,
+    TaskProgress,
+    job_kind,
+    latest_job,
+    read_task_progress,
+    submit_score,
+    submit_study,
+)
 
 __all__ = [
     "ACTIVE_STATES", "CANCELLED", "DEFAULT_GRACE_S", "DEFAULT_MIN_FREE_BYTES", "DIVERGED",
     "FAILED", "FINAL_STATES", "HEARTBEAT_INTERVAL_S", "QUEUED", "RUNNING", "STALE_HEARTBEAT_S",
-    "STORE_NAME", "SUCCEEDED", "Backend", "Job", "JobError", "JobNotFound", "JobProgress",
-    "JobRunner", "LocalProcessBackend", "data_fingerprint", "default_runs_dir",
-    "detect_gpu_count", "group_members", "pid_alive", "process_start_time", "read_final_result",
-    "supervise", "tail_text", "watch",
+    "STORE_NAME", "SUCCEEDED", "TASK_KINDS", "Backend", "Job", "JobError", "JobNotFound",
+    "JobProgress", "JobRunner", "LocalProcessBackend", "TaskProgress", "data_fingerprint",
+    "default_runs_dir", "detect_gpu_count", "group_members", "job_kind", "latest_job",
+    "pid_alive", "process_start_time", "read_final_result", "read_task_progress",
+    "submit_score", "submit_study", "supervise", "tail_text", "watch",
 ]

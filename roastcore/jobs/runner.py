@@ -55,6 +55,7 @@ from roastcore.jobs.store import (
     JobNotFound,
     JobStore,
 )
+from roastcore.jobs.tasks import TASK_KINDS, task_argv
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +408,8 @@ class JobRunner:
         raise JobError(f"device: {choices}; got {device!r}")
 
     def train_argv(self, job: Job) -> list[str]:
+        if job.preset in TASK_KINDS:  # a scoring or study job (jobs/tasks.py), not a training
+            return task_argv(job, self.python)
         argv = [self.python, "-m", "roastcore", "train", "--preset", job.preset]
         for key, value in job.overrides.items():
             argv += ["--set", f"{key}={format_value(value)}"]
