@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,60 +137,108 @@ def select_run(name: str) -> None:
     st.session_state[PENDING_RUN] = name
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _evaluate_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float, split: str,
-                     prefix_s: float) -> dict:
-    from roastcore.evaluate import evaluate_run
+@st.cache_data(show_spinner=False, max_entries=128)
+def _scores_cached(run_path: str, run_mtime: float) -> dict | None:
+    from roastcore.evaluate import stored_report
 
-    report = evaluate_run(run_path, load_profiles(spec), split=split, prefix_s=prefix_s)
-    return report.to_dict()
-
-
-def evaluate(run, spec: str, split: str = "val", prefix_s: float = 0.0) -> dict:
-    """evaluate.evaluate_run(...).to_dict(), cached on run path + mtime and the dataset."""
-    return _evaluate_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec), split,
-                            float(prefix_s))
+    report = stored_report(run_path)
+    return None if report is None else report.to_dict()
 
 
-def evaluation_ready(run, spec: str, split: str = "val") -> bool:
-    """Whether the full evaluation of `run` on `spec` is already computed (instant to show)."""
-    return inspect_run.evaluation_is_cached(run.path, load_profiles(spec), split)
+def scores(run) -> dict | None:
+    """The run's stored scores (evaluate.stored_report: RUN/scores.json, written when its
+    training finished or by a scoring job) as a dict, or None; cached per run and its files'
+    mtime, so a scoring job that finishes is seen at once. Pages never score in the page."""
+    if not getattr(run, "usable", True):
+        return None
+    return _scores_cached(str(run.path), path_mtime(run.path))
 
 
-def report_if_ready(run, spec: str, split: str = "val") -> dict | None:
-    return evaluate(run, spec, split) if evaluation_ready(run, spec, split) else None
+@st.cache_data(show_spinner=False, max_entries=128)
+def _model_facts_cached(run_path: str, run_mtime: float) -> dict:
+    import json
+
+    try:
+        config = json.loads((Path(run_path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    return {"model": config.get("model") or {}}
 
 
-def run_evaluations(runs, spec: str, split: str = "val") -> dict:
-    """evaluate.evaluate_run for each run with a progress bar (stage by stage); fills the
-    on-disk cache that report_if_ready reads. Returns {name: report dict}; errors are shown."""
-    from roastcore.evaluate import evaluate_run
-
-    profiles = load_profiles(spec)
-    bar = st.progress(0.0, text="Scoring…")
-    out = {}
-    for i, run in enumerate(runs):
-        def progress(done, total, stage, i=i, run=run):
-            bar.progress(min((i + done / max(total, 1)) / len(runs), 1.0),
-                         text=f"Scoring {run.name}: {stage} ({i + 1}/{len(runs)})")
-        try:
-            out[run.name] = evaluate_run(run.path, profiles, split=split, progress=progress).to_dict()
-        except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
-            st.error(f"{run.name}: {plain_message(exc)}")
-    bar.empty()
-    return out
+def model_facts(run) -> dict:
+    """{'model': the ModelConfig dict from config.json, 'n_params': the manifest's count}:
+    what the tables show about a run, without loading its weights."""
+    facts = dict(_model_facts_cached(str(run.path), path_mtime(run.path)))
+    facts["n_params"] = run.metrics.get("n_params")
+    return facts
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _tf_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float) -> dict:
-    return inspect_run.teacher_forcing_result(_load_run_cached(run_path, run_mtime), load_profiles(spec))
+def _rescore_wanted(job, run) -> bool:
+    """A finished scoring job is tried again by itself only when the weights changed since it
+    was submitted; a failed one waits for the user (its reason is shown), never loops."""
+    try:
+        weights = (Path(run.path) / "model.safetensors").stat().st_mtime
+    except OSError:
+        return False
+    return (job.created_at or 0) < weights
 
 
-def teacher_forcing(run, spec: str) -> dict:
-    """Teacher-forcing result of `run` on its validation roasts (cached; about a second)."""
-    return _tf_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec))
+def scoring_panel(runs, c: Ctx, key: str) -> None:
+    """Usable runs without current scores get a background scoring job (`python -m roastcore
+    score --checkpoint RUN --if-needed`, roastcore.jobs.tasks), submitted here once, shown with
+    its live progress. When a job ends the whole page reruns and reads the new scores."""
+    runs = [r for r in runs if getattr(r, "usable", True)]
+    if not runs:
+        return
+    from roastcore.jobs import JobError, JobRunner, latest_job, submit_score
 
+    runner = JobRunner(c.runs_dir)
+    jobs = runner.list()
+    for run in runs:
+        job = latest_job(jobs, "score", run.path)
+        if job is None or (not job.is_active and _rescore_wanted(job, run)):
+            try:
+                submit_score(runner, run.path)
+            except JobError as exc:
+                st.error(f"Cannot score {run.name} in the background: {plain_message(exc)}")
+    watched = {r.name: r for r in runs}
+    jobs = runner.list()
+    polling = any(j is not None and j.is_active for j in (latest_job(jobs, "score", r.path) for r in runs))
 
+    # Polls only while a scoring job is queued or running; when the last one ends the whole
+    # page reruns once (the new scores, or the failure without polling).
+    @st.fragment(run_every=2.0 if polling else None)
+    def live() -> None:
+        from roastcore.jobs import read_task_progress
+
+        jobs_now = runner.list()
+        active = False
+        for name, run in watched.items():
+            job = latest_job(jobs_now, "score", run.path)
+            if job is None:
+                continue
+            active = active or job.is_active
+            if job.is_active:
+                prog = read_task_progress(job)
+                where = "queued behind another job" if job.state == "queued" else (
+                    f"{prog.stage or 'starting'} ({prog.done}/{prog.total or 5})")
+                st.progress(prog.fraction, text=f"Scoring **{name}** in the background (job {job.id}): {where}")
+            elif scores(run) is None:  # ended without current scores: say why, offer a retry
+                why = (job.reason or "").splitlines()[0] if job.state != "succeeded" else \
+                    "it ended without storing current scores"
+                st.warning(f"Scoring **{name}** {job.state} (job {job.id}): {why or 'see its log on Training jobs'}")
+                cols = st.columns(2)
+                if cols[0].button("Score again", key=f"{key}_again_{name}", icon=":material/refresh:"):
+                    submit_score(runner, run.path)
+                    st.rerun(scope="app")
+                if cols[1].button(f"Score on {c.data_label}", key=f"{key}_on_{name}",
+                                  help="Score it on the sidebar's dataset instead of the data the run records."):
+                    submit_score(runner, run.path, data=c.data_spec)
+                    st.rerun(scope="app")
+        if any(scores(r) is not None for r in watched.values()) or (polling and not active):
+            st.rerun(scope="app")  # stored now (the page shows them), or polling can stop
+
+    live()
 @st.cache_data(show_spinner=False, max_entries=128)
 def _generated_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float,
                       profile_ids: tuple[str, ...], prefix_s: float) -> list:
@@ -221,6 +270,66 @@ def _trace_cached(run_path: str, run_mtime: float, spec: str, profile_id: str, s
 def step_trace(run, spec: str, profile_id: str, steps: int) -> dict:
     """diagnose.step_trace(...).to_dict() of `run` on one roast of `spec` (cached)."""
     return _trace_cached(str(run.path), path_mtime(run.path), spec, profile_id, int(steps))
+
+
+def _warm_up() -> None:
+    """What the first view of a checkpoint would otherwise pay: roastcore's model, evaluation
+    and generation modules, and torch's lazily imported reference ops (~2-3 s on 2 cores) that
+    building a model on the meta device pulls in (load_run, parameter counts)."""
+    try:
+        from roastcore import diagnose, evaluate, generate  # noqa: F401 - imported to warm up
+        from roastcore.experiments import PRESETS, preset_parameter_count
+
+        # Not the st.cache_resource twin: this thread has no script run context.
+        preset_parameter_count(PRESETS["micro_model"])
+    except Exception:  # noqa: BLE001 - a warm-up failure only costs time later
+        log.exception("warm-up failed")
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_once() -> threading.Thread:
+    """Start _warm_up in a background thread once per server process (at its first session), so
+    a later deep link or checkpoint pick does not pay the imports."""
+    thread = threading.Thread(target=_warm_up, name="roastlab-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _is_package_cached(spec: str, mtime: float) -> bool:
+    from pages._pt_import import is_package as check
+
+    return check(spec)
+
+
+def is_package(spec: str) -> bool:
+    """Whether a dataset spec is a RoastFormer research package (cached on its mtime)."""
+    return _is_package_cached(spec, _data_mtime(spec))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _package_dims_cached(spec: str, mtime: float) -> dict:
+    from pages._pt_import import package_dims
+
+    return package_dims(spec)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _pt_status_cached(path: str, mtime: float, size: int, packages: dict):
+    from pages._pt_import import checkpoint_status
+
+    return checkpoint_status(Path(path), packages)
+
+
+def pt_status(path: Path, package_keys):
+    """pages._pt_import.checkpoint_status of a `.pt` against the imported package datasets
+    `package_keys`, cached on the file's mtime and size and the packages' contents."""
+    from roastcore.io import list_datasets
+
+    specs = {e.key: e.spec for e in list_datasets(ctx().runs_dir) if e.key in set(package_keys)}
+    dims = {key: _package_dims_cached(spec, _data_mtime(spec)) for key, spec in specs.items()}
+    stat = Path(path).stat()
+    return _pt_status_cached(str(path), stat.st_mtime, stat.st_size, dims)
 
 
 @st.cache_resource(show_spinner=False)
