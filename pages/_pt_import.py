@@ -99,6 +99,12 @@ def run_name_for(path: Path, config: Mapping | None = None) -> str:
     return safe[:72] or "roastformer"
 
 
+def own_folder_suffix(path: Path, name: str) -> str:
+    """RUNS/exp1/best_transformer_model.pt would become run exp1, the folder it sits in: call
+    that run exp1-imported instead."""
+    return f"{name}-imported" if path.parent.name == name else name
+
+
 def unique_run_name(runs_dir, base: str, taken: Iterable[str] = ()) -> str:
     """`base`, or base-2, base-3...: free in the runs directory and not in `taken`."""
     taken = set(taken)
@@ -149,10 +155,10 @@ def checkpoint_status(path: Path, packages: Mapping[str, Mapping[str, dict]]) ->
     status = PtStatus(path=Path(path), name=run_name_for(Path(path)))
     try:
         blob = read_original_checkpoint(path)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever fails is this file's problem, shown beside it
         status.problem = _one_line(exc)
         return status
-    status.name = run_name_for(Path(path), blob.get("config"))
+    status.name = own_folder_suffix(Path(path), run_name_for(Path(path), blob.get("config")))
     status.dims = {k: int(blob["feature_dims"][k]) for k in FEATURE_DIM_KEYS}
     status.matches = [key for key, by_convention in packages.items()
                       if any(dims == status.dims for dims in by_convention.values())]
@@ -220,8 +226,10 @@ def import_into_runs(paths: Sequence[Path], package_spec: str, runs_dir, taken: 
     taken = set(taken)
     names = []
     for p in paths:
-        name = unique_run_name(runs_dir, run_name_for(p, read_original_checkpoint(p).get("config")), taken | set(names))
-        names.append(name)
+        base = run_name_for(p, read_original_checkpoint(p).get("config"))
+        if p.parent.resolve() == (runs_dir / base).resolve():
+            base = own_folder_suffix(p, base)
+        names.append(unique_run_name(runs_dir, base, taken | set(names)))
     work = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=runs_dir))
     try:
         out = work / names[0] if len(paths) == 1 else work / "runs"

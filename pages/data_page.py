@@ -159,7 +159,7 @@ with tab_pt, _ui.guard("the checkpoint import"):
     pending = _pt_import.pending_pt_files(c.runs_dir, [r.path for r in c.runs])
     if not pending:
         st.caption(f"No .pt file in `{c.runs_dir}` (or one folder down) waits to be imported.")
-    for k, path in enumerate(pending):
+    for path in pending:
         status = _ui.pt_status(path, packages)
         where = path.relative_to(c.runs_dir) if path.is_relative_to(c.runs_dir) else path
         if not status.importable:
@@ -167,9 +167,9 @@ with tab_pt, _ui.guard("the checkpoint import"):
             continue
         cols = st.columns([3, 2, 1])
         cols[0].markdown(f"`{where}` → run **{status.name}** ({_pt_import.dims_text(status.dims)})")
-        key = cols[1].selectbox("Package", status.matches, key=f"pt_found_pkg_{k}", label_visibility="collapsed",
+        key = cols[1].selectbox("Package", status.matches, key=f"pt_found_pkg_{where}", label_visibility="collapsed",
                                 format_func=lambda k: packages.get(k, k))
-        if cols[2].button("Import", key=f"pt_found_go_{k}", type="primary", icon=":material/download:"):
+        if cols[2].button("Import", key=f"pt_found_go_{where}", type="primary", icon=":material/download:"):
             try:
                 with st.spinner(f"Importing {path.name}…"):
                     import_pt([(path, "")], key)
