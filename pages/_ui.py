@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,42 @@ def load_run(run) -> object:
     """checkpoints.load_run, cached on the run path + mtime."""
     path = str(run.path)
     return _load_run_cached(path, path_mtime(path))
+
+
+RUNS_TTL_S = 30.0  # the run list is read again at least this often (a killed run turns "interrupted")
+
+
+def _runs_signature(*folders) -> tuple:
+    """What changes when a run appears, goes, or writes a file: each run folder's own mtime and
+    its newest file's. Cheap (stat calls only), unlike reading every manifest and scores file."""
+    sig = []
+    for folder in folders:
+        try:
+            children = sorted(p for p in Path(folder).iterdir() if p.is_dir())
+        except OSError:
+            continue
+        for child in children:
+            try:
+                sig.append((str(child), child.stat().st_mtime, path_mtime(child)))
+            except OSError:
+                continue
+    return tuple(sig)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _discover_runs_cached(runs_dir: str, signature: tuple, epoch: int) -> list:
+    from pages._runs import discover_runs
+
+    return discover_runs(runs_dir)
+
+
+def discover_runs(runs_dir) -> list:
+    """pages._runs.discover_runs, cached on the run folders' mtimes (every script run lists the
+    runs; with dozens of runs reading each manifest and scores file took ~0.2 s a run)."""
+    from pages._state import DEFAULT_RUNS_DIR
+
+    signature = _runs_signature(runs_dir, DEFAULT_RUNS_DIR)
+    return _discover_runs_cached(str(runs_dir), signature, int(time.time() // RUNS_TTL_S))
 
 
 PENDING_DATA = "_pending_data"
@@ -259,7 +296,8 @@ def validation_profiles(run, spec: str) -> tuple[list, str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _trace_cached(run_path: str, run_mtime: float, spec: str, profile_id: str, steps: int) -> dict:
+def _trace_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float, profile_id: str,
+                  steps: int) -> dict:
     from roastcore.diagnose import step_trace
 
     loaded = _load_run_cached(run_path, run_mtime)
@@ -268,20 +306,40 @@ def _trace_cached(run_path: str, run_mtime: float, spec: str, profile_id: str, s
 
 
 def step_trace(run, spec: str, profile_id: str, steps: int) -> dict:
-    """diagnose.step_trace(...).to_dict() of `run` on one roast of `spec` (cached)."""
-    return _trace_cached(str(run.path), path_mtime(run.path), spec, profile_id, int(steps))
+    """diagnose.step_trace(..., steps).to_dict() of `run` on one roast of `spec` (cached): only
+    the steps shown are generated (60 of a 1 s model's ~700 by default)."""
+    return _trace_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec), profile_id, int(steps))
 
 
 def _warm_up() -> None:
-    """What the first view of a checkpoint would otherwise pay: roastcore's model, evaluation
-    and generation modules, and torch's lazily imported reference ops (~2-3 s on 2 cores) that
-    building a model on the meta device pulls in (load_run, parameter counts)."""
+    """What the first view of a page would otherwise pay once per server, measured in the
+    browser at 2-3 s on 2 cores: roastcore's model, evaluation and generation modules; torch's
+    lazily imported reference ops that building a model on the meta device pulls in (load_run,
+    parameter counts); Plotly's per-trace-type validators (each figure kind built once);
+    pandas' Styler (jinja2); Streamlit's emoji table (the first st.success)."""
     try:
-        from roastcore import diagnose, evaluate, generate  # noqa: F401 - imported to warm up
+        import numpy as np
+        import pandas as pd
+        import streamlit.emojis  # noqa: F401 - imported to warm up
+        from pandas.io.formats import style  # noqa: F401 - imported to warm up
+
+        from roastcore import diagnose, evaluate, generate, plotting  # noqa: F401 - imported to warm up
         from roastcore.experiments import PRESETS, preset_parameter_count
+        from roastcore.simulate import generate_dataset
 
         # Not the st.cache_resource twin: this thread has no script run context.
         preset_parameter_count(PRESETS["micro_model"])
+        roast = generate_dataset(n=1, seed=0)[0]
+        t = np.arange(20.0)
+        plotting.curves_figure([roast]).to_plotly_json()
+        plotting.overlay_figure(roast, {"a": roast.bt}, 1.0).to_plotly_json()
+        plotting.grid_figure([("a", roast, {"a": roast.bt})], 1.0).to_plotly_json()
+        plotting.step_trace_figure(t, t, t, t).to_plotly_json()
+        plotting.tf_comparison_figure(pd.DataFrame({"run": ["a"], "tf_mae_f": [1.0], "persistence_mae_f": [2.0],
+                                                    "step_s": [1.0], "best": ["★"]})).to_plotly_json()
+        plotting.loss_figure(pd.DataFrame({"run": ["a"], "epoch": [1], "train_loss": [1.0], "val_loss": [1.0],
+                                           "tf_ratio": [1.0]})).to_plotly_json()
+        pd.DataFrame({"a": [1.0]}).style.format(precision=2).to_html()
     except Exception:  # noqa: BLE001 - a warm-up failure only costs time later
         log.exception("warm-up failed")
 
