@@ -63,7 +63,7 @@ def sidebar() -> _ui.Ctx:
     data_options = {default_spec: _state.builtin_data_label(default_spec)}
     for entry in datasets:
         data_options[entry.key] = f"{entry.name} ({entry.n_profiles} roasts, imported)"
-    runs = _runs.discover_runs(runs_dir)
+    runs = _ui.discover_runs(runs_dir)
     names = [r.name for r in runs]
     first = next((r.name for r in runs if r.usable), names[0] if names else None)  # the default pick
 
