@@ -144,7 +144,12 @@ def sidebar() -> _ui.Ctx:
                    colors=color_map(names))
 
 
-nav = build_navigation()
-with _ui.guard("the sidebar"):
-    st.session_state[_ui.CTX_KEY] = sidebar()
-nav.run()
+_ui.script_started()
+try:
+    nav = build_navigation()
+    with _ui.guard("the sidebar"):
+        st.session_state[_ui.CTX_KEY] = sidebar()
+        _ui.prefetch(st.session_state[_ui.CTX_KEY])  # a new pick: its first curves, when idle
+    nav.run()
+finally:
+    _ui.script_finished()

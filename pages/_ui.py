@@ -12,6 +12,8 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,16 +94,47 @@ def empty_state(message: str, page: str | None = None, label: str | None = None)
 
 
 # ---------------------------------------------------------------------------- cached loaders
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _load_source_cached(spec: str, mtime: float):
-    from roastcore.io import load_source
+# Datasets, loaded runs and single generated curves live in process-wide caches of this module
+# (not st.cache_*): the background prefetch (below) fills them from a thread that has no script
+# run context. Keys hold the files' mtimes, so a rewritten run or dataset is read again.
+_LOCK = threading.Lock()
+_DATASETS: OrderedDict = OrderedDict()  # (spec, mtime) -> ImportReport
+_RUNS: OrderedDict = OrderedDict()  # (run path, mtime) -> checkpoints.LoadedRun
+_CURVES: OrderedDict = OrderedDict()  # curve key -> Future of a 1 s curve
+_GENERATE = threading.Lock()  # one model computation at a time (torch's thread count is global)
+_POOL: ThreadPoolExecutor | None = None
+_PREFETCHED: set = set()  # selections already prefetched
+_PENDING: list = []  # prefetch tasks waiting for no script to run
+_ACTIVE = 0  # script runs in progress (all sessions)
+PREFETCH_DELAY_S = 0.75
 
-    return load_source(spec)
+
+def _remember(cache: OrderedDict, key, value, limit: int):
+    with _LOCK:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+    return value
+
+
+def _recall(cache: OrderedDict, key):
+    with _LOCK:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
 
 
 def load_report(spec: str):
     """The ImportReport of a dataset spec, cached on (spec, mtime of the path)."""
-    return _load_source_cached(spec, _data_mtime(spec))
+    key = (spec, _data_mtime(spec))
+    report = _recall(_DATASETS, key)
+    if report is None:
+        from roastcore.io import load_source
+
+        report = _remember(_DATASETS, key, load_source(spec), 8)
+    return report
 
 
 def _data_mtime(spec: str) -> float:
@@ -112,17 +145,19 @@ def load_profiles(spec: str) -> list:
     return list(load_report(spec).profiles)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _load_run_cached(path: str, mtime: float):
-    from roastcore.checkpoints import load_run
+def _loaded(path: str, mtime: float):
+    run = _recall(_RUNS, (path, mtime))
+    if run is None:
+        from roastcore.checkpoints import load_run as load
 
-    return load_run(path)
+        run = _remember(_RUNS, (path, mtime), load(path), 32)
+    return run
 
 
 def load_run(run) -> object:
     """checkpoints.load_run, cached on the run path + mtime."""
     path = str(run.path)
-    return _load_run_cached(path, path_mtime(path))
+    return _loaded(path, path_mtime(path))
 
 
 RUNS_TTL_S = 30.0  # the run list is read again at least this often (a killed run turns "interrupted")
@@ -281,14 +316,126 @@ def _generated_cached(run_path: str, run_mtime: float, spec: str, data_mtime: fl
                       profile_ids: tuple[str, ...], prefix_s: float) -> list:
     by_id = {p.id: p for p in load_profiles(spec)}
     profiles = [by_id[i] for i in profile_ids if i in by_id]
-    loaded = _load_run_cached(run_path, run_mtime)
-    return inspect_run.generate_curves(loaded, profiles, prefix_s=prefix_s)
+    loaded = _loaded(run_path, run_mtime)
+    with _GENERATE:
+        return inspect_run.generate_curves(loaded, profiles, prefix_s=prefix_s)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roastlab-prefetch")
+        return _POOL
+
+
+def _curve_key(run_path: str, run_mtime: float, spec: str, profile_id: str, prefix_s: float) -> tuple:
+    return (run_path, run_mtime, spec, _data_mtime(spec), profile_id, float(prefix_s))
+
+
+def _compute_curve(run_path: str, run_mtime: float, profile, prefix_s: float):
+    loaded = _loaded(run_path, run_mtime)
+    with _GENERATE:
+        return inspect_run.generate_curves(loaded, [profile], prefix_s=prefix_s)[0]
 
 
 def generated(run, spec: str, profile_ids, prefix_s: float = 0.0) -> list:
-    """Free-running 1 s curves of `run` for the given profile ids (cached)."""
-    return _generated_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec),
-                             tuple(profile_ids), float(prefix_s))
+    """Free-running 1 s curves of `run` for the given profile ids (cached). One roast (what
+    Compare draws) goes through the per-roast cache the prefetch fills: a curve being
+    generated in the background is waited for; one only queued there is taken back and
+    generated here, so a page never waits behind the background queue. Several roasts are
+    generated in one batch."""
+    ids = tuple(profile_ids)
+    if len(ids) != 1:
+        return _generated_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec), ids,
+                                 float(prefix_s))
+    profile = next((p for p in load_profiles(spec) if p.id == ids[0]), None)
+    if profile is None:
+        return []
+    path, mtime = str(run.path), path_mtime(run.path)
+    key = _curve_key(path, mtime, spec, profile.id, prefix_s)
+    future = _recall(_CURVES, key)
+    if future is not None and (future.running() or (future.done() and future.exception() is None)):
+        return [future.result()]
+    if future is not None:
+        future.cancel()  # queued in the background: generate it here instead
+    done: Future = Future()
+    done.set_result(_compute_curve(path, mtime, profile, prefix_s))
+    _remember(_CURVES, key, done, 256)
+    return [done.result()]
+
+
+def script_started() -> None:
+    """app.py calls this when a script run starts: background work waits for idle moments."""
+    global _ACTIVE
+    with _LOCK:
+        _ACTIVE += 1
+
+
+def script_finished() -> None:
+    """...and this when it ends: queued prefetches start once no script runs and the browser has
+    had PREFETCH_DELAY_S to draw what it just received (both compete for the same 2 cores)."""
+    global _ACTIVE
+    with _LOCK:
+        _ACTIVE = max(_ACTIVE - 1, 0)
+        idle = _ACTIVE == 0 and bool(_PENDING)
+    if idle:
+        timer = threading.Timer(PREFETCH_DELAY_S, _start_pending)
+        timer.daemon = True
+        timer.start()
+
+
+def _start_pending() -> None:
+    with _LOCK:
+        if _ACTIVE:
+            return  # a script run started meanwhile; its end starts them
+        tasks = list(_PENDING)
+        _PENDING.clear()
+    for task in tasks:
+        _pool().submit(task)
+
+
+def prefetch(c: Ctx) -> None:
+    """Once per new selection: load the selected runs and generate, in the background when no
+    page is running, the roast Compare curves draws first (the primary's first validation
+    roast) for each of them, so a checkpoint picked on one page is ready when another page
+    shows it."""
+    runs = [r for r in c.selected if r.usable]
+    if not runs:
+        return
+    spec = c.data_spec
+    paths = tuple((str(r.path), path_mtime(r.path)) for r in runs)
+    key = (paths, spec, _data_mtime(spec))
+    with _LOCK:
+        if key in _PREFETCHED:
+            return
+        _PREFETCHED.add(key)
+        if len(_PREFETCHED) > 512:
+            _PREFETCHED.clear()
+
+    def task() -> None:
+        try:
+            profiles = load_profiles(spec)
+            val, _ = inspect_run.validation_profiles(_loaded(*paths[0]), profiles)
+            for path, mtime in paths if val else ():
+                curve_key = _curve_key(path, mtime, spec, val[0].id, 0.0)
+                if _recall(_CURVES, curve_key) is not None:
+                    continue
+                with _LOCK:
+                    if _ACTIVE:
+                        continue  # a page runs: it computes what it needs itself
+                future: Future = Future()
+                future.set_running_or_notify_cancel()
+                _remember(_CURVES, curve_key, future, 256)
+                try:
+                    future.set_result(_compute_curve(path, mtime, val[0], 0.0))
+                except Exception as exc:  # noqa: BLE001 - the page asking for it gets the error
+                    future.set_exception(exc)
+        except Exception:  # noqa: BLE001 - a failed prefetch only means the page computes it
+            log.exception("prefetch failed")
+
+    with _LOCK:
+        _PENDING.append(task)
 
 
 def validation_profiles(run, spec: str) -> tuple[list, str]:
@@ -300,9 +447,10 @@ def _trace_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float,
                   steps: int) -> dict:
     from roastcore.diagnose import step_trace
 
-    loaded = _load_run_cached(run_path, run_mtime)
+    loaded = _loaded(run_path, run_mtime)
     profile = next(p for p in load_profiles(spec) if p.id == profile_id)
-    return step_trace(loaded.model, profile, steps=steps).to_dict()
+    with _GENERATE:
+        return step_trace(loaded.model, profile, steps=steps).to_dict()
 
 
 def step_trace(run, spec: str, profile_id: str, steps: int) -> dict:

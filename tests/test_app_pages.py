@@ -670,3 +670,36 @@ def test_a_pt_in_the_runs_directory_is_listed_with_what_it_needs_then_imported(o
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert sidebar_box(at, "Checkpoint").value == "exp1-imported"
     assert "1 RoastFormer checkpoint (.pt)" in " ".join(i.value for i in at.sidebar.info)  # broken.pt stays listed
+
+
+def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
+    """After a checkpoint is picked (here on the Data page, which draws no curve), the roast
+    Compare curves draws first is generated in the background once no page runs; Compare then
+    takes it from the cache."""
+    import time
+
+    from pages import _ui
+    from pages._state import path_mtime
+
+    copy_demo(own_runs, "fetch-me", demo="demo_recommended")
+    at = open_page(None, {"run": "fetch-me"})
+    run = at.session_state[_ui.CTX_KEY].run("fetch-me")
+    val, _ = _ui.validation_profiles(run, "synthetic:30")
+    key = _ui._curve_key(str(run.path), path_mtime(run.path), "synthetic:30", val[0].id, 0.0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        future = _ui._recall(_ui._CURVES, key)
+        if future is not None and future.done():
+            break
+        time.sleep(0.2)
+    assert future is not None and future.done() and future.exception() is None
+    at.switch_page("pages/compare_page.py").run()
+    assert not at.exception and not at.error
+    import base64
+
+    import numpy as np
+
+    y = next(t for t in charts(at)[0].data if t.name == "fetch-me").y
+    if isinstance(y, dict):  # Plotly's binary encoding of a numpy array
+        y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
+    assert np.allclose(np.asarray(y, dtype=float), np.asarray(future.result(), dtype=float))
