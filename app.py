@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pages import _runs, _state, _ui  # noqa: E402
+from pages import _pt_import, _runs, _state, _ui  # noqa: E402
 from roastcore.io import list_datasets  # noqa: E402
 from roastcore.plotting import color_map  # noqa: E402
 
@@ -57,20 +57,22 @@ def _picked(ss) -> tuple:
 def sidebar() -> _ui.Ctx:
     runs_dir = _state.runs_dir_from_env()
     _ui.clean_leftovers_once(str(runs_dir))
+    _ui.warm_up_once()
     default_spec = _state.default_data_spec()
     datasets = list_datasets(runs_dir)
     data_options = {default_spec: _state.builtin_data_label(default_spec)}
     for entry in datasets:
         data_options[entry.key] = f"{entry.name} ({entry.n_profiles} roasts, imported)"
-    runs = _runs.discover_runs(runs_dir)
+    runs = _ui.discover_runs(runs_dir)
     names = [r.name for r in runs]
+    first = next((r.name for r in runs if r.usable), names[0] if names else None)  # the default pick
 
     ss = st.session_state
     if not ss.get("_sel_init"):
         params = st.query_params.to_dict()
         sel = _state.decode_selection(params, known_runs=names, known_data=data_options)
         ss["sb_data"] = sel.data or default_spec
-        ss["sb_run"] = sel.run or (names[0] if names else None)
+        ss["sb_run"] = sel.run or first
         ss["sb_cmp"] = list(sel.compare)
         ss["_sel_init"] = True
         # Said until the user picks something else: a bad or stale link is not silently replaced.
@@ -88,7 +90,7 @@ def sidebar() -> _ui.Ctx:
     # saw it (a run finished, a new TF MAE), and Streamlit matches the browser's value by label, so
     # the picker would otherwise jump to its first option.
     _ui.keep_choice("sb_data", list(data_options), default_spec)
-    _ui.keep_choice("sb_run", names, names[0] if names else None)
+    _ui.keep_choice("sb_run", names, first)
     ss["sb_cmp"] = [c for c in ss.get("sb_cmp", []) if c in names and c != ss["sb_run"]]
 
     labels = {r.name: r.label for r in runs}
@@ -115,6 +117,13 @@ def sidebar() -> _ui.Ctx:
         else:
             run, compare = None, []
             st.caption("No checkpoints yet: launch one on Experiment setup.")
+        pending = _pt_import.pending_pt_files(runs_dir, [r.path for r in runs])
+        if pending:  # never ignored silently: each is listed on the Data page with what it needs
+            st.info(f"{len(pending)} RoastFormer checkpoint{'s' if len(pending) > 1 else ''} (.pt) in the runs "
+                    "directory not imported yet: " + ", ".join(f"`{p.name}`" for p in pending[:3])
+                    + (" …" if len(pending) > 3 else ""), icon=":material/upload_file:")
+            st.page_link("pages/data_page.py", label="Import them on the Data page (RoastFormer checkpoints tab)",
+                         icon=":material/arrow_forward:")
         st.caption(f"Runs directory: `{runs_dir}`")
 
     sel = _state.Selection(data=data_key, run=run or "", compare=tuple(compare))
@@ -135,7 +144,12 @@ def sidebar() -> _ui.Ctx:
                    colors=color_map(names))
 
 
-nav = build_navigation()
-with _ui.guard("the sidebar"):
-    st.session_state[_ui.CTX_KEY] = sidebar()
-nav.run()
+_ui.script_started()
+try:
+    nav = build_navigation()
+    with _ui.guard("the sidebar"):
+        st.session_state[_ui.CTX_KEY] = sidebar()
+        _ui.prefetch(st.session_state[_ui.CTX_KEY])  # a new pick: its first curves, when idle
+    nav.run()
+finally:
+    _ui.script_finished()

@@ -51,7 +51,7 @@ TF_COLUMN_HELP = {
     "persistence MAE °F": "MAE of 'next = current' at this run's step size, on the same positions.",
     "MAE / persistence": "TF MAE divided by persistence MAE; below 1 beats persistence.",
     "step s": "The model's time step in seconds (persistence is scored at the same step).",
-    "free-run MAE °F": "Free-running MAE from CHARGE (scored on request), °F.",
+    "free-run MAE °F": "Free-running MAE from CHARGE, from the run's stored scores, °F.",
     "model_type": "transformer or gru.",
     "d_model": "Model width.",
     "layers": "Number of layers.",
@@ -148,6 +148,20 @@ def tf_conclusion(table: pd.DataFrame) -> tuple[str, str]:
                                   f"{band}). Whether it also holds up free-running is not scored yet.")
     return "ok", (f"**{best['run']}** learns the dynamics (teacher-forcing MAE {tf:.1f} °F, {band}) and holds "
                   f"up free-running (MAE {float(free):.1f} °F).")
+
+
+def scores_caption(reports: Mapping[str, Mapping]) -> str:
+    """Where the figures come from: each run's stored scores, on which roasts."""
+    if not reports:
+        return ""
+    shapes = {(r.get("split", "val"), r.get("n_profiles")) for r in reports.values()}
+    head = ("Scores stored with each run (RUN/scores.json, written when its training finished or by a "
+            "scoring job) on its own ")
+    if len(shapes) == 1:
+        split, n = next(iter(shapes))
+        return head + f"{'validation roasts' if split == 'val' else 'roasts'} (split {split}, {n} roasts)."
+    return head + "roasts: " + "; ".join(f"{name} {r.get('split', 'val')} ({r.get('n_profiles')} roasts)"
+                                         for name, r in reports.items()) + "."
 
 
 # ---------------------------------------------------------------------------- free running

@@ -68,22 +68,28 @@ def best_text(value, epoch, select_on: str) -> str:
 
 
 def jobs_table(jobs: Sequence, progress: Mapping[str, object] | None = None, now: float | None = None,
-               last_metrics: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
-    """One row per job (newest first): id, preset, state, device, epoch, the last epoch's train
-    objective, val loss and val TF MAE (°F), the best epoch's selection figure with its name,
-    elapsed, ETA, run. `last_metrics`: the last metrics.jsonl row per job id."""
+               last_metrics: Mapping[str, Mapping] | None = None,
+               tasks: Mapping[str, object] | None = None) -> pd.DataFrame:
+    """One row per job (newest first): id, preset (a task job: its kind), state, device, epoch
+    (mid-epoch: with the batch; a task: its stage), the last epoch's train objective, val loss
+    and val TF MAE (°F), the best epoch's selection figure with its name, elapsed, ETA, run.
+    `last_metrics`: the last metrics.jsonl row per job id; `tasks`: jobs.TaskProgress per task
+    job id."""
     progress = progress or {}
     last_metrics = last_metrics or {}
+    tasks = tasks or {}
     now = time.time() if now is None else now
     rows = []
     for job in sorted(jobs, key=lambda j: -(getattr(j, "created_at", 0) or 0)):
         prog = progress.get(job.id)
-        epoch = getattr(prog, "epoch", None)
         epochs = getattr(prog, "epochs", None) or getattr(job, "epochs", None)
         elapsed = getattr(prog, "elapsed_s", None)
         if elapsed is None and getattr(job, "started_at", None):
             elapsed = (getattr(job, "ended_at", None) or now) - job.started_at
-        eta = getattr(prog, "eta_s", None) if job.state == "running" else None
+        eta = job_eta(prog) if job.state == "running" else None
+        if job.id in tasks:
+            rows.append(task_row(job, tasks[job.id], elapsed))
+            continue
         best = getattr(prog, "best_val_loss", None)
         best_epoch = getattr(prog, "best_epoch", None)
         if best is None:
@@ -94,7 +100,7 @@ def jobs_table(jobs: Sequence, progress: Mapping[str, object] | None = None, now
             "preset": job.preset,
             "state": state,
             "device": job_device(job),
-            "epoch": "–" if epoch is None else (f"{epoch}/{epochs}" if epochs else str(epoch)),
+            "epoch": epoch_text(prog, epochs),
             "train objective": finite_or_none(getattr(prog, "train_loss", None)),
             "val loss": finite_or_none(getattr(prog, "val_loss", None)),
             "val TF MAE °F": finite_or_none((last_metrics.get(job.id) or {}).get("val_tf_mae_f")),
@@ -109,6 +115,52 @@ def jobs_table(jobs: Sequence, progress: Mapping[str, object] | None = None, now
     for col in ("train objective", "val loss", "val TF MAE °F"):
         df[col] = pd.to_numeric(df[col], errors="coerce")  # None -> NaN: a blank cell, not "None"
     return df
+
+
+def task_row(job, task, elapsed) -> dict:
+    """A task job's row (jobs/tasks.py): its kind, and its stage where a training has epochs."""
+    stage = "–"
+    if getattr(task, "total", None):
+        stage = f"{task.done}/{task.total}" + (f" {task.stage}" if getattr(task, "stage", "") else "")
+    return {"job": job.id, "preset": f"{job.preset} (task)", "state": job.state, "device": job_device(job),
+            "epoch": stage, "train objective": None, "val loss": None, "val TF MAE °F": None, "best": "–",
+            "elapsed": fmt_duration(elapsed), "ETA": "–", "run": job.run_name}
+
+
+def epoch_text(prog, epochs=None) -> str:
+    """'3/10', or mid-epoch '1/10 · batch 5/8'; '–' before the first batch."""
+    epoch = getattr(prog, "epoch", None)
+    epochs = epochs or getattr(prog, "epochs", None)
+    if epoch is None:
+        return "–"
+    text = f"{epoch}/{epochs}" if epochs else str(epoch)
+    batch, n_batches = getattr(prog, "batch", None), getattr(prog, "n_batches", None)
+    if batch and n_batches and batch < n_batches:
+        text += f" · batch {batch}/{n_batches}"
+    return text
+
+
+def epochs_done(prog) -> float | None:
+    """Epochs done as a fraction: 2.5 = two epochs and half the batches of the third
+    (progress.json's epoch is the one in progress while its batches run)."""
+    epoch = getattr(prog, "epoch", None)
+    if epoch is None:
+        return None
+    batch, n_batches = getattr(prog, "batch", None), getattr(prog, "n_batches", None)
+    if batch and n_batches and batch < n_batches:
+        return max(epoch - 1, 0) + batch / n_batches
+    return float(epoch)
+
+
+def job_eta(prog) -> float | None:
+    """Seconds left: from the time per batch so far when an epoch is under way (so the first
+    epoch already has one), else the trainer's per-epoch estimate."""
+    done, epochs = epochs_done(prog), getattr(prog, "epochs", None)
+    elapsed = finite_or_none(getattr(prog, "elapsed_s", None))
+    batch, n_batches = getattr(prog, "batch", None), getattr(prog, "n_batches", None)
+    if done and epochs and elapsed is not None and batch and n_batches and batch < n_batches:
+        return max(elapsed / done * (epochs - done), 0.0)
+    return finite_or_none(getattr(prog, "eta_s", None))
 
 
 def plot_selection(jobs: Sequence, chosen: Sequence[str] | None, seen: Sequence[str] | None,
@@ -159,19 +211,28 @@ def history_frame(metrics_by_run: Mapping[str, Sequence[Mapping]]) -> pd.DataFra
 
 
 def job_fraction(prog) -> float:
-    """Share of epochs done (0..1) from a jobs.JobProgress."""
-    epoch, epochs = getattr(prog, "epoch", None), getattr(prog, "epochs", None)
-    if not epoch or not epochs:
+    """Share of the training done (0..1) from a jobs.JobProgress, batches of the epoch under
+    way included."""
+    done, epochs = epochs_done(prog), getattr(prog, "epochs", None)
+    if not done or not epochs:
         return 0.0
-    return float(min(max(epoch / epochs, 0.0), 1.0))
+    return float(min(max(done / epochs, 0.0), 1.0))
 
 
-def job_line(job, prog=None) -> str:
-    """One line per job for progress bars and logs: preset · id · state · epoch · losses · times."""
+def job_line(job, prog=None, task=None) -> str:
+    """One line per job for progress bars and logs: preset · id · state · epoch (and batch) ·
+    losses · times. A task job (`task`: jobs.TaskProgress): kind · id · state · stage."""
+    if task is not None:
+        bits = [f"{job.preset} {job.run_name} · {job.id} · {job.state}"]
+        if getattr(task, "total", None):
+            bits.append(f"{task.done}/{task.total}" + (f" {task.stage}" if task.stage else ""))
+        return " · ".join(bits)
     bits = [f"{job.preset} · {job.id} · {job.state}"]
     epoch, epochs = getattr(prog, "epoch", None), getattr(prog, "epochs", None) or getattr(job, "epochs", None)
     if epoch is not None:
-        bits.append(f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}")
+        bits.append(f"epoch {epoch_text(prog, epochs)}")
+    elif job.state == "running":
+        bits.append("starting (data, model, first batch)")
     for label, attr in (("train objective", "train_loss"), ("val loss", "val_loss")):
         v = finite_or_none(getattr(prog, attr, None))
         if v is not None:
@@ -179,7 +240,7 @@ def job_line(job, prog=None) -> str:
     elapsed = getattr(prog, "elapsed_s", None)
     if elapsed is not None:
         bits.append(f"elapsed {fmt_duration(elapsed)}")
-    eta = getattr(prog, "eta_s", None)
+    eta = job_eta(prog)
     if eta is not None and job.state == "running":
         bits.append(f"ETA {fmt_duration(eta)}")
     if getattr(prog, "stalled", False):

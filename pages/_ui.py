@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,16 +94,47 @@ def empty_state(message: str, page: str | None = None, label: str | None = None)
 
 
 # ---------------------------------------------------------------------------- cached loaders
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _load_source_cached(spec: str, mtime: float):
-    from roastcore.io import load_source
+# Datasets, loaded runs and single generated curves live in process-wide caches of this module
+# (not st.cache_*): the background prefetch (below) fills them from a thread that has no script
+# run context. Keys hold the files' mtimes, so a rewritten run or dataset is read again.
+_LOCK = threading.Lock()
+_DATASETS: OrderedDict = OrderedDict()  # (spec, mtime) -> ImportReport
+_RUNS: OrderedDict = OrderedDict()  # (run path, mtime) -> checkpoints.LoadedRun
+_CURVES: OrderedDict = OrderedDict()  # curve key -> Future of a 1 s curve
+_GENERATE = threading.Lock()  # one model computation at a time (torch's thread count is global)
+_POOL: ThreadPoolExecutor | None = None
+_PREFETCHED: set = set()  # selections already prefetched
+_PENDING: list = []  # prefetch tasks waiting for no script to run
+_ACTIVE = 0  # script runs in progress (all sessions)
+PREFETCH_DELAY_S = 0.75
 
-    return load_source(spec)
+
+def _remember(cache: OrderedDict, key, value, limit: int):
+    with _LOCK:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+    return value
+
+
+def _recall(cache: OrderedDict, key):
+    with _LOCK:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
 
 
 def load_report(spec: str):
     """The ImportReport of a dataset spec, cached on (spec, mtime of the path)."""
-    return _load_source_cached(spec, _data_mtime(spec))
+    key = (spec, _data_mtime(spec))
+    report = _recall(_DATASETS, key)
+    if report is None:
+        from roastcore.io import load_source
+
+        report = _remember(_DATASETS, key, load_source(spec), 8)
+    return report
 
 
 def _data_mtime(spec: str) -> float:
@@ -110,17 +145,55 @@ def load_profiles(spec: str) -> list:
     return list(load_report(spec).profiles)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _load_run_cached(path: str, mtime: float):
-    from roastcore.checkpoints import load_run
+def _loaded(path: str, mtime: float):
+    run = _recall(_RUNS, (path, mtime))
+    if run is None:
+        from roastcore.checkpoints import load_run as load
 
-    return load_run(path)
+        run = _remember(_RUNS, (path, mtime), load(path), 32)
+    return run
 
 
 def load_run(run) -> object:
     """checkpoints.load_run, cached on the run path + mtime."""
     path = str(run.path)
-    return _load_run_cached(path, path_mtime(path))
+    return _loaded(path, path_mtime(path))
+
+
+RUNS_TTL_S = 30.0  # the run list is read again at least this often (a killed run turns "interrupted")
+
+
+def _runs_signature(*folders) -> tuple:
+    """What changes when a run appears, goes, or writes a file: each run folder's own mtime and
+    its newest file's. Cheap (stat calls only), unlike reading every manifest and scores file."""
+    sig = []
+    for folder in folders:
+        try:
+            children = sorted(p for p in Path(folder).iterdir() if p.is_dir())
+        except OSError:
+            continue
+        for child in children:
+            try:
+                sig.append((str(child), child.stat().st_mtime, path_mtime(child)))
+            except OSError:
+                continue
+    return tuple(sig)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _discover_runs_cached(runs_dir: str, signature: tuple, epoch: int) -> list:
+    from pages._runs import discover_runs
+
+    return discover_runs(runs_dir)
+
+
+def discover_runs(runs_dir) -> list:
+    """pages._runs.discover_runs, cached on the run folders' mtimes (every script run lists the
+    runs; with dozens of runs reading each manifest and scores file took ~0.2 s a run)."""
+    from pages._state import DEFAULT_RUNS_DIR
+
+    signature = _runs_signature(runs_dir, DEFAULT_RUNS_DIR)
+    return _discover_runs_cached(str(runs_dir), signature, int(time.time() // RUNS_TTL_S))
 
 
 PENDING_DATA = "_pending_data"
@@ -136,73 +209,233 @@ def select_run(name: str) -> None:
     st.session_state[PENDING_RUN] = name
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _evaluate_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float, split: str,
-                     prefix_s: float) -> dict:
-    from roastcore.evaluate import evaluate_run
+@st.cache_data(show_spinner=False, max_entries=128)
+def _scores_cached(run_path: str, run_mtime: float) -> dict | None:
+    from roastcore.evaluate import stored_report
 
-    report = evaluate_run(run_path, load_profiles(spec), split=split, prefix_s=prefix_s)
-    return report.to_dict()
-
-
-def evaluate(run, spec: str, split: str = "val", prefix_s: float = 0.0) -> dict:
-    """evaluate.evaluate_run(...).to_dict(), cached on run path + mtime and the dataset."""
-    return _evaluate_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec), split,
-                            float(prefix_s))
+    report = stored_report(run_path)
+    return None if report is None else report.to_dict()
 
 
-def evaluation_ready(run, spec: str, split: str = "val") -> bool:
-    """Whether the full evaluation of `run` on `spec` is already computed (instant to show)."""
-    return inspect_run.evaluation_is_cached(run.path, load_profiles(spec), split)
+def scores(run) -> dict | None:
+    """The run's stored scores (evaluate.stored_report: RUN/scores.json, written when its
+    training finished or by a scoring job) as a dict, or None; cached per run and its files'
+    mtime, so a scoring job that finishes is seen at once. Pages never score in the page."""
+    if not getattr(run, "usable", True):
+        return None
+    return _scores_cached(str(run.path), path_mtime(run.path))
 
 
-def report_if_ready(run, spec: str, split: str = "val") -> dict | None:
-    return evaluate(run, spec, split) if evaluation_ready(run, spec, split) else None
+@st.cache_data(show_spinner=False, max_entries=128)
+def _model_facts_cached(run_path: str, run_mtime: float) -> dict:
+    import json
+
+    try:
+        config = json.loads((Path(run_path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    return {"model": config.get("model") or {}}
 
 
-def run_evaluations(runs, spec: str, split: str = "val") -> dict:
-    """evaluate.evaluate_run for each run with a progress bar (stage by stage); fills the
-    on-disk cache that report_if_ready reads. Returns {name: report dict}; errors are shown."""
-    from roastcore.evaluate import evaluate_run
-
-    profiles = load_profiles(spec)
-    bar = st.progress(0.0, text="Scoring…")
-    out = {}
-    for i, run in enumerate(runs):
-        def progress(done, total, stage, i=i, run=run):
-            bar.progress(min((i + done / max(total, 1)) / len(runs), 1.0),
-                         text=f"Scoring {run.name}: {stage} ({i + 1}/{len(runs)})")
-        try:
-            out[run.name] = evaluate_run(run.path, profiles, split=split, progress=progress).to_dict()
-        except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
-            st.error(f"{run.name}: {plain_message(exc)}")
-    bar.empty()
-    return out
+def model_facts(run) -> dict:
+    """{'model': the ModelConfig dict from config.json, 'n_params': the manifest's count}:
+    what the tables show about a run, without loading its weights."""
+    facts = dict(_model_facts_cached(str(run.path), path_mtime(run.path)))
+    facts["n_params"] = run.metrics.get("n_params")
+    return facts
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _tf_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float) -> dict:
-    return inspect_run.teacher_forcing_result(_load_run_cached(run_path, run_mtime), load_profiles(spec))
+def _rescore_wanted(job, run) -> bool:
+    """A finished scoring job is tried again by itself only when the weights changed since it
+    was submitted; a failed one waits for the user (its reason is shown), never loops."""
+    try:
+        weights = (Path(run.path) / "model.safetensors").stat().st_mtime
+    except OSError:
+        return False
+    return (job.created_at or 0) < weights
 
 
-def teacher_forcing(run, spec: str) -> dict:
-    """Teacher-forcing result of `run` on its validation roasts (cached; about a second)."""
-    return _tf_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec))
+def scoring_panel(runs, c: Ctx, key: str) -> None:
+    """Usable runs without current scores get a background scoring job (`python -m roastcore
+    score --checkpoint RUN --if-needed`, roastcore.jobs.tasks), submitted here once, shown with
+    its live progress. When a job ends the whole page reruns and reads the new scores."""
+    runs = [r for r in runs if getattr(r, "usable", True)]
+    if not runs:
+        return
+    from roastcore.jobs import JobError, JobRunner, latest_job, submit_score
 
+    runner = JobRunner(c.runs_dir)
+    jobs = runner.list()
+    for run in runs:
+        job = latest_job(jobs, "score", run.path)
+        if job is None or (not job.is_active and _rescore_wanted(job, run)):
+            try:
+                submit_score(runner, run.path)
+            except JobError as exc:
+                st.error(f"Cannot score {run.name} in the background: {plain_message(exc)}")
+    watched = {r.name: r for r in runs}
+    jobs = runner.list()
+    polling = any(j is not None and j.is_active for j in (latest_job(jobs, "score", r.path) for r in runs))
 
+    # Polls only while a scoring job is queued or running; when the last one ends the whole
+    # page reruns once (the new scores, or the failure without polling).
+    @st.fragment(run_every=2.0 if polling else None)
+    def live() -> None:
+        from roastcore.jobs import read_task_progress
+
+        jobs_now = runner.list()
+        active = False
+        for name, run in watched.items():
+            job = latest_job(jobs_now, "score", run.path)
+            if job is None:
+                continue
+            active = active or job.is_active
+            if job.is_active:
+                prog = read_task_progress(job)
+                where = "queued behind another job" if job.state == "queued" else (
+                    f"{prog.stage or 'starting'} ({prog.done}/{prog.total or 5})")
+                st.progress(prog.fraction, text=f"Scoring **{name}** in the background (job {job.id}): {where}")
+            elif scores(run) is None:  # ended without current scores: say why, offer a retry
+                why = (job.reason or "").splitlines()[0] if job.state != "succeeded" else \
+                    "it ended without storing current scores"
+                st.warning(f"Scoring **{name}** {job.state} (job {job.id}): {why or 'see its log on Training jobs'}")
+                cols = st.columns(2)
+                if cols[0].button("Score again", key=f"{key}_again_{name}", icon=":material/refresh:"):
+                    submit_score(runner, run.path)
+                    st.rerun(scope="app")
+                if cols[1].button(f"Score on {c.data_label}", key=f"{key}_on_{name}",
+                                  help="Score it on the sidebar's dataset instead of the data the run records."):
+                    submit_score(runner, run.path, data=c.data_spec)
+                    st.rerun(scope="app")
+        if any(scores(r) is not None for r in watched.values()) or (polling and not active):
+            st.rerun(scope="app")  # stored now (the page shows them), or polling can stop
+
+    live()
 @st.cache_data(show_spinner=False, max_entries=128)
 def _generated_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float,
                       profile_ids: tuple[str, ...], prefix_s: float) -> list:
     by_id = {p.id: p for p in load_profiles(spec)}
     profiles = [by_id[i] for i in profile_ids if i in by_id]
-    loaded = _load_run_cached(run_path, run_mtime)
-    return inspect_run.generate_curves(loaded, profiles, prefix_s=prefix_s)
+    loaded = _loaded(run_path, run_mtime)
+    with _GENERATE:
+        return inspect_run.generate_curves(loaded, profiles, prefix_s=prefix_s)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roastlab-prefetch")
+        return _POOL
+
+
+def _curve_key(run_path: str, run_mtime: float, spec: str, profile_id: str, prefix_s: float) -> tuple:
+    return (run_path, run_mtime, spec, _data_mtime(spec), profile_id, float(prefix_s))
+
+
+def _compute_curve(run_path: str, run_mtime: float, profile, prefix_s: float):
+    loaded = _loaded(run_path, run_mtime)
+    with _GENERATE:
+        return inspect_run.generate_curves(loaded, [profile], prefix_s=prefix_s)[0]
 
 
 def generated(run, spec: str, profile_ids, prefix_s: float = 0.0) -> list:
-    """Free-running 1 s curves of `run` for the given profile ids (cached)."""
-    return _generated_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec),
-                             tuple(profile_ids), float(prefix_s))
+    """Free-running 1 s curves of `run` for the given profile ids (cached). One roast (what
+    Compare draws) goes through the per-roast cache the prefetch fills: a curve being
+    generated in the background is waited for; one only queued there is taken back and
+    generated here, so a page never waits behind the background queue. Several roasts are
+    generated in one batch."""
+    ids = tuple(profile_ids)
+    if len(ids) != 1:
+        return _generated_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec), ids,
+                                 float(prefix_s))
+    profile = next((p for p in load_profiles(spec) if p.id == ids[0]), None)
+    if profile is None:
+        return []
+    path, mtime = str(run.path), path_mtime(run.path)
+    key = _curve_key(path, mtime, spec, profile.id, prefix_s)
+    future = _recall(_CURVES, key)
+    if future is not None and (future.running() or (future.done() and future.exception() is None)):
+        return [future.result()]
+    if future is not None:
+        future.cancel()  # queued in the background: generate it here instead
+    done: Future = Future()
+    done.set_result(_compute_curve(path, mtime, profile, prefix_s))
+    _remember(_CURVES, key, done, 256)
+    return [done.result()]
+
+
+def script_started() -> None:
+    """app.py calls this when a script run starts: background work waits for idle moments."""
+    global _ACTIVE
+    with _LOCK:
+        _ACTIVE += 1
+
+
+def script_finished() -> None:
+    """...and this when it ends: queued prefetches start once no script runs and the browser has
+    had PREFETCH_DELAY_S to draw what it just received (both compete for the same 2 cores)."""
+    global _ACTIVE
+    with _LOCK:
+        _ACTIVE = max(_ACTIVE - 1, 0)
+        idle = _ACTIVE == 0 and bool(_PENDING)
+    if idle:
+        timer = threading.Timer(PREFETCH_DELAY_S, _start_pending)
+        timer.daemon = True
+        timer.start()
+
+
+def _start_pending() -> None:
+    with _LOCK:
+        if _ACTIVE:
+            return  # a script run started meanwhile; its end starts them
+        tasks = list(_PENDING)
+        _PENDING.clear()
+    for task in tasks:
+        _pool().submit(task)
+
+
+def prefetch(c: Ctx) -> None:
+    """Once per new selection: load the selected runs and generate, in the background when no
+    page is running, the roast Compare curves draws first (the primary's first validation
+    roast) for each of them, so a checkpoint picked on one page is ready when another page
+    shows it."""
+    runs = [r for r in c.selected if r.usable]
+    if not runs:
+        return
+    spec = c.data_spec
+    paths = tuple((str(r.path), path_mtime(r.path)) for r in runs)
+    key = (paths, spec, _data_mtime(spec))
+    with _LOCK:
+        if key in _PREFETCHED:
+            return
+        _PREFETCHED.add(key)
+        if len(_PREFETCHED) > 512:
+            _PREFETCHED.clear()
+
+    def task() -> None:
+        try:
+            profiles = load_profiles(spec)
+            val, _ = inspect_run.validation_profiles(_loaded(*paths[0]), profiles)
+            for path, mtime in paths if val else ():
+                curve_key = _curve_key(path, mtime, spec, val[0].id, 0.0)
+                if _recall(_CURVES, curve_key) is not None:
+                    continue
+                with _LOCK:
+                    if _ACTIVE:
+                        continue  # a page runs: it computes what it needs itself
+                future: Future = Future()
+                future.set_running_or_notify_cancel()
+                _remember(_CURVES, curve_key, future, 256)
+                try:
+                    future.set_result(_compute_curve(path, mtime, val[0], 0.0))
+                except Exception as exc:  # noqa: BLE001 - the page asking for it gets the error
+                    future.set_exception(exc)
+        except Exception:  # noqa: BLE001 - a failed prefetch only means the page computes it
+            log.exception("prefetch failed")
+
+    with _LOCK:
+        _PENDING.append(task)
 
 
 def validation_profiles(run, spec: str) -> tuple[list, str]:
@@ -210,17 +443,99 @@ def validation_profiles(run, spec: str) -> tuple[list, str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _trace_cached(run_path: str, run_mtime: float, spec: str, profile_id: str, steps: int) -> dict:
+def _trace_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float, profile_id: str,
+                  steps: int) -> dict:
     from roastcore.diagnose import step_trace
 
-    loaded = _load_run_cached(run_path, run_mtime)
+    loaded = _loaded(run_path, run_mtime)
     profile = next(p for p in load_profiles(spec) if p.id == profile_id)
-    return step_trace(loaded.model, profile, steps=steps).to_dict()
+    with _GENERATE:
+        return step_trace(loaded.model, profile, steps=steps).to_dict()
 
 
 def step_trace(run, spec: str, profile_id: str, steps: int) -> dict:
-    """diagnose.step_trace(...).to_dict() of `run` on one roast of `spec` (cached)."""
-    return _trace_cached(str(run.path), path_mtime(run.path), spec, profile_id, int(steps))
+    """diagnose.step_trace(..., steps).to_dict() of `run` on one roast of `spec` (cached): only
+    the steps shown are generated (60 of a 1 s model's ~700 by default)."""
+    return _trace_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec), profile_id, int(steps))
+
+
+def _warm_up() -> None:
+    """What the first view of a page would otherwise pay once per server, measured in the
+    browser at 2-3 s on 2 cores: roastcore's model, evaluation and generation modules; torch's
+    lazily imported reference ops that building a model on the meta device pulls in (load_run,
+    parameter counts); Plotly's per-trace-type validators (each figure kind built once);
+    pandas' Styler (jinja2); Streamlit's emoji table (the first st.success)."""
+    try:
+        import numpy as np
+        import pandas as pd
+        import streamlit.emojis  # noqa: F401 - imported to warm up
+        from pandas.io.formats import style  # noqa: F401 - imported to warm up
+
+        from roastcore import diagnose, evaluate, generate, plotting  # noqa: F401 - imported to warm up
+        from roastcore.experiments import PRESETS, preset_parameter_count
+        from roastcore.simulate import generate_dataset
+
+        # Not the st.cache_resource twin: this thread has no script run context.
+        preset_parameter_count(PRESETS["micro_model"])
+        roast = generate_dataset(n=1, seed=0)[0]
+        t = np.arange(20.0)
+        plotting.curves_figure([roast]).to_plotly_json()
+        plotting.overlay_figure(roast, {"a": roast.bt}, 1.0).to_plotly_json()
+        plotting.grid_figure([("a", roast, {"a": roast.bt})], 1.0).to_plotly_json()
+        plotting.step_trace_figure(t, t, t, t).to_plotly_json()
+        plotting.tf_comparison_figure(pd.DataFrame({"run": ["a"], "tf_mae_f": [1.0], "persistence_mae_f": [2.0],
+                                                    "step_s": [1.0], "best": ["★"]})).to_plotly_json()
+        plotting.loss_figure(pd.DataFrame({"run": ["a"], "epoch": [1], "train_loss": [1.0], "val_loss": [1.0],
+                                           "tf_ratio": [1.0]})).to_plotly_json()
+        pd.DataFrame({"a": [1.0]}).style.format(precision=2).to_html()
+    except Exception:  # noqa: BLE001 - a warm-up failure only costs time later
+        log.exception("warm-up failed")
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_once() -> threading.Thread:
+    """Start _warm_up in a background thread once per server process (at its first session), so
+    a later deep link or checkpoint pick does not pay the imports."""
+    thread = threading.Thread(target=_warm_up, name="roastlab-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _is_package_cached(spec: str, mtime: float) -> bool:
+    from pages._pt_import import is_package as check
+
+    return check(spec)
+
+
+def is_package(spec: str) -> bool:
+    """Whether a dataset spec is a RoastFormer research package (cached on its mtime)."""
+    return _is_package_cached(spec, _data_mtime(spec))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _package_dims_cached(spec: str, mtime: float) -> dict:
+    from pages._pt_import import package_dims
+
+    return package_dims(spec)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _pt_status_cached(path: str, mtime: float, size: int, packages: dict):
+    from pages._pt_import import checkpoint_status
+
+    return checkpoint_status(Path(path), packages)
+
+
+def pt_status(path: Path, package_keys):
+    """pages._pt_import.checkpoint_status of a `.pt` against the imported package datasets
+    `package_keys`, cached on the file's mtime and size and the packages' contents."""
+    from roastcore.io import list_datasets
+
+    specs = {e.key: e.spec for e in list_datasets(ctx().runs_dir) if e.key in set(package_keys)}
+    dims = {key: _package_dims_cached(spec, _data_mtime(spec)) for key, spec in specs.items()}
+    stat = Path(path).stat()
+    return _pt_status_cached(str(path), stat.st_mtime, stat.st_size, dims)
 
 
 @st.cache_resource(show_spinner=False)

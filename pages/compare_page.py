@@ -7,8 +7,15 @@ import streamlit as st
 from pages import _coffee_form as form
 from pages import _ui
 from pages._data_tables import profile_label
-from pages._eval_tables import FREE_RUN_HELP, PHYSICS_HELP, free_run_table, physics_checks
+from pages._eval_tables import (
+    FREE_RUN_HELP,
+    PHYSICS_HELP,
+    free_run_table,
+    physics_checks,
+    scores_caption,
+)
 from pages._format import fmt_mmss
+from roastcore.generate import Provenance
 from roastcore.inspect_run import curve_profile, export_bytes, request_choices
 from roastcore.plotting import grid_figure, overlay_figure
 
@@ -16,12 +23,13 @@ st.header("Compare curves")
 c = _ui.ctx()
 
 
-def downloads(profile, stem: str, key: str) -> None:
+def downloads(profile, stem: str, key: str, provenance: Provenance) -> None:
+    """.alog and .csv of a generated curve, marked as generated (by which run, for which request)."""
     cols = st.columns(4)
-    cols[0].download_button("Artisan .alog", export_bytes(profile, ".alog"), f"{stem}.alog",
+    cols[0].download_button("Artisan .alog", export_bytes(profile, ".alog", provenance=provenance), f"{stem}.alog",
                             mime="application/octet-stream", key=f"{key}_alog", icon=":material/download:")
-    cols[1].download_button("CSV", export_bytes(profile, ".csv"), f"{stem}.csv", mime="text/csv",
-                            key=f"{key}_csv", icon=":material/download:")
+    cols[1].download_button("CSV", export_bytes(profile, ".csv", provenance=provenance), f"{stem}.csv",
+                            mime="text/csv", key=f"{key}_csv", icon=":material/download:")
     cols[2].caption("PNG: the camera button in the chart's toolbar.")
 
 
@@ -30,9 +38,12 @@ with _ui.guard("the comparison page"):
         _ui.empty_state("No checkpoints yet: launch one on Experiment setup.", "pages/setup_page.py",
                         "Experiment setup")
         st.stop()
-    runs = c.selected
+    unusable = [r for r in c.selected if not r.usable]
+    if unusable:
+        st.caption("Not usable, so not drawn: " + "; ".join(f"**{r.name}** ({r.unusable_reason})" for r in unusable))
+    runs = [r for r in c.selected if r.usable]
     if not runs:
-        _ui.empty_state("Pick a checkpoint (and comparison checkpoints) in the sidebar.")
+        _ui.empty_state("Pick a usable checkpoint (and comparison checkpoints) in the sidebar.")
         st.stop()
     if not _ui.load_profiles(c.data_spec):
         _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.", "pages/data_page.py",
@@ -68,30 +79,29 @@ with _ui.guard("the comparison page"):
         st.dataframe(physics_checks(real, curves), hide_index=True, width="stretch", key="cmp_physics",
                      column_config=_ui.column_help(PHYSICS_HELP, wide=("why",)))
         st.subheader("Download a generated curve")
+        _ui.keep_choice("cmp_dl_run", list(curves), runs[0].name)
         which = st.selectbox("Curve", list(curves), key="cmp_dl_run")
-        downloads(curve_profile(curves[which], f"{which}_{pid}", like=real), f"{which}_{pid}", "cmp_dl")
+        downloads(curve_profile(curves[which], f"{which}_{pid}", like=real), f"{which}_{pid}", "cmp_dl",
+                  Provenance.for_roast(which, real))
 
     st.subheader("Free-running metrics")
-    ready = {r.name: _ui.report_if_ready(r, c.data_spec) for r in runs}
-    missing = [r for r in runs if ready[r.name] is None]
-    if missing:
-        st.info(f"Not scored yet: {', '.join(r.name for r in missing)}. Scoring generates every validation "
-                "roast and fits the baselines; the result is cached.")
-        if st.button("Score them", key="cmp_score", type="primary", icon=":material/functions:"):
-            _ui.run_evaluations(missing, c.data_spec)
-            st.rerun()
+    ready = {r.name: _ui.scores(r) for r in runs}  # stored with each run: nothing is scored here
+    _ui.scoring_panel([r for r in runs if ready[r.name] is None], c, "cmp_score")
     reports = {n: r for n, r in ready.items() if r is not None}
     if reports:
         primary = reports.get(runs[0].name) or next(iter(reports.values()))
         table = free_run_table({n: r["free_run"] for n, r in reports.items()}, primary.get("baselines"))
         st.dataframe(table, hide_index=True, width="stretch", key="cmp_metrics_table",
                      column_config=_ui.column_help(FREE_RUN_HELP, wide=("curve from",)))
-        st.caption("Baselines are fitted on the run's training roasts. Lower is better except "
-                   "'physics valid %'; 'curve std' near 0 means the model collapsed to a constant.")
+        fit = (primary.get("baseline_fit") or {}).get("description")
+        st.caption((f"Baselines of {next(n for n, r in reports.items() if r is primary)}: {fit}. " if fit else
+                    "Baselines are fitted on the run's training roasts. ") + "Lower is better except "
+                   "'physics valid %'; 'curve std' near 0 means the model collapsed to a constant. "
+                   + scores_caption(reports))
 
 with st.expander("Generate for a new coffee", expanded=False), _ui.guard("the generation form"):
-    if c.primary is None:
-        st.info("Pick a checkpoint in the sidebar first.")
+    if c.primary is None or not c.primary.usable:
+        st.info("Pick a usable checkpoint in the sidebar first.")
         st.stop()
     loaded = _ui.load_run(c.primary)
     options, choices = form.field_options(loaded), request_choices(loaded)
@@ -111,10 +121,12 @@ with st.expander("Generate for a new coffee", expanded=False), _ui.guard("the ge
         submitted = st.form_submit_button("Generate", type="primary")
     if submitted:
         with st.spinner("Generating…"):
-            st.session_state["new_profile"] = (c.primary.name, form.new_coffee_profile(loaded, v))
+            request = form.roast_request(v)
+            st.session_state["new_profile"] = (c.primary.name, form.new_coffee_profile(loaded, v),
+                                               Provenance.for_request(c.primary.name, request))
     if st.session_state.get("new_profile"):
-        run_name, prof = st.session_state["new_profile"]
+        run_name, prof, provenance = st.session_state["new_profile"]
         _ui.plotly(overlay_figure(None, {f"{run_name} (new coffee)": prof.bt}, 1.0, colors=c.colors),
                    "new_chart", "new_coffee")
         st.caption(f"{fmt_mmss(prof.duration_s)} · charge {prof.charge_f:.0f} °F · drop {prof.finish_f:.0f} °F")
-        downloads(prof, f"new_coffee_{run_name}", "new_dl")
+        downloads(prof, f"new_coffee_{run_name}", "new_dl", provenance)

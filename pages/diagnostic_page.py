@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import _ui
 from pages._data_tables import profile_label
-from pages._eval_tables import VERDICT_STYLE, step_table
+from pages._eval_tables import VERDICT_STYLE, scores_caption, step_table
 from pages._setup_form import readable_run_name, taken_run_names
 from roastcore.inspect_run import trace_steps
 from roastcore.plotting import step_trace_arrays, step_trace_figure
@@ -24,6 +24,10 @@ with _ui.guard("the diagnostic page"):
     run = c.primary or c.runs[0]  # the sidebar's checkpoint: this page has no picker of its own
     run_name = run.name
     st.caption(f"Checkpoint: **{run_name}** (change it in the sidebar).")
+    if not run.usable:
+        st.warning(f"**{run_name}** is not usable ({run.unusable_reason}): there is nothing to diagnose. "
+                   "Pick another checkpoint in the sidebar.", icon=":material/block:")
+        st.stop()
     loaded = _ui.load_run(run)
     val, split_label = _ui.validation_profiles(run, c.data_spec)
     if not val:
@@ -53,13 +57,12 @@ with _ui.guard("the diagnostic page"):
         st.dataframe(step_table(trace), hide_index=True, width="stretch", key="diag_table")
 
     st.subheader("Automatic diagnosis")
-    report = _ui.report_if_ready(run, c.data_spec)
+    report = _ui.scores(run)
     if report is None:
-        st.info("The diagnosis scores this checkpoint free-running on every validation roast, next to the "
-                "baselines (mean curve, kNN, aligned kNN). It takes a while once; the result is cached.")
-        if st.button("Run the diagnosis", key="diag_eval", type="primary", icon=":material/troubleshoot:"):
-            _ui.run_evaluations([run], c.data_spec)
-            st.rerun()
+        st.info("The diagnosis comes from the run's stored scores: free running on every validation roast next "
+                "to the baselines (mean curve, kNN, aligned kNN). This run has none yet, so it is being scored "
+                "in the background; the verdict appears here when that is done.")
+        _ui.scoring_panel([run], c, "diag_score")
         st.stop()
     d = report["diagnosis"]
     style = VERDICT_STYLE.get(d["verdict"], "info")
@@ -84,3 +87,4 @@ with _ui.guard("the diagnostic page"):
             st.page_link("pages/jobs_page.py", label="Watch it on Training jobs", icon=":material/arrow_forward:")
     else:
         st.caption(d.get("suggestion_reason", ""))
+    st.caption(scores_caption({run_name: report}))

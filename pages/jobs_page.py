@@ -7,6 +7,7 @@ import streamlit as st
 from pages import _job_tables as jt
 from pages import _ui
 from pages._setup_form import readable_run_name, taken_run_names
+from roastcore.jobs.tasks import job_kind, read_task_progress
 from roastcore.plotting import loss_figure
 
 POLL_S = 2.0
@@ -56,21 +57,31 @@ with _ui.guard("the jobs page"):
             _ui.empty_state("No training jobs yet: launch one on Experiment setup, or queue the "
                             "recovery suite above.", "pages/setup_page.py", "Experiment setup")
             return
-        progress = {j.id: r.progress(j.id) for j in jobs}
-        metrics = {j.id: r.metrics(j.id) for j in jobs}
+        # Task jobs (scoring a run, a study) have stages instead of epochs and no loss curves.
+        tasks = {j.id: read_task_progress(j) for j in jobs if job_kind(j) != "train"}
+        trains = [j for j in jobs if j.id not in tasks]
+        progress = {j.id: r.progress(j.id) for j in trains}
+        metrics = {j.id: r.metrics(j.id) for j in trains}
         for job in sorted((j for j in jobs if j.is_active), key=lambda j: j.created_at or 0):
-            st.progress(jt.job_fraction(progress[job.id]), text=jt.job_line(job, progress[job.id]))
+            if job.id in tasks:
+                st.progress(tasks[job.id].fraction, text=jt.job_line(job, task=tasks[job.id]))
+            else:
+                st.progress(jt.job_fraction(progress[job.id]), text=jt.job_line(job, progress[job.id]))
         last = {i: rows[-1] for i, rows in metrics.items() if rows}
-        st.dataframe(jt.jobs_table(jobs, progress, last_metrics=last), hide_index=True, width="stretch",
-                     key="jobs_table", column_config=_ui.column_help(jt.JOB_COLUMN_HELP, wide=("best", "run")))
-        ids = [j.id for j in sorted(jobs, key=lambda j: -(j.created_at or 0))]
+        st.dataframe(jt.jobs_table(jobs, progress, last_metrics=last, tasks=tasks), hide_index=True,
+                     width="stretch", key="jobs_table",
+                     column_config=_ui.column_help(jt.JOB_COLUMN_HELP, wide=("best", "run")))
+        if not trains:
+            return
+        ids = [j.id for j in sorted(trains, key=lambda j: -(j.created_at or 0))]
         st.session_state["jobs_plot"], st.session_state["jobs_plot_seen"] = jt.plot_selection(
-            jobs, st.session_state.get("jobs_plot"), st.session_state.get("jobs_plot_seen"))
-        names = {j.id: f"{j.run_name} · {j.id}" for j in jobs}
+            trains, st.session_state.get("jobs_plot"), st.session_state.get("jobs_plot_seen"))
+        names = {j.id: f"{j.run_name} · {j.id}" for j in trains}
         chosen = st.multiselect("Loss curves for", ids, key="jobs_plot", format_func=lambda i: names.get(i, i))
         history = jt.history_frame({names[i]: metrics[i] for i in chosen if i in metrics})
         if history.empty:
-            st.info("No epochs recorded yet for the chosen jobs; curves appear after the first epoch.")
+            st.info("No epochs finished yet for the chosen jobs; curves appear after the first epoch (the "
+                    "progress bar above follows its batches).")
         else:
             _ui.plotly(loss_figure(history, colors=c.colors), "jobs_loss", "losses")
             st.caption("Losses are in model units. The train objective adds rollout and scheduled-sampling "
@@ -94,7 +105,10 @@ with _ui.guard("the jobs page"):
                             format_func=lambda i: f"{by_id[i].run_name} · {i} · {by_id[i].state}"
                             if i in by_id else str(i))
         job = by_id[pick]
-        st.markdown(jt.job_line(job, runner().progress(pick)))
+        if job_kind(job) == "train":
+            st.markdown(jt.job_line(job, runner().progress(pick)))
+        else:
+            st.markdown(jt.job_line(job, task=read_task_progress(job)))
         cols = st.columns(3)
         if cols[0].button("Cancel", key="jobs_cancel", disabled=not job.is_active, icon=":material/stop_circle:"):
             with st.spinner("Cancelling…"):
@@ -106,7 +120,8 @@ with _ui.guard("the jobs page"):
             runner().delete(pick)
             st.toast(f"Job {pick} deleted")
             st.rerun()
-        usable = c.run(job.run_name) is not None  # the sidebar lists it: it holds weights
+        chosen = c.run(job.run_name)
+        usable = chosen is not None and chosen.usable  # the sidebar lists it and it holds weights
         if cols[2].button("Select its run", key="jobs_select", disabled=not usable, icon=":material/check_circle:",
                           help=f"Make {job.run_name} the sidebar's checkpoint (once it has saved an epoch)."):
             _ui.select_run(job.run_name)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _ui
-from pages._eval_tables import TF_COLUMN_HELP, persistence_by_step, tf_conclusion, tf_table
-from roastcore.inspect_run import run_model_info
+from pages._eval_tables import (
+    TF_COLUMN_HELP,
+    persistence_by_step,
+    scores_caption,
+    tf_conclusion,
+    tf_table,
+)
 from roastcore.plotting import tf_comparison_figure
 
 st.header("Teacher forcing")
-st.caption("Each checkpoint predicts the next temperature from the real history (teacher forcing) on its "
+st.caption("Each checkpoint predicts the next temperature from the real history (teacher forcing) on its own "
            "validation roasts. Persistence (next = current) is the bar to beat.")
 c = _ui.ctx()
 
@@ -25,38 +30,25 @@ with _ui.guard("the teacher-forcing page"):
     if not runs:
         _ui.empty_state("Pick a checkpoint in the sidebar (and comparison checkpoints to rank them).")
         st.stop()
-    results, entries = {}, []
-    bar = st.progress(0.0, text="Teacher forcing…") if len(runs) > 1 else None
-    for i, run in enumerate(runs):
-        if bar is not None:
-            bar.progress(i / len(runs), text=f"Teacher forcing {run.name} ({i + 1}/{len(runs)})…")
-        try:
-            with st.spinner(f"Teacher forcing {run.name}…"):
-                results[run.name] = _ui.teacher_forcing(run, c.data_spec)
-        except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
-            st.error(f"{run.name}: {_ui.plain_message(exc)}")
-            continue
-        report = _ui.report_if_ready(run, c.data_spec)
-        entries.append({"run": run.name, "teacher_forcing": results[run.name],
-                        "free_run": report["free_run"] if report else None,
-                        **run_model_info(_ui.load_run(run))})
-    if bar is not None:
-        bar.empty()
+    unusable = [r for r in runs if not r.usable]
+    if unusable:
+        st.caption("Not usable, so not scored: " + "; ".join(f"**{r.name}** ({r.unusable_reason})" for r in unusable))
+    # The stored scores only (RUN/scores.json): nothing is evaluated in the page.
+    reports = {r.name: _ui.scores(r) for r in runs if r.usable}
+    pending = [r for r in runs if r.usable and reports[r.name] is None]
+    _ui.scoring_panel(pending, c, "tf_score")
+    entries = [{"run": name, "teacher_forcing": rep["teacher_forcing"], "free_run": rep["free_run"],
+                **_ui.model_facts(c.run(name))} for name, rep in reports.items() if rep is not None]
     if not entries:
+        if not pending:
+            st.info("None of the chosen checkpoints can be scored.")
         st.stop()
     table = tf_table(entries)
-    primary = results.get(c.selection.run) or next(iter(results.values()))
     _ui.plotly(tf_comparison_figure(table, colors=c.colors), "tf_chart", "teacher_forcing")
 
     kind, text = tf_conclusion(table)
     style = {"scheduled_sampling": st.warning, "struggles": st.warning, "no_skill": st.warning, "ok": st.success}
     style.get(kind, st.info)(text)
-    if kind == "needs_free_run":
-        starred = table.loc[table["best"] == "★", "run"]
-        best = c.run(starred.iloc[0] if len(starred) else table.iloc[0]["run"])
-        if st.button(f"Score {best.name} free-running (and its baselines)", key="tf_score", type="primary"):
-            _ui.run_evaluations([best], c.data_spec)
-            st.rerun()
 
     shown = table.rename(columns={"tf_mae_f": "TF MAE °F", "persistence_mae_f": "persistence MAE °F",
                                   "skill_ratio": "MAE / persistence", "step_s": "step s",
@@ -71,5 +63,5 @@ with _ui.guard("the teacher-forcing page"):
     st.dataframe(styled, hide_index=True, width="stretch", key="tf_table", column_config=config)
     st.caption("Bands: < 10 °F excellent · < 50 good · < 150 moderate · otherwise poor. "
                f"Persistence at each model's step: {persistence_by_step(table)}. ★ marks the lowest MAE "
-               "that beats its own persistence. Split: "
-               f"{primary.get('split', 'val')} ({primary.get('n_val', '?')} roasts).")
+               "that beats its own persistence. " + scores_caption(
+                   {name: rep for name, rep in reports.items() if rep is not None}))

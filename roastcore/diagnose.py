@@ -268,8 +268,10 @@ def step_trace(model, profile: Profile, steps: int | None = None, prefix_steps: 
     if prefix_steps > 1:
         prefix = real_1s[: int(round((prefix_steps - 1) * step_s)) + 1]
     library = getattr(model, "prior_library", None)  # traced against the real roast: no self-neighbours
+    # Only the steps shown are generated: the first N equal a full generation's (causal models).
     gen.generate_requests([profile.meta], [float(real_1s[0])], [float(real_1s.size - 1)], [prefix],
-                          exclude_groups=[library.scoring_exclusion(profile) if library is not None else None])
+                          exclude_groups=[library.scoring_exclusion(profile) if library is not None else None],
+                          max_steps=None if steps is None else max(int(steps), 10))
     out = gen.last_steps[0]
     available = out.clamped_f.size
     n = available if steps is None else int(steps)

@@ -99,10 +99,13 @@ class ModelGenerator(CurveGenerator):
                           durations: Sequence[float], prefixes: Sequence[np.ndarray | None] | None = None,
                           progress: Callable[[int, int], None] | None = None,
                           exclude_groups: Sequence[str | None] | None = None,
-                          priors: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
+                          priors: Sequence[np.ndarray | None] | None = None,
+                          max_steps: int | None = None) -> list[np.ndarray]:
         """1 s curves for many requests; the step-level outputs land in `last_steps`.
         `exclude_groups[i]`: a product whose curves request i's prior may not use.
-        `priors[i]`: a 1 s prior curve to use instead of the library's (forecast.py's prefix kNN)."""
+        `priors[i]`: a 1 s prior curve to use instead of the library's (forecast.py's prefix kNN).
+        `max_steps`: generate only the first steps (a step trace); they equal a full generation's
+        first steps (the models are causal, conditioned on the whole roast's length either way)."""
         n = len(metas)
         prefixes = list(prefixes) if prefixes is not None else [None] * n
         exclude_groups = list(exclude_groups) if exclude_groups is not None else [None] * n
@@ -117,7 +120,7 @@ class ModelGenerator(CurveGenerator):
             dur = float(n1 - 1)
             n_steps = int(round(dur / step)) + 1
             truncated = n_steps > max_len
-            steps_used = min(n_steps, max_len)
+            steps_used = min(n_steps, max_len, max_steps or n_steps)
             t_steps = np.linspace(0.0, dur, n_steps)[:steps_used]
             prefix = prefixes[i]
             if prefix is not None and len(prefix) > 1:

@@ -86,10 +86,10 @@ def read_original_checkpoint(path) -> dict:
     except pickle.UnpicklingError as exc:
         raise CheckpointImportError(
             f"{path}: refused: loading it needs pickle code execution, which could run arbitrary code; "
-            f"only tensors and plain containers are accepted ({str(exc).splitlines()[0][:160]})") from None
+            f"only tensors and plain containers are accepted ({_first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - zip / truncated / not a torch file
         raise CheckpointImportError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                                    f"{str(exc).splitlines()[0][:160]})") from None
+                                    f"{_first_line(exc)})") from None
     if not isinstance(blob, dict):
         raise CheckpointImportError(f"{path}: holds a {type(blob).__name__}; a RoastFormer checkpoint is a dict "
                                     f"with {', '.join(REQUIRED_KEYS)}")
@@ -113,6 +113,11 @@ def read_original_checkpoint(path) -> dict:
         raise CheckpointImportError(f"{path}: feature_dims must map {', '.join(FEATURE_DIM_KEYS)} to integers; "
                                     f"got {dims!r}")
     return blob
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (an empty file raises one with no text)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
 
 def load_original_state(model: torch.nn.Module, state: dict, path) -> None:

@@ -368,10 +368,23 @@ def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):
     alerts = [a.value for a in list(at.warning) + list(at.success) + list(at.info)]
     conclusion = [a for a in alerts if "teacher forcing MAE" in a.replace("-", " ")]
     assert conclusion, alerts
-    if "not scored yet" in conclusion[0]:  # the free-running half is computed on request
-        at.button(key="tf_score").click().run()
-        assert not at.exception and not at.error
-        assert at.dataframe[0].value["free-run MAE °F"].notna().any()
+    # Read from the stored scores (free running included), never computed in the page.
+    assert table["free-run MAE °F"].notna().all()
+    assert not any((runs_dir / n / "eval_cache").exists() for n in names[:3])
+
+
+def test_sidebar_and_teacher_forcing_page_show_the_same_tf_mae(runs_dir):
+    """The walk: the sidebar said 0.3 / 1.0 where the page said 0.2 / 0.9 for the same runs (the
+    last epoch's figure against the page's own evaluation). Both now show the stored score."""
+    names = demo_names()
+    at = open_page("pages/teacher_forcing_page.py", {"run": names[0], "cmp": ",".join(names[1:])})
+    table = at.dataframe[0].value.set_index("run")
+    box = sidebar_box(at, "Checkpoint")
+    for name in names:
+        label = next(o for o in box.options if o.split(" · ")[0] == name)
+        assert f"TF MAE {table.loc[name, 'TF MAE °F']:.2f} °F (scored)" in label, (label, table.loc[name])
+    caption = " ".join(c.value for c in at.sidebar.caption)
+    assert f"val TF MAE {table.loc[names[0], 'TF MAE °F']:.2f} °F (scored)" in caption
 
 
 def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
@@ -387,10 +400,8 @@ def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
     assert any(m.value.startswith("Variance verdict") for m in at.markdown)
     # The sidebar's checkpoint is the page's: no second "Checkpoint" selector.
     assert not [w for w in at.main.selectbox if w.label == "Checkpoint"]
-    # The diagnosis is computed on request (evaluate_run), then shown with evidence and a launch button.
-    if any(b.key == "diag_eval" for b in at.button):  # not scored yet by an earlier test
-        at.button(key="diag_eval").click().run()
-        assert not at.exception and not at.error
+    # The diagnosis is the run's stored one, shown at once with evidence and a launch button.
+    assert not any(b.key == "diag_eval" for b in at.button)
     verdicts = [x.value for x in list(at.success) + list(at.info) + list(at.warning) if "Verdict:" in x.value]
     assert verdicts, "no verdict shown"
     assert any(b.key == "diag_launch" for b in at.button) or any("none needed" in c.value for c in at.caption)
@@ -405,11 +416,7 @@ def test_compare_page_overlays_physics_and_exports(runs_dir):
     assert "real" in trace_names(fig) and names[0] in trace_names(fig)
     physics = next(df.value for df in at.dataframe if "all pass" in df.value.columns)
     assert list(physics["curve"]) == ["real", names[0]]
-    # Free-running metrics are computed on request (then cached on disk for every page; the
-    # diagnostic test may already have scored this run).
-    if not any("curve from" in df.value.columns for df in at.dataframe):
-        at.button(key="cmp_score").click().run()
-        assert not at.exception and not at.error
+    # Free-running metrics come from the stored scores, at once.
     metrics = next(df.value for df in at.dataframe if "curve from" in df.value.columns)
     assert {"baseline: mean curve", "baseline: kNN"} <= set(metrics["curve from"])
     labels = [b.proto.label for b in at.get("download_button")]
@@ -459,3 +466,243 @@ def test_study_page_shows_the_shipped_demo_study_then_the_runs_dirs_own(runs_dir
     assert at.selectbox(key="study_pick").value.name == "tiny"
     table = at.dataframe[0].value
     assert {"aligned_knn", "knn", "mean_curve"} <= set(table.iloc[:, 0])
+
+
+# ---------------------------------------------------------------------------- issue 14: no waiting
+@pytest.fixture
+def own_runs(runs_dir, tmp_path, monkeypatch):
+    """A fresh runs directory for one test (the app reads ROASTCORE_RUNS on every run); its jobs
+    are cancelled and deleted afterwards."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("ROASTCORE_RUNS", str(runs))
+    yield runs
+    if (runs / "jobs.sqlite3").exists():
+        from roastcore.jobs import JobRunner
+
+        clear_jobs(JobRunner(runs))
+
+
+def copy_demo(runs: Path, name: str, demo: str = "demo_teacher_forced", **manifest) -> Path:
+    """A copy of a demo run under another name, without its scores, its manifest updated."""
+    run = runs / name
+    shutil.copytree(REPO / "checkpoints" / demo, run, ignore=shutil.ignore_patterns("eval_cache", "scores.json"))
+    data = json.loads((run / "manifest.json").read_text())
+    data.update(manifest)
+    (run / "manifest.json").write_text(json.dumps(data))
+    return run
+
+
+def wait_for_job(runner, job_id: str, timeout_s: float = 300.0):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while runner.get(job_id).is_active and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return runner.get(job_id)
+
+
+def test_a_run_not_usable_is_listed_as_such_and_never_diagnosed(own_runs):
+    """The walk: a run cancelled before its first epoch finished was offered and diagnosed."""
+    copy_demo(own_runs, "cancelled-early", status="cancelled", usable=False,
+              unusable_reason="cancelled before its first epoch finished: the weights are untrained")
+    at = open_page("pages/diagnostic_page.py", {"run": "cancelled-early"})
+    box = sidebar_box(at, "Checkpoint")
+    assert box.value == "cancelled-early" and "cancelled-early · not usable" in box.options
+    assert "not usable" in " ".join(c.value for c in at.sidebar.caption)
+    assert any("not usable" in w.value and "first epoch" in w.value for w in at.warning)
+    assert not charts(at) and not [x for x in at.success if "Verdict" in x.value]
+    # Teacher forcing and Compare say so instead of scoring or drawing it.
+    at.switch_page("pages/teacher_forcing_page.py").run()
+    assert any("Not usable" in c.value for c in at.caption) and not at.dataframe
+    at.switch_page("pages/compare_page.py").run()
+    assert not at.exception and any("Not usable" in c.value for c in at.caption) and not charts(at)
+    # A fresh session defaults to a usable run.
+    assert sidebar_box(open_page(None), "Checkpoint").value != "cancelled-early"
+
+
+@pytest.mark.slow  # the page starts a scoring job process
+def test_an_unscored_run_is_scored_by_a_background_job_not_in_the_page(own_runs):
+    """Runs that predate stored scores (or were imported) are scored in the background: the page
+    shows the job's progress, never a 20 s spinner, and the verdict once the job has stored it."""
+    from roastcore.jobs import JobRunner, latest_job, read_task_progress
+
+    run = copy_demo(own_runs, "old-run", data_source="synthetic:30")
+    at = open_page("pages/diagnostic_page.py", {"run": "old-run"})
+    assert charts(at), "the step trace is drawn at once"
+    assert not [x for x in list(at.success) + list(at.warning) if "Verdict" in x.value]
+    runner = JobRunner(own_runs)
+    job = latest_job(runner.list(), "score", run)
+    assert job is not None and job.preset == "score"
+    assert "--checkpoint" in job.overrides["argv"] and "--if-needed" in job.overrides["argv"]
+    shown = " ".join(str(getattr(e, "value", "")) for e in at.get("progress")) + " ".join(
+        e.proto.text for e in at.get("progress"))
+    assert "Scoring **old-run** in the background" in shown
+    # Another page (and a refresh) does not queue a second job while the first one runs.
+    at.switch_page("pages/teacher_forcing_page.py").run()
+    assert len([j for j in runner.list() if j.preset == "score"]) == 1
+    done = wait_for_job(runner, job.id)
+    assert done.state == "succeeded", runner.logs(job.id, tail=40)
+    assert read_task_progress(done).done == 5
+    at.switch_page("pages/diagnostic_page.py").run()
+    assert not at.exception and not at.error
+    verdicts = [x.value for x in list(at.success) + list(at.info) + list(at.warning) if "Verdict:" in x.value]
+    assert verdicts, "the stored verdict is shown"
+    label = sidebar_box(at, "Checkpoint").options[0]
+    assert "(scored)" in next(o for o in sidebar_box(at, "Checkpoint").options if o.startswith("old-run")), label
+    # The jobs page lists the scoring job with its stages.
+    at.switch_page("pages/jobs_page.py").run()
+    row = at.dataframe[0].value.set_index("job").loc[job.id]
+    assert row["preset"] == "score (task)" and row["epoch"].startswith("5/5")
+
+
+@pytest.mark.slow  # the page starts a study job process
+def test_study_page_launches_a_study_as_a_background_job(own_runs):
+    from roastcore.jobs import JobRunner
+
+    at = open_page("pages/study_page.py")
+    at.multiselect(key="study_presets").set_value(["micro_model"])
+    at.number_input(key="study_folds").set_value(2)
+    at.number_input(key="study_epochs").set_value(1)
+    at.checkbox(key="study_extra").set_value(False)
+    assert at.text_input(key="study_name").value == "study-1"
+    at.button(key="FormSubmitter:study_form-Launch the study").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    runner = JobRunner(own_runs)
+    job = next(j for j in runner.list() if j.preset == "study")
+    assert job.run_name == "study-1" and "--presets" in job.overrides["argv"]
+    assert wait_for_job(runner, job.id, 600).state == "succeeded", runner.logs(job.id, tail=60)
+    at.run()
+    assert at.selectbox(key="study_pick").value.name == "study-1"
+    table = at.dataframe[0].value
+    assert {"micro_model", "aligned_knn"} <= set(table.iloc[:, 0])
+
+
+# ---------------------------------------------------------------------------- issue 12: bring your RoastFormer
+@pytest.fixture(scope="module")
+def roastformer_files(tmp_path_factory):
+    """A small package in the research code's zip layout and a normalized-convention checkpoint
+    trained on it (tests/roastformer_fixture.py writes both)."""
+    import torch
+    from roastformer_fixture import (
+        ReferenceRoastFormer,
+        original_checkpoint,
+        package_files,
+        reference_inputs,
+        tiny_config,
+        write_package,
+    )
+
+    folder = tmp_path_factory.mktemp("roastformer")
+    files = package_files(n=40, n_val=8, n_products=12)
+    package = write_package(folder / "roastformer_data.zip", files=files)
+    _, dims = reference_inputs(files, "normalized")
+    torch.manual_seed(0)
+    config = tiny_config(max_sequence_length=800)
+    torch.save(original_checkpoint(ReferenceRoastFormer(config, dims), config, dims), folder / "exp_norm.pt")
+    return package, folder / "exp_norm.pt"
+
+
+sys.path.insert(0, str(REPO / "tests"))  # roastformer_fixture
+
+
+def test_data_page_keeps_an_uploaded_roastformer_package_whole(own_runs, roastformer_files):
+    from roastcore.io import list_datasets, load_source
+
+    package, _ = roastformer_files
+    at = open_page("pages/data_page.py")
+    at.text_input(key="imp_name").set_value("pkg").run()
+    at.file_uploader(key="imp_files").set_value([(package.name, package.read_bytes(), "application/zip")]).run()
+    at.button(key="imp_upload_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    entry = next(e for e in list_datasets(own_runs) if e.name == "pkg")
+    assert entry.kind == "package" and (Path(entry.spec) / package.name).read_bytes() == package.read_bytes()
+    report = load_source(entry.spec)
+    assert len(report.profiles) == 40 and len(report.split_ids("val")) == 8  # its own membership
+
+
+@pytest.mark.slow  # imports a checkpoint, then its scoring job process runs
+def test_data_page_imports_uploaded_pt_with_its_package_into_the_sidebar(own_runs, roastformer_files):
+    from roastcore.jobs import JobRunner, latest_job
+
+    package, pt = roastformer_files
+    at = open_page("pages/data_page.py")
+    at.file_uploader(key="pt_files").set_value([(pt.name, pt.read_bytes(), "application/octet-stream")]).run()
+    assert at.selectbox(key="pt_package").value == "_upload"  # no package imported yet
+    at.file_uploader(key="pt_pkg_files").set_value([(package.name, package.read_bytes(), "application/zip")]).run()
+    at.button(key="pt_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert sidebar_box(at, "Checkpoint").value == "exp_norm"
+    assert sidebar_box(at, "Dataset").value.startswith("ds:roastformer_data")
+    assert any("exp_norm" in s.value and "normalized" in s.value for s in at.success)
+    manifest = json.loads((own_runs / "exp_norm" / "manifest.json").read_text())
+    assert manifest["legacy"]["source"] == "uploaded exp_norm.pt" and Path(manifest["data_source"]).exists()
+    assert not [p for p in own_runs.iterdir() if p.name.startswith(".upload-")]  # staging removed
+    # Its scoring job runs in the background; the pages then show the run.
+    runner = JobRunner(own_runs)
+    job = latest_job(runner.list(), "score", own_runs / "exp_norm")
+    assert wait_for_job(runner, job.id).state == "succeeded", runner.logs(job.id, tail=40)
+    at.switch_page("pages/teacher_forcing_page.py").run()
+    assert "exp_norm" in set(at.dataframe[0].value["run"])
+    at.switch_page("pages/diagnostic_page.py").run()
+    assert not at.exception and not at.error
+    assert {"real", "exp_norm raw"} <= set(trace_names(charts(at)[0]))
+    assert [x for x in list(at.success) + list(at.info) + list(at.warning) + list(at.error) if "Verdict:" in x.value]
+
+
+@pytest.mark.slow  # the import queues its scoring job process
+def test_a_pt_in_the_runs_directory_is_listed_with_what_it_needs_then_imported(own_runs, roastformer_files):
+    from roastcore.io import registry
+
+    package, pt = roastformer_files
+    (own_runs / "exp1").mkdir()
+    shutil.copy(pt, own_runs / "exp1" / "best_transformer_model.pt")
+    (own_runs / "broken.pt").write_bytes(b"not a checkpoint")
+    at = open_page("pages/data_page.py")
+    notice = " ".join(i.value for i in at.sidebar.info)
+    assert "2 RoastFormer checkpoints (.pt)" in notice and "best_transformer_model.pt" in notice
+    warnings = " ".join(w.value for w in at.warning)
+    broken = next(w.value for w in at.warning if w.value.startswith("`broken.pt`"))
+    assert "refused" in broken or "not a readable PyTorch checkpoint" in broken  # what is wrong with it
+    assert "best_transformer_model.pt" in warnings and "needs the dataset package it was trained on" in warnings
+    # With its package imported, it gets a one-click import (named after its folder).
+    registry.import_path(own_runs, "pkg", package)
+    at.run()
+    assert any("exp1/best_transformer_model.pt" in m.value and "**exp1-imported**" in m.value for m in at.markdown)
+    at.button(key="pt_found_go_exp1/best_transformer_model.pt").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert sidebar_box(at, "Checkpoint").value == "exp1-imported"
+    assert "1 RoastFormer checkpoint (.pt)" in " ".join(i.value for i in at.sidebar.info)  # broken.pt stays listed
+
+
+def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
+    """After a checkpoint is picked (here on the Data page, which draws no curve), the roast
+    Compare curves draws first is generated in the background once no page runs; Compare then
+    takes it from the cache."""
+    import time
+
+    from pages import _ui
+    from pages._state import path_mtime
+
+    copy_demo(own_runs, "fetch-me", demo="demo_recommended")
+    at = open_page(None, {"run": "fetch-me"})
+    run = at.session_state[_ui.CTX_KEY].run("fetch-me")
+    val, _ = _ui.validation_profiles(run, "synthetic:30")
+    key = _ui._curve_key(str(run.path), path_mtime(run.path), "synthetic:30", val[0].id, 0.0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        future = _ui._recall(_ui._CURVES, key)
+        if future is not None and future.done():
+            break
+        time.sleep(0.2)
+    assert future is not None and future.done() and future.exception() is None
+    at.switch_page("pages/compare_page.py").run()
+    assert not at.exception and not at.error
+    import base64
+
+    import numpy as np
+
+    y = next(t for t in charts(at)[0].data if t.name == "fetch-me").y
+    if isinstance(y, dict):  # Plotly's binary encoding of a numpy array
+        y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
+    assert np.allclose(np.asarray(y, dtype=float), np.asarray(future.result(), dtype=float))

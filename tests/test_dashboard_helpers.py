@@ -20,6 +20,7 @@ from pages import (  # noqa: E402
     _eval_tables,
     _format,
     _job_tables,
+    _pt_import,
     _runs,
     _setup_form,
     _state,
@@ -27,8 +28,8 @@ from pages import (  # noqa: E402
 from roastcore.plotting import loss_figure, tf_comparison_figure  # noqa: E402
 from roastcore.profile import Profile, ProfileMeta  # noqa: E402
 
-HELPERS = ("_coffee_form", "_data_tables", "_eval_tables", "_format", "_job_tables", "_runs", "_setup_form",
-           "_state")
+HELPERS = ("_coffee_form", "_data_tables", "_eval_tables", "_format", "_job_tables", "_pt_import", "_runs",
+           "_setup_form", "_state")
 
 
 def _profile(n=600, charge=420.0, pid=""):
@@ -102,13 +103,39 @@ def test_discover_runs_lists_demos_first_with_labels():
     assert _runs.run_caption(runs[0]).startswith(f"**{runs[0].name}** · status **")
 
 
-def test_run_label_shows_unfinished_status_and_the_best_figure():
+def test_run_label_shows_unfinished_status_and_the_tf_mae_with_its_source():
     run = _runs.RunChoice(name="r", path=Path("r"), status="running",
-                          metrics={"val_tf_mae_f": 3.14, "best_val_loss": 0.5})
-    assert _runs.run_label(run) == "r · [running] · TF MAE 3.1 °F"
-    run.metrics = {"best_val_loss": 0.5}
+                          metrics={"tf_mae_f": 3.14159, "tf_mae_from": "last epoch", "best_val_loss": 0.5})
+    assert _runs.run_label(run) == "r · [running] · TF MAE 3.14 °F (last epoch)"
+    run.metrics = {"tf_mae_f": 0.2263, "tf_mae_from": "evaluation"}
     run.status = "succeeded"
+    assert _runs.run_label(run) == "r · TF MAE 0.23 °F (scored)"  # the page's figure, as the page rounds it
+    assert "val TF MAE 0.23 °F (scored)" in _runs.run_caption(run)
+    run.metrics = {"best_val_loss": 0.5}
     assert _runs.run_label(run) == "r · val loss 0.5"
+    gone = _runs.RunChoice(name="c", path=Path("c"), status="cancelled", usable=False,
+                           unusable_reason="cancelled before its first epoch finished", metrics={"tf_mae_f": 9.0})
+    assert _runs.run_label(gone) == "c · not usable"
+    assert "**not usable**: cancelled before its first epoch finished" in _runs.run_caption(gone)
+
+
+def test_discover_runs_lists_runs_that_are_not_usable(tmp_path):
+    import json
+    import shutil
+
+    demo = REPO / "checkpoints" / "demo_collapsed"
+    if not demo.is_dir():
+        pytest.skip("the shipped demo checkpoints are absent")
+    shutil.copytree(demo, tmp_path / "early")
+    manifest = json.loads((tmp_path / "early" / "manifest.json").read_text())
+    manifest.update(status="cancelled", usable=False, unusable_reason="cancelled before its first epoch finished")
+    (tmp_path / "early" / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "training").mkdir()  # a run still training, nothing saved yet: left to the jobs page
+    (tmp_path / "training" / "manifest.json").write_text(json.dumps({"status": "running"}))
+    (tmp_path / "training" / "config.json").write_text("{}")
+    runs = {r.name: r for r in _runs.discover_runs(tmp_path, demo_dir=tmp_path / "no_demos")}
+    assert set(runs) == {"early"} and not runs["early"].usable
+    assert runs["early"].label == "early · not usable"
 
 
 def test_spread_indices():
@@ -264,6 +291,83 @@ def test_jobs_table_and_history(tmp_path):
     assert line == ("micro_model · a · running · epoch 3/10 · train objective 0.5 · val loss 0.7 · elapsed 1:05 "
                     "· ETA 2:10")
     assert _job_tables.job_fraction(P()) == pytest.approx(0.3) and _job_tables.job_fraction(None) == 0.0
+
+
+def test_progress_inside_an_epoch_batches_and_eta():
+    """The walk: the first epoch showed "No epochs recorded yet" for ~70 s. progress.json's
+    batches now move the bar, and the ETA comes from the time per batch so far."""
+    class J:
+        id, state, preset, epochs, created_at, run_name = "a", "running", "micro_model", 4, 1.0, "r"
+        started_at, ended_at, device_used, device_assigned, device_requested = 100.0, None, None, "cpu", "auto"
+        best_val_loss = best_epoch = None
+        run_dir, overrides = "", {}
+
+    class P:
+        epoch, epochs, batch, n_batches, elapsed_s, eta_s = 1, 4, 2, 8, 10.0, None
+        train_loss = val_loss = best_val_loss = best_epoch = None
+        stalled = False
+
+    assert _job_tables.epochs_done(P()) == pytest.approx(0.25)
+    assert _job_tables.job_fraction(P()) == pytest.approx(0.25 / 4)
+    assert _job_tables.job_eta(P()) == pytest.approx(10.0 / 0.25 * 3.75)
+    line = _job_tables.job_line(J(), P())
+    assert "epoch 1/4 · batch 2/8" in line and "ETA 2:30" in line
+    row = _job_tables.jobs_table([J()], {"a": P()}).iloc[0]
+    assert row["epoch"] == "1/4 · batch 2/8" and row["ETA"] == "2:30"
+    P.batch = 8  # the epoch's last batch: a whole epoch, the trainer's own estimate
+    P.eta_s = 33.0
+    assert _job_tables.epoch_text(P()) == "1/4" and _job_tables.job_eta(P()) == 33.0
+    P.epoch = None
+    assert "starting" in _job_tables.job_line(J(), P())
+
+
+def test_task_jobs_show_their_stage():
+    from roastcore.jobs import TaskProgress
+
+    class J:
+        id, state, preset, run_name, created_at, started_at, ended_at = "t", "running", "score", "score-r", 1.0, 1.0, None
+        device_used, device_assigned, device_requested, epochs = None, "cpu", "cpu", None
+
+    task = TaskProgress(done=2, total=5, stage="teacher forcing")
+    assert task.fraction == pytest.approx(0.4)
+    assert _job_tables.job_line(J(), task=task) == "score score-r · t · running · 2/5 teacher forcing"
+    row = _job_tables.jobs_table([J()], {}, tasks={"t": task}, now=11.0).iloc[0]
+    assert row["preset"] == "score (task)" and row["epoch"] == "2/5 teacher forcing" and row["elapsed"] == "0:10"
+
+
+def test_pt_files_found_named_and_checked(tmp_path):
+    import json
+
+    torch = pytest.importorskip("torch")
+    runs = tmp_path / "runs"
+    (runs / "exp1").mkdir(parents=True)
+    (runs / "datasets" / "x").mkdir(parents=True)
+    (runs / ".upload-1-x").mkdir()
+    for where in ("a.pt", "exp1/best_transformer_model.pt", "datasets/x/skip.pt", ".upload-1-x/skip.pt"):
+        (runs / where).write_bytes(b"")
+    found = _pt_import.find_pt_files(runs)
+    assert [p.relative_to(runs).as_posix() for p in found] == ["a.pt", "exp1/best_transformer_model.pt"]
+    # Imported ones (a run's manifest names its source) are no longer pending.
+    (runs / "imported").mkdir()
+    (runs / "imported" / "manifest.json").write_text(json.dumps({"legacy": {"source": str(runs / "a.pt")}}))
+    assert _pt_import.pending_pt_files(runs, [runs / "imported"]) == [runs / "exp1" / "best_transformer_model.pt"]
+    assert _pt_import.run_name_for(runs / "exp1" / "best_transformer_model.pt") == "exp1"
+    assert _pt_import.run_name_for(Path("x/my exp.pt"), {"experiment_name": "tiny model!"}) == "tiny_model"
+    assert _pt_import.unique_run_name(runs, "exp1") == "exp1-2"
+    # What each needs: an unreadable file says why; a good one names the vocabulary it needs.
+    status = _pt_import.checkpoint_status(runs / "a.pt", {})
+    assert not status.importable and status.problem
+    dims = {"num_origins": 3, "num_processes": 2, "num_roast_levels": 2, "num_varieties": 2, "num_flavors": 4}
+    torch.save({"model_state_dict": {"w": torch.zeros(1)}, "config": {}, "feature_dims": dims}, runs / "good.pt")
+    status = _pt_import.checkpoint_status(runs / "good.pt", {"ds:other": {"raw": {**dims, "num_flavors": 5}}})
+    assert "origins 3, processes 2, roast levels 2, varieties 2, flavours 4" in status.problem
+    status = _pt_import.checkpoint_status(runs / "good.pt", {"ds:pkg": {"normalized": dims}})
+    assert status.importable and status.matches == ["ds:pkg"] and status.name == "good"
+    with pytest.raises(ValueError, match="not a .pt"):
+        _pt_import.stage_checkpoints(runs, [("evil.sh", b"x")])
+    staging, staged = _pt_import.stage_checkpoints(runs, [("../m.pt", b"1"), ("m.pt", b"2")])
+    assert [(p.parent.name, n) for p, n in staged] == [("m", "m.pt"), ("m-2", "m.pt")]
+    assert staging.parent == runs and staging.name.startswith(".upload-")
 
 
 def test_plot_default_keeps_a_finished_job_and_signature_tracks_states():

@@ -60,3 +60,26 @@ def test_request_choices_come_from_the_encoder(loaded):
     choices = inspect_run.request_choices(loaded)
     assert set(choices.vocabs) == set(inspect_run.REQUEST_FIELDS)
     assert choices.default_charge_f > 300 and isinstance(choices.flavors, list)
+
+
+def test_a_short_step_trace_equals_the_full_traces_first_steps(loaded, profiles):
+    """The diagnostic page traces only the steps it shows (diagnose.step_trace generates N
+    steps): they must equal a full generation's first N steps."""
+    import time
+
+    from roastcore.diagnose import step_trace, variance_verdict
+
+    val, _ = inspect_run.validation_profiles(loaded, profiles)
+    started = time.perf_counter()
+    full = step_trace(loaded.model, val[0], steps=None).to_dict()
+    full_s = time.perf_counter() - started
+    for n in (10, 37):
+        started = time.perf_counter()
+        short = step_trace(loaded.model, val[0], steps=n).to_dict()
+        short_s = time.perf_counter() - started
+        assert short["rows"] == full["rows"][:n]
+        assert short["clamp_steps"] == [s for s in full["clamp_steps"] if s < n]
+        generated = np.array([r["clamped_f"] for r in full["rows"][short["prefix_steps"]:n]])
+        assert short["variance_f2"] == pytest.approx(float(np.var(generated)), rel=1e-9)
+        assert short["variance_verdict"] == variance_verdict(short["variance_f2"])
+    assert len(full["rows"]) > 300 and short_s < full_s  # 37 of ~460 steps generated, not all

@@ -3,6 +3,9 @@
 A runs directory keeps imported datasets under RUNS/datasets/: `index.json` maps a name to a
 spec that `load_source` (and so a training job's subprocess) reads. Uploads and generated sets
 are saved there as Onyx-shaped JSON files; a server folder is referenced by its absolute path.
+An uploaded RoastFormer research package is kept as uploaded (its zip, or its files), never
+re-exported as loose roasts: its own train/val membership and metadata CSVs are what
+`roastformer_import` and `--split val` need.
 
 Crash safety: uploads are staged in RUNS/.upload-<pid>-* and a dataset is written into
 RUNS/datasets/.partial-<pid>-*, then renamed into place, so a killed import never leaves a
@@ -28,6 +31,7 @@ from pathlib import Path
 from roastcore.fsutil import atomic_write_json
 from roastcore.io.folder import ImportReport
 from roastcore.io.onyx import write_json
+from roastcore.io.roastformer_package import find_package
 from roastcore.io.sources import import_tree, load_source
 from roastcore.profile import Profile
 
@@ -197,12 +201,19 @@ def save_dataset(runs_dir, name: str, profiles: Sequence[Profile], kind: str = "
     The files are written into a temporary folder that is renamed into place once complete: a
     dataset folder under its own name is never half-written.
     """
+    return _save_folder(runs_dir, name, lambda partial: save_profiles_json(profiles, partial), kind,
+                        len(profiles))
+
+
+def _save_folder(runs_dir, name: str, fill, kind: str, n_profiles: int) -> DatasetEntry:
+    """A new dataset folder RUNS/datasets/<unique name>/, filled by `fill(partial)` in a
+    temporary folder renamed into place once complete, then registered."""
     clean_leftovers(runs_dir)
     folder = datasets_dir(runs_dir)
     folder.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=folder))
     try:
-        save_profiles_json(profiles, partial)
+        fill(partial)
         for _ in range(100):  # another import may take the name between the check and the rename
             final = folder / unique_dataset_name(runs_dir, name)
             try:
@@ -216,12 +227,31 @@ def save_dataset(runs_dir, name: str, profiles: Sequence[Profile], kind: str = "
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return register_dataset(runs_dir, final.name, str(final.resolve()), kind, len(profiles))
+    return register_dataset(runs_dir, final.name, str(final.resolve()), kind, n_profiles)
+
+
+def save_package(runs_dir, name: str, staging, n_profiles: int) -> DatasetEntry:
+    """Keep an uploaded RoastFormer package as it came (the zip holding it, or the staged files
+    when they are the package itself) as a new dataset folder, registered by that folder."""
+    location = find_package(staging)
+    if location is None:
+        raise UploadError(f"{Path(staging).name}: no RoastFormer package in the upload")
+    keep = [Path(staging) / location.inner_zip] if location.inner_zip else sorted(Path(staging).iterdir())
+
+    def fill(partial: Path) -> None:
+        for item in keep:
+            if item.is_dir():
+                shutil.copytree(item, partial / item.name, symlinks=False)
+            else:
+                shutil.copy2(item, partial / item.name)
+
+    return _save_folder(runs_dir, name, fill, "package", n_profiles)
 
 
 def import_uploads(runs_dir, name: str, files: Sequence[tuple[str, bytes]],
                    max_total_bytes: int = MAX_UPLOAD_TOTAL_BYTES) -> tuple[ImportReport, DatasetEntry | None]:
-    """Stage uploaded (file name, bytes) pairs, import them, and save the roasts as a dataset.
+    """Stage uploaded (file name, bytes) pairs, import them, and save the roasts as a dataset
+    (a RoastFormer package: the package itself, see save_package).
 
     Returns the import report and the new entry (None when no file could be imported: nothing
     is saved then). Raises UploadError for an upload refused before parsing.
@@ -232,7 +262,12 @@ def import_uploads(runs_dir, name: str, files: Sequence[tuple[str, bytes]],
     try:
         stage_uploads(files, staging, max_total_bytes=max_total_bytes)
         report = import_tree(staging)
-        entry = save_dataset(runs_dir, name, report.profiles, "upload") if report.profiles else None
+        if not report.profiles:
+            entry = None
+        elif find_package(staging) is not None:  # kept as uploaded: its membership and metadata matter
+            entry = save_package(runs_dir, name, staging, len(report.profiles))
+        else:
+            entry = save_dataset(runs_dir, name, report.profiles, "upload")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report, entry

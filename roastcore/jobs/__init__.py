@@ -15,6 +15,7 @@ everything known about it lives in `RUNS/jobs.sqlite3`. The package, bottom up:
     runner        JobRunner: submit, list, cancel, delete, crash recovery, slots
     supervisor    the per-job supervisor and the per-runs-directory watchdog processes
     sweep         sweeps: a grid of jobs, launched, followed and compared as one
+    tasks         job kinds besides training: scoring a run, running a study
 
 See docs/architecture.md ("jobs/" and "Scale-out") for how the queue advances.
 """
@@ -69,6 +70,15 @@ from roastcore.jobs.sweep import (
     sweep_runs,
     sweep_table,
 )
+from roastcore.jobs.tasks import (
+    TASK_KINDS,
+    TaskProgress,
+    job_kind,
+    latest_job,
+    read_task_progress,
+    submit_score,
+    submit_study,
+)
 
 __all__ = [
     "ACTIVE_STATES", "CANCELLED", "NOT_SCORED", "DEFAULT_GRACE_S", "DEFAULT_MIN_FREE_BYTES", "DIVERGED",
@@ -80,4 +90,6 @@ __all__ = [
     "launch_sweep", "list_sweeps", "make_backend", "pid_alive", "plan_starts",
     "process_start_time", "read_final_result", "read_scores", "supervise",
     "sweep_runs", "sweep_table", "tail_text", "watch",
+    "TASK_KINDS", "TaskProgress", "job_kind", "latest_job", "read_task_progress",
+    "submit_score", "submit_study",
 ]

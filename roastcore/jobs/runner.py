@@ -58,6 +58,7 @@ from roastcore.jobs.store import (
     JobStore,
     SweepRecord,
 )
+from roastcore.jobs.tasks import TASK_KINDS, task_argv
 
 log = logging.getLogger(__name__)
 
@@ -466,6 +467,8 @@ class JobRunner:
         raise JobError(f"device: {choices}; got {device!r}")
 
     def train_argv(self, job: Job, python: str | None = None) -> list[str]:
+        if job.preset in TASK_KINDS:  # a scoring or study job (jobs/tasks.py), not a training
+            return task_argv(job, python or self.python)
         argv = [python or self.python, "-m", "roastcore", "train", "--preset", job.preset]
         for key, value in job.overrides.items():
             argv += ["--set", f"{key}={format_value(value)}"]
