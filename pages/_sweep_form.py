@@ -64,6 +64,15 @@ def sweep_request(presets: Sequence[str], base: Mapping[str, Any],
             "epochs": None if epochs is None else int(epochs), "device": device or "auto"}
 
 
+def sweep_name(request: Mapping[str, Any]) -> str:
+    """'micro_model, tiny_model x lr x 2 seeds (step_s=5.0)': the grid keys that vary, then
+    the settings fixed for every run."""
+    grid, n = request["grid"], int(request["seeds"])
+    fixed = ", ".join(f"{k}={v[0]}" for k, v in grid.items() if len(v) == 1)
+    return (", ".join(request["presets"]) + "".join(f" x {k}" for k, v in grid.items() if len(v) > 1)
+            + f" x {n} seed{'s' * (n > 1)}" + (f" ({fixed})" if fixed else ""))
+
+
 def job_count(request: Mapping[str, Any]) -> int:
     """How many jobs a request launches: presets x settings x seeds."""
     settings = math.prod(len(v) for v in request["grid"].values()) if request["grid"] else 1

@@ -56,7 +56,8 @@ def launch_form(r, open_: bool) -> None:
 
         def launch() -> None:
             try:
-                sweep = launch_sweep(r, data=c.data_spec, force=bool(force), **request)
+                sweep = launch_sweep(r, data=c.data_spec, force=bool(force), name=sf.sweep_name(request),
+                                     **request)
             except SweepTooLarge as exc:
                 ss["sw_msg"] = ("error", f"{exc}. Tick 'Launch anyway' to queue it.")
                 return
@@ -139,11 +140,13 @@ with _ui.guard("the sweeps page"):
                             on_select=lambda: clicked("grid"), width="stretch")
         st.caption("Click a run's point to select it (shift-click adds more, double-click clears): "
                    "the table keeps its settings and the curves below highlight it.")
+    st.dataframe(sf.results_frame(sweep_table(runs), runs, chosen, sweep.spec.get("presets", ())),
+                 hide_index=True, width="stretch", key="sw_results")
     if chosen:
         st.caption(f"{len(chosen)} selected run(s): " + ", ".join(chosen))
-    st.dataframe(sf.results_frame(sweep_table(runs), runs, chosen, sweep.spec.get("presets", ())), hide_index=True, width="stretch",
-                 key="sw_results")
+        st.dataframe(sf.runs_frame(runs, chosen), hide_index=True, width="stretch", key="sw_chosen")
     history = sf.history_records(runs, read_metrics)
     if history:
-        st.altair_chart(charts.curves_chart(history, chosen, title="val TF MAE °F (log)"), key="sw_curves",
-                        width="stretch")
+        st.markdown("**Learning curves** (validation teacher-forcing MAE per epoch)")
+        st.altair_chart(charts.curves_chart(history, chosen, title="val TF MAE °F (log)"),
+                        key="sw_curves", width="stretch")

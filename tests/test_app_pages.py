@@ -582,6 +582,7 @@ def test_sweeps_launch_from_setup_and_jobs_with_the_limit_and_slots(runs_dir, tm
     assert not at.exception and not at.error, [e.value for e in at.error]
     [sweep] = list_sweeps(runner)
     assert len(sweep.jobs) == 8 and {j.epochs for j in sweep.jobs} == {3}
+    assert sweep.name == "micro_model x d_model x lr x 2 seeds (step_s=5.0)"
     assert {(j.overrides["d_model"], j.overrides["lr"], j.overrides["step_s"], j.seed)
             for j in sweep.jobs} == {(d, lr, 5.0, s) for d in (32, 64) for lr in (1e-3, 2e-3)
                                      for s in (0, 1)}
