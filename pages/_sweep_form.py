@@ -42,7 +42,8 @@ def draft_from_setup(preset: str, overrides: Mapping[str, Any], experiment,
             "device": device or "auto", "token": time.time_ns()}
 
 
-def form_defaults(draft: Mapping[str, Any] | None, default_presets: Sequence[str]) -> dict[str, Any]:
+def form_defaults(draft: Mapping[str, Any] | None,
+                  default_presets: Sequence[str]) -> dict[str, Any]:
     """The form's starting values: from a setup draft, else the given presets as they are."""
     draft = draft or {}
     base = dict(draft.get("base") or {})
@@ -69,7 +70,8 @@ def sweep_name(request: Mapping[str, Any]) -> str:
     the settings fixed for every run."""
     grid, n = request["grid"], int(request["seeds"])
     fixed = ", ".join(f"{k}={v[0]}" for k, v in grid.items() if len(v) == 1)
-    return (", ".join(request["presets"]) + "".join(f" x {k}" for k, v in grid.items() if len(v) > 1)
+    varying = "".join(f" x {k}" for k, v in grid.items() if len(v) > 1)
+    return (", ".join(request["presets"]) + varying
             + f" x {n} seed{'s' * (n > 1)}" + (f" ({fixed})" if fixed else ""))
 
 
@@ -102,6 +104,17 @@ def sweep_label(sweep) -> str:
     return f"{sweep.name} · {sweep.id} · {sweep.state} ({counts})"
 
 
+def sweep_caption(sweep) -> str:
+    """What a sweep ran on: backend, data, epochs and seeds."""
+    spec = sweep.spec
+    return (f"Backend **{sweep.backend}** · data `{spec.get('data')}` · epochs "
+            f"{spec.get('epochs') or 'each preset’s own'} · seeds {spec.get('seeds')}")
+
+
+def fixed_text(base: Mapping[str, Any]) -> str:
+    return "Fixed from Experiment setup: " + ", ".join(f"{k}={v}" for k, v in base.items())
+
+
 def sweep_signature(sweep) -> tuple:
     """(id, state) of its jobs: when it changes, the page reruns in full."""
     return tuple(sorted((j.id, j.state) for j in sweep.jobs))
@@ -118,6 +131,14 @@ def selected_job_ids(selection: Any, param: str = SELECTION) -> list[str]:
         return []
     ids = [p.get("job_id") for p in points if isinstance(p, Mapping)]
     return list(dict.fromkeys(str(i) for i in ids if i))
+
+
+def chart_selection(state: Mapping[str, Any], keys: Mapping[str, str],
+                    last: str | None) -> list[str]:
+    """The selected job ids, from the session state of the charts `keys` ({chart: widget key})
+    as Streamlit keeps them ({"selection": {...}}), following the chart clicked `last`."""
+    return pick_selection({chart: selected_job_ids((state.get(key) or {}).get("selection"))
+                           for chart, key in keys.items()}, last)
 
 
 def pick_selection(selections: Mapping[str, Sequence[str]], last: str | None) -> list[str]:

@@ -46,14 +46,18 @@ with _ui.guard("the jobs page"):
         st.success(st.session_state["jobs_suite_msg"])
     # Slots in use and free, and the recovery suite x seeds as one sweep (compared on Sweeps).
     st.caption(sweep_form.slots_text(runner().slot_usage()))
+    def sweep_suite() -> None:
+        st.session_state["jobs_sweep_msg"] = sweep_form.launch_suite(runner(), jt.RECOVERY_SUITE,
+                                                                     c.data_spec)
+
     with top[1]:
-        _ui.submit_button(f"Sweep the recovery suite × {sweep_form.SUITE_SEEDS} seeds", "jobs_sweep",
-                          lambda: st.session_state.update(jobs_sweep_msg=sweep_form.launch_suite(
-                              runner(), jt.RECOVERY_SUITE, c.data_spec)), icon=":material/grid_view:")
+        _ui.submit_button(f"Sweep the recovery suite × {sweep_form.SUITE_SEEDS} seeds",
+                          "jobs_sweep", sweep_suite, icon=":material/grid_view:")
     sweep_ok, sweep_msg = st.session_state.get("jobs_sweep_msg") or (False, "")
     if sweep_msg:
         (st.success if sweep_ok else st.error)(sweep_msg)
-        st.page_link("pages/sweeps_page.py", label="Follow and compare it on Sweeps", icon=":material/arrow_forward:")
+        st.page_link("pages/sweeps_page.py", label="Follow and compare it on Sweeps",
+                     icon=":material/arrow_forward:")
 
     @st.fragment(run_every=POLL_S if active_at_start else None)
     def live():

@@ -160,9 +160,11 @@ with _ui.guard("the experiment setup"):
                       type="primary",
                       icon=":material/rocket_launch:", help=f"Queue a background training job on {c.data_label}.")
     # Sweep: these settings open the Sweeps page's form, to add a small grid and seeds there.
-    if st.button("Launch sweep…", key="set_sweep", disabled=experiment is None, icon=":material/grid_view:",
-                 help="Try 2–3 values of d_model, learning rate or dropout over several seeds, on the Sweeps page."):
-        st.session_state[sweep_form.DRAFT] = sweep_form.draft_from_setup(name, overrides, experiment, device)
+    if st.button("Launch sweep…", key="set_sweep", disabled=experiment is None,
+                 icon=":material/grid_view:", help="Try 2–3 values of d_model, learning rate or "
+                 "dropout over several seeds, on the Sweeps page."):
+        st.session_state[sweep_form.DRAFT] = sweep_form.draft_from_setup(name, overrides,
+                                                                          experiment, device)
         st.switch_page("pages/sweeps_page.py")
     if st.session_state.get("set_launch_error"):
         st.error(st.session_state["set_launch_error"])

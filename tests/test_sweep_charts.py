@@ -119,8 +119,9 @@ def test_suite_chart_spec(suite_runs):
     assert {v["job_id"] for v in values} == {"m0", "m1", "m2", "t0", "t1"}
     assert len(values) == 10  # each scored run: its figure and its baseline
     bars = {(v["label"], v["figure"]): v["mean"] for v in layer_values(spec, "bar")}
-    assert bars == pytest.approx({("micro_model", "free MAE"): 6.0, ("micro_model", "aligned kNN"): 9.0,
-                                  ("tiny_model", "free MAE"): 33.0, ("tiny_model", "aligned kNN"): 9.0})
+    assert bars == pytest.approx({
+        ("micro_model", "free MAE"): 6.0, ("micro_model", "aligned kNN"): 9.0,
+        ("tiny_model", "free MAE"): 33.0, ("tiny_model", "aligned kNN"): 9.0})
     with pytest.raises(ValueError, match="no scored run has the figure 'nope'"):
         sc.suite_chart(records_of(suite_runs), "nope")
 
@@ -206,7 +207,8 @@ def test_the_form_from_setup_to_launch_sweeps_arguments():
 def test_selections_from_streamlit_and_which_chart_wins():
     from pages._sweep_form import pick_selection, selected_job_ids
 
-    assert selected_job_ids({"runs": [{"job_id": "a"}, {"job_id": "b"}, {"job_id": "a"}]}) == ["a", "b"]
+    clicked = {"runs": [{"job_id": "a"}, {"job_id": "b"}, {"job_id": "a"}]}
+    assert selected_job_ids(clicked) == ["a", "b"]
     # Streamlit's empty state ({"runs": {}}), nothing yet, or another shape: no runs.
     for empty in ({"runs": {}}, None, {}, {"runs": "a"}, {"runs": [{"seed": 1}]}):
         assert selected_job_ids(empty) == []
@@ -226,7 +228,8 @@ def test_results_and_runs_tables(grid_runs):
     assert first["scored"] == "2/2" and first["teacher-forcing MAE °F"] == "3.00 ± 1.41"
     assert first["persistence MAE °F (same step)"] == "5.00 ± 0.00"
     assert first["physically valid %"] == "100 ± 0" and first["verdicts"] == "healthy"
-    assert table.iloc[2]["verdicts"] == NOT_SCORED and pd.isna(table.iloc[2]["teacher-forcing MAE °F"])
+    assert table.iloc[2]["verdicts"] == NOT_SCORED
+    assert pd.isna(table.iloc[2]["teacher-forcing MAE °F"])
     assert table.iloc[3]["scored"] == "1/2" and table.iloc[3]["teacher-forcing MAE °F"] == "4.00"
     # A selection keeps the settings of the selected runs.
     only = results_frame(sweep_table(grid_runs), grid_runs, ["j11"])

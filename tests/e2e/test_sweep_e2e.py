@@ -25,7 +25,8 @@ def test_a_sweep_launched_from_the_dashboard_shows_jobs_then_results(base, page,
     main = page.locator('[data-testid="stMain"]')
     main.get_by_text("micro_model").first.wait_for(timeout=30_000)  # the default preset
     # 5 s steps: short sequences, so the one-epoch runs and their scoring are quick.
-    step = main.locator('[data-testid="stSlider"]').filter(has_text="Time step").get_by_role("slider")
+    step = main.locator('[data-testid="stSlider"]').filter(has_text="Time step")
+    step = step.get_by_role("slider")
     step.focus()
     for _ in range(2):
         step.press("ArrowRight")
@@ -64,7 +65,8 @@ def test_a_sweep_launched_from_the_dashboard_shows_jobs_then_results(base, page,
     mark("jobs shown")
     page.get_by_text("2 of 2 jobs finished").first.wait_for(timeout=150_000)
     cell(jobs, "succeeded").nth(1).wait_for(state="attached", timeout=30_000)
-    picker = main.locator('[data-testid="stSelectbox"]').filter(has_text="Sweep").get_by_role("combobox")
+    picker = main.locator('[data-testid="stSelectbox"]').filter(has_text="Sweep")
+    picker = picker.get_by_role("combobox")
     assert picker.input_value().endswith(f"{sweep_id} · finished (2 succeeded)")
     mark("jobs finished")
     # Then the results: the table (mean ± std over the two seeds), the suite chart and the
