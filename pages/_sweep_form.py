@@ -17,7 +17,6 @@ import pandas as pd
 from pages._format import finite_or_none, fmt_duration
 from pages._setup_form import slider_options
 from roastcore.jobs.sweep import METRICS, NOT_SCORED
-from roastcore.sweep_charts import SELECTION
 
 # The settings the form offers a few values of (every other setting comes from the preset, or
 # from Experiment setup when the form was opened from there).
@@ -121,8 +120,9 @@ def sweep_signature(sweep) -> tuple:
 
 
 # ---------------------------------------------------------------------------- selections
-def selected_job_ids(selection: Any, param: str = SELECTION) -> list[str]:
-    """The job ids of an st.altair_chart selection state ({param: [{"job_id": ...}, ...]})."""
+def selected_job_ids(selection: Any, param: str) -> list[str]:
+    """The job ids of an st.altair_chart selection state ({param: [{"job_id": ...}, ...]});
+    `param` is the chart's selection (sweep_charts.SELECTION)."""
     try:
         points = selection[param]
     except (KeyError, TypeError, IndexError):
@@ -133,11 +133,12 @@ def selected_job_ids(selection: Any, param: str = SELECTION) -> list[str]:
     return list(dict.fromkeys(str(i) for i in ids if i))
 
 
-def chart_selection(state: Mapping[str, Any], keys: Mapping[str, str],
-                    last: str | None) -> list[str]:
+def chart_selection(state: Mapping[str, Any], keys: Mapping[str, str], last: str | None,
+                    param: str) -> list[str]:
     """The selected job ids, from the session state of the charts `keys` ({chart: widget key})
-    as Streamlit keeps them ({"selection": {...}}), following the chart clicked `last`."""
-    return pick_selection({chart: selected_job_ids((state.get(key) or {}).get("selection"))
+    as Streamlit keeps them ({"selection": {param: [...]}}), following the chart clicked
+    `last`."""
+    return pick_selection({chart: selected_job_ids((state.get(key) or {}).get("selection"), param)
                            for chart, key in keys.items()}, last)
 
 

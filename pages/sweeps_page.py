@@ -125,7 +125,7 @@ with _ui.guard("the sweeps page"):
     records = chart_records(runs, metrics=charts.CHART_METRICS)
     names = dict(sf.METRICS)
     keys = {"suite": f"sw_suite_{pick}", "grid": f"sw_par_{pick}"}
-    chosen = sf.chart_selection(ss, keys, ss.get("sw_last_chart"))
+    chosen = sf.chart_selection(ss, keys, ss.get("sw_last_chart"), charts.SELECTION)
     if not records:
         st.info("Not scored yet: each run scores itself when it finishes; charts appear here.")
     else:

@@ -205,16 +205,21 @@ def test_the_form_from_setup_to_launch_sweeps_arguments():
 
 
 def test_selections_from_streamlit_and_which_chart_wins():
-    from pages._sweep_form import pick_selection, selected_job_ids
+    from pages._sweep_form import chart_selection, pick_selection, selected_job_ids
 
     clicked = {"runs": [{"job_id": "a"}, {"job_id": "b"}, {"job_id": "a"}]}
-    assert selected_job_ids(clicked) == ["a", "b"]
+    assert selected_job_ids(clicked, sc.SELECTION) == ["a", "b"]
+    assert selected_job_ids(clicked, "other") == []
     # Streamlit's empty state ({"runs": {}}), nothing yet, or another shape: no runs.
     for empty in ({"runs": {}}, None, {}, {"runs": "a"}, {"runs": [{"seed": 1}]}):
-        assert selected_job_ids(empty) == []
+        assert selected_job_ids(empty, sc.SELECTION) == []
     assert pick_selection({"suite": ["a"], "grid": ["b", "c"]}, "grid") == ["b", "c"]
     assert pick_selection({"suite": ["a"], "grid": []}, "grid") == ["a"]  # cleared: the other's
     assert pick_selection({"suite": [], "grid": []}, None) == []
+    # From the session state as Streamlit keeps the charts' (a chart not drawn yet: no key).
+    state = {"k1": {"selection": {"runs": [{"job_id": "a"}]}}, "k2": {"selection": {"runs": {}}}}
+    keys = {"suite": "k1", "grid": "k2", "other": "k3"}
+    assert chart_selection(state, keys, "grid", sc.SELECTION) == ["a"]
 
 
 def test_results_and_runs_tables(grid_runs):
