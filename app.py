@@ -30,6 +30,7 @@ PAGES = [
     ("pages/data_page.py", "Data", ":material/database:", "data"),
     ("pages/setup_page.py", "Experiment setup", ":material/tune:", "setup"),
     ("pages/jobs_page.py", "Training jobs", ":material/model_training:", "jobs"),
+    ("pages/sweeps_page.py", "Sweeps", ":material/grid_view:", "sweeps"),
     ("pages/teacher_forcing_page.py", "Teacher forcing", ":material/school:", "teacher-forcing"),
     ("pages/diagnostic_page.py", "Generation diagnostic", ":material/troubleshoot:", "diagnostic"),
     ("pages/compare_page.py", "Compare curves", ":material/stacked_line_chart:", "compare"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _job_tables as jt
+from pages import _sweep_form as sweep_form
 from pages import _ui
 from pages._setup_form import readable_run_name, taken_run_names
 from roastcore.jobs.tasks import job_kind, read_task_progress
@@ -44,6 +45,20 @@ with _ui.guard("the jobs page"):
                           help="Queues " + ", ".join(jt.RECOVERY_SUITE) + f" on {c.data_label}.")
     if st.session_state.get("jobs_suite_msg"):
         st.success(st.session_state["jobs_suite_msg"])
+    # Slots in use and free, and the recovery suite x seeds as one sweep (compared on Sweeps).
+    st.caption(sweep_form.slots_text(runner().slot_usage()))
+    def sweep_suite() -> None:
+        st.session_state["jobs_sweep_msg"] = sweep_form.launch_suite(runner(), jt.RECOVERY_SUITE,
+                                                                     c.data_spec)
+
+    with top[1]:
+        _ui.submit_button(f"Sweep the recovery suite × {sweep_form.SUITE_SEEDS} seeds",
+                          "jobs_sweep", sweep_suite, icon=":material/grid_view:")
+    sweep_ok, sweep_msg = st.session_state.get("jobs_sweep_msg") or (False, "")
+    if sweep_msg:
+        (st.success if sweep_ok else st.error)(sweep_msg)
+        st.page_link("pages/sweeps_page.py", label="Follow and compare it on Sweeps",
+                     icon=":material/arrow_forward:")
 
     @st.fragment(run_every=POLL_S if active_at_start else None)
     def live():

@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from pages import _setup_form as form
+from pages import _sweep_form as sweep_form
 from pages import _ui
 from pages._format import fmt_count
 from roastcore.plotting import health_band_figure
@@ -158,6 +159,13 @@ with _ui.guard("the experiment setup"):
     _ui.submit_button("Launch", "set_launch", launch, disabled=experiment is None or bool(name_error),
                       type="primary",
                       icon=":material/rocket_launch:", help=f"Queue a background training job on {c.data_label}.")
+    # Sweep: these settings open the Sweeps page's form, to add a small grid and seeds there.
+    if st.button("Launch sweep…", key="set_sweep", disabled=experiment is None,
+                 icon=":material/grid_view:", help="Try 2–3 values of d_model, learning rate or "
+                 "dropout over several seeds, on the Sweeps page."):
+        st.session_state[sweep_form.DRAFT] = sweep_form.draft_from_setup(name, overrides,
+                                                                          experiment, device)
+        st.switch_page("pages/sweeps_page.py")
     if st.session_state.get("set_launch_error"):
         st.error(st.session_state["set_launch_error"])
     if st.session_state.get("set_last_job"):

@@ -706,3 +706,172 @@ def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
     if isinstance(y, dict):  # Plotly's binary encoding of a numpy array
         y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
     assert np.allclose(np.asarray(y, dtype=float), np.asarray(future.result(), dtype=float))
+
+
+# ---------------------------------------------------------------------------- Sweeps (issue 15)
+def _finished_sweep(runs: Path):
+    """A sweep of 2 presets x lr in {1e-3, 2e-3} x 2 seeds whose jobs ended (recorded straight in
+    SQLite, nothing trains): every run scored (RUN_DIR/scores.json and metrics.jsonl as a
+    finished job leaves them) but one, which failed."""
+    import sqlite3
+
+    from roastcore.jobs import JobRunner, launch_sweep
+
+    runner = JobRunner(runs, max_cpu_jobs=0)  # the store alone: nothing starts
+    sweep = launch_sweep(runner, ["micro_model", "tiny_model"], "synthetic:30",
+                         grid={"lr": [1e-3, 2e-3]}, seeds=2, epochs=2)
+    conn = sqlite3.connect(runner.db_path)
+    with conn:
+        for i, job in enumerate(sweep.jobs):
+            failed = job.preset == "tiny_model" and job.overrides["lr"] == 2e-3 and job.seed == 1
+            conn.execute("UPDATE jobs SET state = ?, started_at = 100, ended_at = ?, reason = ? "
+                         "WHERE id = ?", ("failed" if failed else "succeeded", 110.0 + i,
+                                          "boom: out of memory" if failed else None, job.id))
+            run_dir = Path(job.run_dir)
+            run_dir.mkdir(parents=True)
+            tf = 2.0 + 4 * job.seed + (job.overrides["lr"] == 2e-3) + 10 * (job.preset == "tiny_model")
+            (run_dir / "metrics.jsonl").write_text("".join(
+                json.dumps({"epoch": e, "val_tf_mae_f": tf * (3 - e)}) + "\n" for e in (1, 2)))
+            if not failed:
+                (run_dir / "scores.json").write_text(json.dumps({
+                    "version": 1, "summary": {"tf_mae_f": tf, "free_mae_f": 3 * tf,
+                                              "verdict": "healthy"},
+                    "report": {"teacher_forcing": {"mae_f": tf, "persistence_mae_f": 5.0},
+                               "free_run": {"mae_f": 3 * tf, "finish_mae_f": 4.0,
+                                            "physics_valid_pct": 100.0},
+                               "baselines": {"aligned_knn": {"mae_f": 9.0}}}}))
+    conn.close()
+    return sweep
+
+
+def test_sweeps_page_shows_a_finished_sweep_its_table_and_charts(runs_dir, tmp_path, monkeypatch):
+    own = tmp_path / "sweep_runs"
+    monkeypatch.setenv("ROASTCORE_RUNS", str(own))  # a store of its own: other tests want theirs empty
+    empty = open_page("pages/sweeps_page.py")
+    assert any("No sweeps yet" in i.value for i in empty.info)
+    sweep = _finished_sweep(own)
+    at = open_page("pages/sweeps_page.py")
+    assert at.header[0].value == "Sweeps"
+    assert at.selectbox(key="sw_pick").value == sweep.id
+    assert "finished" in at.selectbox(key="sw_pick").options[0]
+    # Its jobs and their states.
+    jobs = next(df.value for df in at.dataframe if "verdict / reason" in df.value.columns)
+    assert len(jobs) == 8 and sorted(jobs["state"].unique()) == ["failed", "succeeded"]
+    assert "boom: out of memory" in set(jobs["verdict / reason"])
+    # The results table: mean ± std over the two seeds, each figure beside its baseline.
+    table = next(df.value for df in at.dataframe if "scored" in df.value.columns)
+    assert len(table) == 4 and set(table["preset"]) == {"micro_model", "tiny_model"}
+    first = table.iloc[0]  # micro_model lr=0.001: seeds 0 and 1 scored TF 2 and 6 °F
+    assert (first["setting"], first["scored"]) == ("lr=0.001", "2/2")
+    assert first["teacher-forcing MAE °F"] == "4.00 ± 2.83"
+    assert first["persistence MAE °F (same step)"] == "5.00 ± 0.00"
+    assert first["free-running MAE °F"] == "12.00 ± 8.49"
+    assert table.set_index("setting").loc["lr=0.002"].iloc[-1]["scored"] == "1/2"  # one failed
+    # The charts: the suite comparison and, as lr varies, the parallel coordinates; the curves.
+    specs = [json.loads(ch.proto.spec) for ch in at.get("vega_lite_chart")]
+    assert len(specs) == 3
+    suite, parallel, curves = specs
+    assert [p["name"] for p in suite["params"]] == ["runs"] == [p["name"] for p in parallel["params"]]
+    assert "lr" in json.dumps(parallel) and "curves" not in json.dumps(suite)
+    assert curves["mark"]["type"] == "line"
+    # Clicking two runs in the parallel chart filters the table to their settings and
+    # highlights their curves.
+    picked = [j.id for j in sweep.jobs if j.preset == "tiny_model" and j.overrides["lr"] == 1e-3]
+    select_runs(at, at.get("vega_lite_chart")[1], picked)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(df.value for df in at.dataframe if "scored" in df.value.columns)
+    assert list(zip(table["preset"], table["setting"], strict=True)) == [("tiny_model", "lr=0.001")]
+    bold = {row["job_id"] for row in _chart_rows(at.get("vega_lite_chart")[-1]) if row["selected"]}
+    assert bold == set(picked)
+    # Another figure: the free-running MAE beside the aligned kNN.
+    at.get("button_group")[-1].set_value("free_mae_f").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    suite = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert "aligned kNN MAE °F (same roasts)" in json.dumps(suite, ensure_ascii=False)
+
+
+def test_sweeps_launch_from_setup_and_jobs_with_the_limit_and_slots(runs_dir, tmp_path, monkeypatch):
+    """Experiment setup's settings open the Sweeps form; a small grid x seeds is launched from
+    there; over the limit it asks for 'Launch anyway'; the jobs page sweeps the recovery suite
+    in one click and shows the slots. Nothing trains (ROASTCORE_MAX_CPU_JOBS=0: the store alone)."""
+    from pages._job_tables import RECOVERY_SUITE
+    from roastcore.jobs import JobRunner, list_sweeps
+
+    own = tmp_path / "launch_runs"
+    monkeypatch.setenv("ROASTCORE_RUNS", str(own))
+    monkeypatch.setenv("ROASTCORE_MAX_CPU_JOBS", "0")
+    monkeypatch.setenv("ROASTCORE_MAX_SWEEP_JOBS", "6")
+    runner = JobRunner(own)
+    at = open_page("pages/setup_page.py")
+    at.select_slider(key="set_d_model").set_value(64).run()
+    at.select_slider(key="set_step_s").set_value(5.0).run()
+    at.number_input(key="set_epochs").set_value(3).run()
+    at.button(key="set_sweep").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.header[0].value == "Sweeps"
+    # The form starts from setup: its preset, d_model as the grid's first value, step fixed.
+    assert at.multiselect(key="sw_presets").value == ["micro_model"]
+    assert at.multiselect(key="sw_grid_d_model").value == [64]
+    assert at.number_input(key="sw_epochs").value == 3
+    assert any("step_s=5.0" in cap.value for cap in at.caption)
+    at.switch_page("pages/sweeps_page.py").run()  # AppTest's own page stays setup's; a browser moves
+    assert at.multiselect(key="sw_grid_d_model").value == [64]  # the form keeps starting from setup's
+    at.multiselect(key="sw_grid_d_model").set_value([32, 64]).run()
+    at.multiselect(key="sw_grid_lr").set_value([1e-3, 2e-3]).run()
+    at.number_input(key="sw_seeds").set_value(2).run()
+    assert any(cap.value.startswith("8 jobs") for cap in at.caption)
+    # 8 jobs is over the limit of 6: refused until 'Launch anyway' is ticked.
+    at.button(key="sw_launch").click().run()
+    assert any("8 jobs is more than the limit of 6" in e.value for e in at.error)
+    assert list_sweeps(runner) == []
+    at.checkbox(key="sw_force").check().run()
+    at.button(key="sw_launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [sweep] = list_sweeps(runner)
+    assert len(sweep.jobs) == 8 and {j.epochs for j in sweep.jobs} == {3}
+    assert sweep.name == "micro_model x d_model x lr x 2 seeds (step_s=5.0)"
+    assert {(j.overrides["d_model"], j.overrides["lr"], j.overrides["step_s"], j.seed)
+            for j in sweep.jobs} == {(d, lr, 5.0, s) for d in (32, 64) for lr in (1e-3, 2e-3)
+                                     for s in (0, 1)}
+    assert at.selectbox(key="sw_pick").value == sweep.id
+    assert any(sweep.id in m.value for m in at.success)
+    jobs = next(df.value for df in at.dataframe if "verdict / reason" in df.value.columns)
+    assert set(jobs["state"]) == {"queued"}
+    assert any("Not scored yet" in i.value for i in at.info)
+    # Cancel it from the page: every queued job is cancelled.
+    at.button(key="sw_cancel").click().run()
+    assert {j.state for j in list_sweeps(runner)[0].jobs} == {"cancelled"}
+
+    # Training jobs: slots in use and free, and the recovery suite x seeds in one click.
+    jobs_page = open_page("pages/jobs_page.py")
+    assert any(cap.value.startswith("Slots · CPU threads: 0 of") for cap in jobs_page.caption)
+    jobs_page.button(key="jobs_sweep").click().run()  # 15 jobs: over this limit too
+    assert any("15 jobs is more than the limit of 6: launch it on the Sweeps page" in e.value
+               for e in jobs_page.error)
+    monkeypatch.setenv("ROASTCORE_MAX_SWEEP_JOBS", "200")
+    jobs_page.button(key="jobs_sweep").click().run()
+    assert not jobs_page.exception and not jobs_page.error, [e.value for e in jobs_page.error]
+    suite = list_sweeps(runner)[-1]
+    assert len(suite.jobs) == 5 * 3 and set(suite.spec["presets"]) == set(RECOVERY_SUITE) and \
+        suite.spec["seeds"] == [0, 1, 2]
+    assert any(suite.id in m.value for m in jobs_page.success)
+
+
+def select_runs(at: AppTest, chart, job_ids: list[str]) -> None:
+    """Click runs in an Altair chart: AppTest has no Vega-Lite widget, so send the selection
+    state the browser sends (Streamlit's `{"selection": {param: [points]}}`) and rerun."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=chart.proto.id, string_value=json.dumps(
+        {"selection": {"runs": [{"job_id": i} for i in job_ids]}})))
+    at._tree._runner._run(states, timeout=TIMEOUT)
+
+
+def _chart_rows(chart) -> list[dict]:
+    """The data rows of an st.altair_chart element (Streamlit sends them as Arrow bytes)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    blobs = [chart.proto.data.data] + [d.data.data for d in chart.proto.datasets]
+    return [row for blob in blobs if blob
+            for row in convert_arrow_bytes_to_pandas_df(blob).to_dict("records")]

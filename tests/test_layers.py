@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("generate", "train"),
     ("diagnose",),
     ("evaluate", "predict"),
-    ("study", "plotting", "inspect_run", "forecast", "roastformer_import"),
+    ("study", "plotting", "sweep_charts", "inspect_run", "forecast", "roastformer_import"),
     ("jobs", "jobs.*", "cli", "cli.*", "__main__"),
 ]
 
