@@ -34,6 +34,7 @@ PAGES = [
     ("pages/teacher_forcing_page.py", "Teacher forcing", ":material/school:", "teacher-forcing"),
     ("pages/diagnostic_page.py", "Generation diagnostic", ":material/troubleshoot:", "diagnostic"),
     ("pages/compare_page.py", "Compare curves", ":material/stacked_line_chart:", "compare"),
+    ("pages/roast_page.py", "Roast in progress", ":material/local_fire_department:", "roast"),
     ("pages/study_page.py", "Study", ":material/table_chart:", "study"),
 ]
 # Page files are named <x>_page.py on purpose: a file whose stem equals another page's url_path

@@ -471,3 +471,102 @@ def health_band_figure(per_sample: float, bands: Sequence[tuple[float, str]], he
     fig.update_yaxes(visible=False, range=[0, 1])
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white")
     return fig
+
+
+# ---------------------------------------------------------------------------- forecasts (issue 16)
+# One colour per forecast method (roastcore.forecast.METHODS), the same on every frame and page.
+FORECAST_COLORS = {"prefix_knn": "#1f77b4", "linear_projection": "#ff7f0e", "ror_decay": "#2ca02c",
+                   "model": "#d62728", "model_prefix_prior": "#9467bd", "forecast": "#8c564b"}
+# The real rest of a replayed roast, greyed in: a mid grey reads on the light and the dark theme.
+REST_COLOR = "rgba(128,128,128,0.65)"
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
+def _time_band(t, lo, hi) -> str:
+    lo_text = "?" if lo is None else fmt_mmss(lo)
+    hi_text = "later" if hi is None else fmt_mmss(hi)
+    return f"{fmt_mmss(t)} ({lo_text}–{hi_text})"
+
+
+def _time_marker(fig: go.Figure, method: str, what: str, t, lo, hi, y: float, color: str,
+                 symbol: str) -> None:
+    """A predicted moment on the forecast with its band as a horizontal error bar."""
+    plus = 0.0 if hi is None else max(hi - t, 0.0)
+    minus = 0.0 if lo is None else max(t - lo, 0.0)
+    fig.add_trace(go.Scatter(
+        x=[t], y=[y], mode="markers+text", text=[what], textposition="top center",
+        marker=dict(size=10, color=color, symbol=symbol, line=dict(width=1, color=BACKGROUND)),
+        error_x=dict(type="data", symmetric=False, array=[plus], arrayminus=[minus], color=color,
+                     thickness=2, width=6),
+        textfont=dict(color=color), name=f"{method} {what}", legendgroup=method, showlegend=False,
+        customdata=[_time_band(t, lo, hi)],
+        hovertemplate=f"{what} %{{customdata}} · %{{y:.1f}} °F<extra>{method}</extra>"))
+
+
+def forecast_figure(profile: Profile, at_s: float, forecasts: Mapping[str, object],
+                    colors: Mapping[str, str] | None = None, show_rest: bool = True,
+                    x_max: float | None = None, y_range: Sequence[float] | None = None,
+                    height: int = 540) -> go.Figure:
+    """A roast replayed to `at_s`: the observed part, each method's forecast (dashed) inside its
+    80% band, its predicted FCs and DROP (markers, their time bands as error bars), the real rest
+    greyed in for comparison and a 'now' line.
+
+    `forecasts` maps a method name to a `roastcore.forecast.Forecast` (times_s, bt_f, lo_f, hi_f,
+    fcs_s/fcs_lo_s/fcs_hi_s, horizon, time_to_target_s/_lo_s/_hi_s, at_s). Fixed axes
+    (`x_max`, `y_range`) and `uirevision` keep the view still while a replay plays.
+    """
+    fig = go.Figure()
+    times, bt = profile.times_s, profile.bt
+    seen = times <= at_s + 1e-9
+    if show_rest and np.any(~seen):
+        # From the last observed sample, so the grey continues the observed line without a gap.
+        start = max(int(np.sum(seen)) - 1, 0)
+        add_curve(fig, times[start:], bt[start:], "real rest", REST_COLOR, dash="dot", width=2.2)
+    add_curve(fig, times[seen], bt[seen], "observed", REAL_COLOR, width=2.8)
+    shown = [n for n in EVENT_NAMES if profile.event_time(n) is not None and profile.event_time(n) <= at_s]
+    add_event_markers(fig, profile, names=shown)
+    if show_rest:
+        add_event_markers(fig, profile, names=[n for n in EVENT_NAMES if n not in shown],
+                          color=REST_COLOR, label_suffix=" (real rest)")
+    end = float(profile.duration_s)
+    for method, f in forecasts.items():
+        t = np.asarray(f.times_s, dtype=float)
+        if t.size == 0:
+            continue
+        color = (colors or {}).get(method) or FORECAST_COLORS.get(method) or color_for(method)
+        # The band: upper edge, then the lower edge filled up to it ('tonexty').
+        fig.add_trace(go.Scatter(x=t, y=f.hi_f, mode="lines", line=dict(width=0, color=color),
+                                 name=f"{method} 80% band", legendgroup=method, showlegend=False,
+                                 hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=t, y=f.lo_f, mode="lines", line=dict(width=0, color=color),
+                                 fill="tonexty", fillcolor=_rgba(color, 0.18), name=f"{method} 80% band",
+                                 legendgroup=method, showlegend=False, hoverinfo="skip"))
+        band = np.array([[fmt_mmss(x), lo, hi] for x, lo, hi in zip(t, f.lo_f, f.hi_f, strict=True)],
+                        dtype=object)
+        fig.add_trace(go.Scatter(
+            x=t, y=f.bt_f, mode="lines", name=method, legendgroup=method,
+            line=dict(color=color, dash="dash", width=2.2), customdata=band,
+            hovertemplate="%{customdata[0]} · %{y:.1f} °F (80%: %{customdata[1]:.0f}–%{customdata[2]:.0f})"
+                          f"<extra>{method}</extra>"))
+        if f.fcs_s is not None:
+            y = float(np.interp(f.fcs_s, t, f.bt_f))
+            _time_marker(fig, method, "FCs", f.fcs_s, f.fcs_lo_s, f.fcs_hi_s, y, color, "triangle-up")
+        lo = hi = None
+        if f.horizon == "target" and f.time_to_target_s is not None:
+            lo = None if f.time_to_target_lo_s is None else f.at_s + f.time_to_target_lo_s
+            hi = None if f.time_to_target_hi_s is None else f.at_s + f.time_to_target_hi_s
+        _time_marker(fig, method, "DROP", float(t[-1]), lo, hi, float(f.bt_f[-1]), color, "square")
+        end = max(end, float(t[-1]) if hi is None else hi)
+    fig.add_vline(x=float(at_s), line=dict(color=INK, dash="dot", width=1),
+                  annotation_text=f"now {fmt_mmss(at_s)}", annotation_position="top left")
+    x_max = float(x_max) if x_max is not None else end * 1.05
+    _time_axis(fig, x_max)
+    fig.update_xaxes(range=[0.0, x_max])
+    fig.update_yaxes(title_text="BT (°F)", **({"range": list(y_range)} if y_range is not None else {}))
+    _layout(fig, height)
+    fig.update_layout(uirevision=profile.id or "roast")  # a replay keeps the user's zoom
+    return fig

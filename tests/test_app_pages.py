@@ -698,6 +698,28 @@ def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
     assert future is not None and future.done() and future.exception() is None
     at.switch_page("pages/compare_page.py").run()
     assert not at.exception and not at.error
+
+
+# ---------------------------------------------------------------------------- Roast in progress
+def _fitted(at: AppTest, timeout_s: float = 300.0) -> AppTest:
+    """Rerun until no fit or sample is still running beside the page (they run in threads)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while any("so far" in i.value for i in at.info) and time.monotonic() < deadline:
+        time.sleep(1.0)
+        at.run()
+    assert not any("so far" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at
+
+
+def _forecast_trace(at: AppTest, method: str):
+    return next(t for t in charts(at)[0].data if t.name == method)
+
+
+def _values(array) -> list[float]:
+    """A trace's x or y: a list, or Plotly's binary encoding {dtype, bdata}."""
     import base64
 
     import numpy as np
@@ -875,3 +897,84 @@ def _chart_rows(chart) -> list[dict]:
     blobs = [chart.proto.data.data] + [d.data.data for d in chart.proto.datasets]
     return [row for blob in blobs if blob
             for row in convert_arrow_bytes_to_pandas_df(blob).to_dict("records")]
+
+
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def test_roast_page_replays_a_roast_and_follows_the_slider(runs_dir):
+    at = _fitted(open_page("pages/roast_page.py", {"run": "demo_recommended"}))
+    assert at.header[0].value == "Roast in progress"
+    names = trace_names(charts(at)[0])
+    assert {"observed", "real rest", "prefix_knn", "linear_projection", "prefix_knn 80% band"} <= set(names)
+    moment = next(w for w in at.select_slider if w.label.startswith("Moment"))
+    assert moment.value == 240
+    knn = _forecast_trace(at, "prefix_knn")
+    assert _values(knn.x)[0] == 241  # the forecast starts right after the cut
+    frame = at.dataframe[0].value
+    assert list(frame["method"]) == ["prefix_knn", "linear_projection", "real"]
+    assert frame["ms"].iloc[0] < 1000
+    # Scrub later: the forecast starts later and the observed part grows.
+    moment.set_value(420).run()
+    assert not at.exception and not at.error
+    assert _values(_forecast_trace(at, "prefix_knn").x)[0] == 421
+    assert max(_values(_forecast_trace(at, "observed").x)) == 420
+    # Play advances the moment by itself (one frame per run here); Pause stops.
+    at.button(key="rp_play").click().run()
+    assert next(w for w in at.select_slider if w.label.startswith("Moment")).value > 420
+    assert at.button(key="rp_play").proto.label == "Pause"
+    at.button(key="rp_play").click().run()
+    assert at.button(key="rp_play").proto.label == "Play"
+    # Adding the checkpoint's model: it is fitted once, then drawn; the page says it is slower.
+    at.multiselect(key="rp_methods").set_value(["prefix_knn", "model"]).run()
+    _fitted(at)
+    assert "model" in trace_names(charts(at)[0])
+    assert any("200 ms" in c.value for c in at.caption)
+    # No stored table for this dataset: the page offers to score a sample (in a thread) and shows it.
+    assert any(b.key == "rp_job_go" for b in at.button)
+    at.button(key="rp_sample_go").click().run()
+    _fitted(at)
+    table = at.dataframe[1].value
+    assert set(table["method"]) == {"prefix_knn", "model"}
+    assert set(table["cut"]) == {"7:00"}  # the scored cut nearest the moment
+    assert any("a sample of 16 roasts" in c.value for c in at.caption)
+
+
+def test_roast_page_reads_a_stored_methods_table(runs_dir):
+    from pages import _roast_view
+    from roastcore.forecast import forecast_eval
+    from roastcore.fsutil import atomic_write_json
+    from roastcore.io import load_source
+
+    result = forecast_eval(["linear_projection"], load_source("synthetic:12").profiles, cuts=[120, 300], folds=2)
+    result.update(data="synthetic:30", split="all", checkpoint=None)
+    path = _roast_view.eval_dir(runs_dir) / "cli_table.json"
+    path.parent.mkdir(exist_ok=True)
+    atomic_write_json(path, result)
+    try:
+        at = _fitted(open_page("pages/roast_page.py"))
+        table = at.dataframe[1].value
+        assert list(table["method"]) == ["linear_projection"] and list(table["cut"]) == ["5:00"]
+        assert any("cli_table.json" in c.value and "nearest scored cut to 4:00" in c.value for c in at.caption)
+        assert not any(b.key == "rp_sample_go" for b in at.button)  # nothing to compute
+    finally:
+        path.unlink()
+
+
+def test_roast_page_replays_an_imported_artisan_log(runs_dir, tmp_path):
+    from roastcore.io import import_uploads, write_alog
+    from roastcore.simulate import generate_dataset
+
+    roast = generate_dataset(n=1, seed=21)[0]
+    write_alog(roast, tmp_path / "my_roast.alog")
+    _, entry = import_uploads(runs_dir, "artisan log", [("my_roast.alog", (tmp_path / "my_roast.alog").read_bytes())])
+    at = open_page("pages/roast_page.py", {"run": "demo_recommended"})
+    sidebar_box(at, "Dataset").set_value(entry.key).run()
+    _fitted(at)
+    # One roast is too few to learn from: the methods fit on other roasts by default.
+    assert at.selectbox(key=f"rp_src:{entry.key}:demo_recommended").value == "run"
+    names = trace_names(charts(at)[0])
+    assert {"observed", "real rest", "prefix_knn"} <= set(names)
+    assert abs(max(_values(_forecast_trace(at, "real rest").x)) - roast.duration_s) <= 1.0
