@@ -698,28 +698,6 @@ def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
     assert future is not None and future.done() and future.exception() is None
     at.switch_page("pages/compare_page.py").run()
     assert not at.exception and not at.error
-
-
-# ---------------------------------------------------------------------------- Roast in progress
-def _fitted(at: AppTest, timeout_s: float = 300.0) -> AppTest:
-    """Rerun until no fit or sample is still running beside the page (they run in threads)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while any("so far" in i.value for i in at.info) and time.monotonic() < deadline:
-        time.sleep(1.0)
-        at.run()
-    assert not any("so far" in i.value for i in at.info), [i.value for i in at.info]
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    return at
-
-
-def _forecast_trace(at: AppTest, method: str):
-    return next(t for t in charts(at)[0].data if t.name == method)
-
-
-def _values(array) -> list[float]:
-    """A trace's x or y: a list, or Plotly's binary encoding {dtype, bdata}."""
     import base64
 
     import numpy as np
@@ -898,6 +876,30 @@ def _chart_rows(chart) -> list[dict]:
     return [row for blob in blobs if blob
             for row in convert_arrow_bytes_to_pandas_df(blob).to_dict("records")]
 
+
+# ---------------------------------------------------------------------------- Roast in progress
+def _fitted(at: AppTest, timeout_s: float = 300.0) -> AppTest:
+    """Rerun until no fit or sample is still running beside the page (they run in threads)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while any("so far" in i.value for i in at.info) and time.monotonic() < deadline:
+        time.sleep(1.0)
+        at.run()
+    assert not any("so far" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at
+
+
+def _forecast_trace(at: AppTest, method: str):
+    return next(t for t in charts(at)[0].data if t.name == method)
+
+
+def _values(array) -> list[float]:
+    """A trace's x or y: a list, or Plotly's binary encoding {dtype, bdata}."""
+    import base64
+
+    import numpy as np
 
     if isinstance(array, dict):
         return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
