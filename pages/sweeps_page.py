@@ -125,26 +125,27 @@ with _ui.guard("the sweeps page"):
     records = chart_records(runs, metrics=charts.CHART_METRICS)
     names = dict(sf.METRICS)
     keys = {"suite": f"sw_suite_{pick}", "grid": f"sw_par_{pick}"}
+    presets = sweep.spec.get("presets", ())  # the launch order, kept in charts and table
     chosen = sf.chart_selection(ss, keys, ss.get("sw_last_chart"), charts.SELECTION)
     if not records:
         st.info("Not scored yet: each run scores itself when it finishes; charts appear here.")
     else:
         metric = st.segmented_control("Figure", list(charts.SUITE_METRICS), key="sw_metric",
                                       default="tf_mae_f", format_func=names.get) or "tf_mae_f"
-        st.altair_chart(charts.suite_chart(records, metric, names), key=keys["suite"],
+        st.altair_chart(charts.suite_chart(records, metric, names, presets), key=keys["suite"],
                         on_select=lambda: clicked("suite"), width="stretch")
         if charts.varying_keys(records):
-            st.altair_chart(charts.parallel_chart(records, names=names), key=keys["grid"],
+            st.altair_chart(charts.parallel_chart(records, presets=presets), key=keys["grid"],
                             on_select=lambda: clicked("grid"), width="stretch")
         st.caption("Click a run's point to select it (shift-click adds more, double-click "
                    "clears): the table keeps its settings and the curves below highlight it.")
-    st.dataframe(sf.results_frame(sweep_table(runs), runs, chosen, sweep.spec.get("presets", ())),
-                 hide_index=True, width="stretch")
+    st.dataframe(sf.results_frame(sweep_table(runs), runs, chosen, presets), hide_index=True,
+                 width="stretch")
     if chosen:
         st.caption(f"{len(chosen)} selected run(s): " + ", ".join(chosen))
         st.dataframe(sf.runs_frame(runs, chosen), hide_index=True, width="stretch")
     history = sf.history_records(runs, read_metrics)
     if history:
         st.markdown("**Learning curves** (validation teacher-forcing MAE per epoch)")
-        st.altair_chart(charts.curves_chart(history, chosen, title="val TF MAE °F (log)"),
+        st.altair_chart(charts.curves_chart(history, chosen, "val TF MAE °F (log)", presets),
                         key="sw_curves", width="stretch")

@@ -33,6 +33,10 @@ BASELINE_OF = {"tf_mae_f": "persistence_mae_f", "free_mae_f": "aligned_knn_mae_f
 # The figures a suite chart compares, and the parallel-coordinates axes after the grid's keys.
 SUITE_METRICS = ("tf_mae_f", "free_mae_f", "finish_mae_f", "physics_valid_pct", "time_s")
 PARALLEL_METRICS = ("tf_mae_f", "free_mae_f", "finish_mae_f", "time_s")
+# Short axis names: parallel-coordinates axes sit side by side and cut long titles.
+AXIS_NAMES = {"tf_mae_f": "TF MAE °F", "free_mae_f": "free-run MAE °F",
+              "finish_mae_f": "finish MAE °F", "physics_valid_pct": "physics valid %",
+              "time_s": "job time s"}
 FADED = 0.25  # opacity of runs outside a selection
 
 
@@ -71,14 +75,32 @@ def run_labels(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return out
 
 
-def _order(labels: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Labels in the order their first run appears (the sweep's launch order)."""
-    return list(dict.fromkeys(labels[r["job_id"]] for r in rows))
+def _sortable(value: Any) -> tuple:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return (0, float(value), "")
+    return (1, 0.0, _show(value))
+
+
+def _order(labels: Mapping[str, str], rows: Sequence[Mapping[str, Any]],
+           presets: Sequence[str] = ()) -> list[str]:
+    """Labels by preset (in the order of `presets`, e.g. the sweep's; others by name), then by
+    the values of the grid keys that vary."""
+    runs = {r["job_id"]: r for r in rows}
+    keys = varying_keys(rows)
+    rank = {p: i for i, p in enumerate(presets)}
+
+    def place(job_id: str) -> tuple:
+        run = runs[job_id]
+        return (rank.get(run["preset"], len(rank)), run["preset"],
+                [_sortable(run.get("grid." + k)) for k in keys])
+
+    return list(dict.fromkeys(labels[j] for j in sorted(runs, key=place)))
 
 
 # ---------------------------------------------------------------------------- the suite chart
 def summary_rows(records: Sequence[Mapping[str, Any]], metric: str,
-                 names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                 names: Mapping[str, str] | None = None,
+                 presets: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Per label, the mean and std over its runs of `metric` and of its baseline (BASELINE_OF):
     rows {label, figure, role, mean, std, lo, hi, n}. The std is the sample std, as in the
     sweep table; one run has none (lo = hi = mean)."""
@@ -89,7 +111,7 @@ def summary_rows(records: Sequence[Mapping[str, Any]], metric: str,
         if r["metric"] in keys:
             groups.setdefault((labels[r["job_id"]], r["metric"]), []).append(float(r["value"]))
     rows = []
-    for label in _order(labels, records):
+    for label in _order(labels, records, presets):
         for key in keys:
             values = groups.get((label, key))
             if not values:
@@ -104,10 +126,12 @@ def summary_rows(records: Sequence[Mapping[str, Any]], metric: str,
 
 
 def suite_chart(records: Sequence[Mapping[str, Any]], metric: str = "tf_mae_f",
-                names: Mapping[str, str] | None = None, height: int = 320) -> alt.LayerChart:
+                names: Mapping[str, str] | None = None, presets: Sequence[str] = (),
+                height: int = 320) -> alt.LayerChart:
     """Mean ± std over seeds per preset or setting of one figure, its baseline beside it (TF MAE
-    beside persistence, free-running MAE beside the aligned kNN), and every run as a point.
-    Clicking a run's point selects it (shift-click adds; double-click clears)."""
+    beside persistence, free-running MAE beside the aligned kNN), and every run as a point;
+    presets in the order of `presets`. Clicking a run's point selects it (shift-click adds;
+    double-click clears)."""
     labels = run_labels(records)
     keys = [metric] + ([BASELINE_OF[metric]] if metric in BASELINE_OF else [])
     figures = [_name(names, k) for k in keys]
@@ -116,8 +140,8 @@ def suite_chart(records: Sequence[Mapping[str, Any]], metric: str = "tf_mae_f",
             for r in records if r["metric"] in keys]
     if not any(r["figure"] == figures[0] for r in runs):
         raise ValueError(f"suite chart: no scored run has the figure {metric!r}")
-    summary = summary_rows(records, metric, names)
-    order = _order(labels, records)
+    summary = summary_rows(records, metric, names, presets)
+    order = _order(labels, records, presets)
     x = alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, labelLimit=220))
     offset = alt.XOffset("figure:N", sort=figures)
     color = alt.Color("figure:N", sort=figures, scale=alt.Scale(domain=figures),
@@ -170,7 +194,7 @@ def _text(value: Any) -> str:
 
 def parallel_rows(records: Sequence[Mapping[str, Any]],
                   metrics: Sequence[str] = PARALLEL_METRICS,
-                  names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                  names: Mapping[str, str] | None = AXIS_NAMES) -> list[dict[str, Any]]:
     """Rows {job_id, label, seed, axis, order, value, text, position} for parallel coordinates:
     one per run and axis. The axes are the grid keys that vary, then each figure in `metrics`
     that some run has; `position` is the value's place on its own axis, 0..1 (`_positions`)."""
@@ -199,15 +223,16 @@ def _axis_ends(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         members = [r for r in rows if r["axis"] == axis]
         low = min(members, key=lambda r: r["position"])
         high = max(members, key=lambda r: r["position"])
-        out.append({"axis": axis, "position": 0.0, "text": low["text"], "end": "low"})
-        if high["position"] > low["position"]:
-            out.append({"axis": axis, "position": 1.0, "text": high["text"], "end": "high"})
+        out.append({"axis": axis, "position": low["position"], "text": low["text"]})
+        if high["position"] > low["position"]:  # a constant axis has its one value, mid-height
+            out.append({"axis": axis, "position": high["position"], "text": high["text"]})
     return out
 
 
 def parallel_chart(records: Sequence[Mapping[str, Any]],
                    metrics: Sequence[str] = PARALLEL_METRICS,
-                   names: Mapping[str, str] | None = None, height: int = 340) -> alt.LayerChart:
+                   names: Mapping[str, str] | None = AXIS_NAMES, presets: Sequence[str] = (),
+                   height: int = 340) -> alt.LayerChart:
     """Parallel coordinates of a grid: one line per run across the varying grid keys and the
     figures, each axis scaled to its own range (its lowest and highest value are written at its
     ends). Clicking a run's point on any axis selects the run and highlights its line."""
@@ -215,7 +240,7 @@ def parallel_chart(records: Sequence[Mapping[str, Any]],
     if not rows:
         raise ValueError("parallel chart: no scored run to draw")
     order = list(dict.fromkeys(r["axis"] for r in sorted(rows, key=lambda r: r["order"])))
-    labels = list(dict.fromkeys(r["label"] for r in rows))
+    labels = _order(run_labels(records), records, presets)
     x = alt.X("axis:N", sort=order, title=None,
               axis=alt.Axis(labelAngle=0, orient="top", domain=False, ticks=False))
     y = alt.Y("position:Q", axis=None, scale=alt.Scale(domain=[-0.06, 1.06]))
@@ -241,7 +266,8 @@ def parallel_chart(records: Sequence[Mapping[str, Any]],
 
 # ---------------------------------------------------------------------------- learning curves
 def curves_chart(history: Sequence[Mapping[str, Any]], selected: Iterable[str] = (),
-                 title: str = "val TF MAE °F", height: int = 280) -> alt.Chart:
+                 title: str = "val TF MAE °F", presets: Sequence[str] = (),
+                 height: int = 280) -> alt.Chart:
     """One line per run over epochs (rows {job_id, preset, seed, epoch, value, grid.<key>...}),
     coloured by its label; with `selected` job ids, those runs are drawn bold and the others
     faded. Points mark each epoch, so a one-epoch run still shows."""
@@ -252,7 +278,7 @@ def curves_chart(history: Sequence[Mapping[str, Any]], selected: Iterable[str] =
     rows = [{"job_id": r["job_id"], "label": labels[r["job_id"]], "seed": r["seed"],
              "epoch": r["epoch"], "value": r["value"],
              "selected": not chosen or r["job_id"] in chosen} for r in history]
-    names = list(dict.fromkeys(labels[r["job_id"]] for r in history))
+    names = _order(labels, history, presets)
     return alt.Chart(alt.Data(values=rows)).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=title, scale=alt.Scale(type="log")),

@@ -122,6 +122,14 @@ def test_suite_chart_spec(suite_runs):
     assert bars == pytest.approx({
         ("micro_model", "free MAE"): 6.0, ("micro_model", "aligned kNN"): 9.0,
         ("tiny_model", "free MAE"): 33.0, ("tiny_model", "aligned kNN"): 9.0})
+    # Presets follow the sweep's order, settings their values (not the store's job order).
+    shuffled = records_of(list(reversed(suite_runs)))
+    ordered = sc.suite_chart(shuffled, presets=["tiny_model", "micro_model"]).to_dict()
+    assert ordered["layer"][2]["encoding"]["x"]["sort"] == ["tiny_model", "micro_model"]
+    grid = [_run(f"g{i}", "micro_model", 0, {"lr": lr}, tf=1.0)
+            for i, lr in enumerate((1e-2, 1e-4, 1e-3))]
+    assert sc._order(sc.run_labels(records_of(grid)), records_of(grid)) == [
+        "lr=0.0001", "lr=0.001", "lr=0.01"]
     with pytest.raises(ValueError, match="no scored run has the figure 'nope'"):
         sc.suite_chart(records_of(suite_runs), "nope")
 
@@ -149,6 +157,7 @@ def test_parallel_positions_of_categories_and_small_ranges():
 
 def test_parallel_chart_spec(grid_runs):
     spec = sc.parallel_chart(records_of(grid_runs), names=NAMES).to_dict()
+    assert sc.parallel_rows(records_of(grid_runs))[-1]["axis"] == "job time s"  # short names
     assert layer_marks(spec) == ["rule", "line", "circle", "text"]
     [param] = spec["params"]
     assert param["name"] == "runs" and param["select"]["fields"] == ["job_id"]
@@ -158,7 +167,7 @@ def test_parallel_chart_spec(grid_runs):
     assert line["encoding"]["x"]["sort"] == ["lr", "TF MAE", "free MAE", "finish_mae_f", "time"]
     ends = {(v["axis"], v["position"]): v["text"] for v in layer_values(spec, "text")}
     assert ends[("lr", 0.0)] == "0.0001" and ends[("lr", 1.0)] == "0.01"
-    assert ("time", 1.0) not in ends  # a constant axis has one end written
+    assert ends[("time", 0.5)] == "30" and ("time", 1.0) not in ends  # constant: one value
     with pytest.raises(ValueError, match="no scored run"):
         sc.parallel_chart([])
 

@@ -86,7 +86,7 @@ def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
     wait_idle(page)
     diff = main.locator('[data-testid="stDataFrame"]')
     diff.first.wait_for(timeout=30_000)  # step_s and epochs differ from the preset
-    page.get_by_role("button", name=re.compile("Launch")).click()
+    page.get_by_role("button", name="Launch", exact=True).click()  # not "Launch sweep…"
     done = page.get_by_text(re.compile(r"Job \w+ \(micro_model\) is (running|queued)"))
     done.wait_for(timeout=60_000)
     mark("launched")
