@@ -487,15 +487,16 @@ def _time_band(t, lo, hi) -> str:
 
 def _time_marker(fig: go.Figure, method: str, what: str, t, lo, hi, y: float, color: str,
                  symbol: str) -> None:
-    """A predicted moment on the forecast with its band as a horizontal error bar."""
+    """A predicted moment on the forecast with its band as a horizontal error bar (no text: the
+    markers of several methods meet near DROP; the symbol and the hover say what it is)."""
     plus = 0.0 if hi is None else max(hi - t, 0.0)
     minus = 0.0 if lo is None else max(t - lo, 0.0)
     fig.add_trace(go.Scatter(
-        x=[t], y=[y], mode="markers+text", text=[what], textposition="top center",
+        x=[t], y=[y], mode="markers",
         marker=dict(size=10, color=color, symbol=symbol, line=dict(width=1, color=BACKGROUND)),
         error_x=dict(type="data", symmetric=False, array=[plus], arrayminus=[minus], color=color,
                      thickness=2, width=6),
-        textfont=dict(color=color), name=f"{method} {what}", legendgroup=method, showlegend=False,
+        name=f"{method} {what}", legendgroup=method, showlegend=False,
         customdata=[_time_band(t, lo, hi)],
         hovertemplate=f"{what} %{{customdata}} · %{{y:.1f}} °F<extra>{method}</extra>"))
 
