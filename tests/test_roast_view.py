@@ -97,11 +97,18 @@ def test_forecast_figure_draws_the_replay(profiles, fitted):
         assert line.line.color == FORECAST_COLORS[m] and line.x[0] == 301
         bands = [t for t in fig.data if t.name == f"{m} 80% band"]
         assert len(bands) == 2 and bands[1].fill == "tonexty" and bands[1].fillcolor.startswith("rgba(")
-        drop = by_name[f"{m} DROP"]
-        assert drop.x[0] == line.x[-1] and drop.error_x.arrayminus[0] >= 0
+        moments = by_name[f"{m} FCs/DROP"]  # ▲ first crack (unless it is past), ■ DROP, with bands
+        assert moments.x[-1] == line.x[-1] and min(moments.error_x.arrayminus) >= 0
+        assert list(moments.marker.symbol)[-1] == "square"
     assert list(fig.layout.xaxis.range) == [0.0, x_max] and list(fig.layout.yaxis.range) == y_range
     assert fig.layout.uirevision == p.id  # the user's zoom survives the frames
     assert any(s.x0 == 300 for s in fig.layout.shapes)  # the 'now' line
+    # Built without Plotly's per-property validation (speed): the result must still validate.
+    import plotly.graph_objects as go
+
+    checked = go.Figure(fig.to_dict())
+    assert [t.name for t in checked.data] == [t.name for t in fig.data]
+    assert checked.layout.template.layout.plot_bgcolor == "white"  # plotly_white, like the other figures
 
 
 def _result(spec: str, cuts=(120, 300), checkpoint=None) -> dict:
