@@ -6,6 +6,13 @@
 Fits each method on every roast but one (fitting and calibration are timed once, apart), then
 times `forecast` on the held-out roast for each horizon kind: median and best of --repeats.
 The model's memo is cleared before every call so each one really generates.
+
+Then the "Roast in progress" page's frames: the held-out roast replayed from 0:30 to its end in
+30 s steps with the page's default horizon (its drop temperature), each frame being what the
+page computes: `pages/_roast_view.frame` (the forecasts, the replayed roast's product left out),
+the frame table, `plotting.forecast_figure` and the figure's JSON as st.plotly_chart makes it.
+Timed for the page's default methods (prefix_knn and Artisan's line), prefix_knn alone and with
+the model: median and worst frame.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +29,8 @@ import torch
 from roastcore.baselines import curve_1s
 from roastcore.forecast import Horizon, ModelForecaster, make_forecaster
 from roastcore.io import load_source
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -47,9 +57,10 @@ def main() -> None:
         methods.append("model")
     results = {"data": args.data, "n_train": len(train), "threads": args.threads, "at_s": args.at,
                "roast_s": real.size - 1, "methods": {}}
+    fitted = {}
     for name in methods:
         started = time.perf_counter()
-        fc = make_forecaster(name, model).fit(train)
+        fc = fitted[name] = make_forecaster(name, model).fit(train)
         fit_s = time.perf_counter() - started
         entry = {"fit_and_calibrate_s": round(fit_s, 2)}
         for kind, horizon in horizons.items():
@@ -65,7 +76,47 @@ def main() -> None:
         results["methods"][name] = entry
         print(f"{name:<18} fit+calibrate {fit_s:6.2f} s | one forecast (median/best ms): "
               + ", ".join(f"{k} {entry[f'{k}_ms_median']}/{entry[f'{k}_ms_best']}" for k in horizons), flush=True)
+    results["page_frames"] = page_frames(fitted, roast)
     print(json.dumps(results))
+
+
+def page_frames(fitted: dict, roast) -> dict:
+    """Per-frame cost of the replay page (see the module docstring)."""
+    if str(REPO) not in sys.path:  # the page's helpers live in pages/, beside roastcore
+        sys.path.insert(0, str(REPO))
+    import plotly.io
+    import plotly.tools
+
+    from pages import _roast_view as view
+    from roastcore.plotting import forecast_figure
+
+    sets = {"prefix_knn + linear_projection (page default)": ["prefix_knn", "linear_projection"],
+            "prefix_knn": ["prefix_knn"]}
+    if "model" in fitted:
+        sets["prefix_knn + model"] = ["prefix_knn", "model"]
+    horizon = view.horizon("target", view.default_drop_f(roast))
+    moments = view.slider_times(roast.duration_s)[::6]
+    x_max, y_range = view.axes(roast)
+    out = {}
+    for label, names in sets.items():
+        chosen = {n: fitted[n] for n in names}
+        times = []
+        for at in moments:
+            for fc in chosen.values():
+                if hasattr(fc, "_memo"):
+                    fc._memo.clear()  # a new moment always generates afresh on the page
+            t0 = time.perf_counter()
+            fr = view.frame(chosen, roast, at, horizon)
+            view.frame_rows(fr, roast)
+            fig = forecast_figure(roast, at, fr.forecasts, x_max=x_max, y_range=y_range)
+            # what st.plotly_chart does with a figure (streamlit/elements/plotly_chart.py)
+            plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, True), validate=False)
+            times.append(time.perf_counter() - t0)
+        out[label] = {"frames": len(times), "ms_median": round(1000 * statistics.median(times), 1),
+                      "ms_worst": round(1000 * max(times), 1)}
+        print(f"page frame, {label:<46} median {out[label]['ms_median']} ms, worst {out[label]['ms_worst']} ms "
+              f"over {len(times)} moments", flush=True)
+    return out
 
 
 if __name__ == "__main__":

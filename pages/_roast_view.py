@@ -53,12 +53,12 @@ STEP_S = 5  # the time slider's step
 DEFAULT_AT_S = 240  # where a replay starts: 4 minutes, the reference cut
 SPEEDS = (10, 30, 60)  # roast seconds per wall second while playing
 TICK_S = 0.5  # wall seconds between frames while playing
+POLL_S = 2.0  # how often the page looks whether a fit, a sample or the background table is done
 MIN_TRAIN_GROUPS = 5  # fewer products than this: fit on other roasts by default
 SOURCES = {"dataset": "this dataset (the replayed roast's product left out)",
            "run": "the checkpoint's training roasts",
            "builtin": "the built-in simulator set"}
-HORIZONS = {"target": "drop at a temperature", "drop_time": "drop at a time",
-            "expected_end": "each method's own end"}
+HORIZONS = {"target": "a temperature", "drop_time": "a time", "expected_end": "own end"}
 EVAL_DIR = "forecast_eval"
 EVAL_CUTS_S = tuple(range(60, 601, 60))  # the page's table: a cut within 30 s of most moments
 SAMPLE_ROASTS = 16

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from roastcore.metrics import MAE_BANDS
@@ -492,19 +493,48 @@ def _time_band(t, lo, hi) -> str:
     return f"{fmt_mmss(t)} ({lo_text}–{hi_text})"
 
 
-def _time_marker(fig: go.Figure, method: str, what: str, t, lo, hi, y: float, color: str,
-                 symbol: str) -> None:
-    """A predicted moment on the forecast with its band as a horizontal error bar."""
-    plus = 0.0 if hi is None else max(hi - t, 0.0)
-    minus = 0.0 if lo is None else max(t - lo, 0.0)
-    fig.add_trace(go.Scatter(
-        x=[t], y=[y], mode="markers+text", text=[what], textposition="top center",
-        marker=dict(size=10, color=color, symbol=symbol, line=dict(width=1, color=BACKGROUND)),
-        error_x=dict(type="data", symmetric=False, array=[plus], arrayminus=[minus], color=color,
-                     thickness=2, width=6),
-        textfont=dict(color=color), name=f"{method} {what}", legendgroup=method, showlegend=False,
-        customdata=[_time_band(t, lo, hi)],
-        hovertemplate=f"{what} %{{customdata}} · %{{y:.1f}} °F<extra>{method}</extra>"))
+def _line(x, y, name: str, color: str, dash: str | None = None, width: float = 2.0, **kw) -> dict:
+    """A temperature line as a plain trace dict with an m:ss hover."""
+    x = np.asarray(x, dtype=float)
+    return dict(type="scatter", x=x, y=np.asarray(y, dtype=float), name=name, mode="lines",
+                line=dict(color=color, dash=dash, width=width), customdata=_hover_t(x), legendgroup=name,
+                hovertemplate=f"%{{customdata}} · %{{y:.1f}} °F<extra>{name}</extra>") | kw
+
+
+def _events(profile: Profile, names, color: str | None, name: str) -> list[dict]:
+    """The profile's events (TP .. DROP) among `names` as markers on its curve."""
+    ts = [(n, profile.event_time(n)) for n in names if profile.event_time(n) is not None]
+    if not ts:
+        return []
+    x = [t for _, t in ts]
+    return [dict(type="scatter", x=x, y=np.interp(x, profile.times_s, profile.bt), mode="markers+text",
+                 text=[n for n, _ in ts], textposition="top center", name=name, showlegend=False,
+                 marker=dict(size=9, symbol="diamond", line=dict(width=1, color=BACKGROUND),
+                             color=[color or EVENT_COLORS.get(n, INK) for n, _ in ts]),
+                 customdata=[[n, fmt_mmss(t)] for n, t in ts],
+                 hovertemplate="%{customdata[0]} at %{customdata[1]} · %{y:.1f} °F<extra></extra>")]
+
+
+def _moments(method: str, f, color: str) -> dict:
+    """The predicted first crack (▲) and DROP (■) on a forecast, their bands as horizontal bars."""
+    t = np.asarray(f.times_s, dtype=float)
+    points = []
+    if f.fcs_s is not None:
+        points.append(("FCs", "triangle-up", f.fcs_s, f.fcs_lo_s, f.fcs_hi_s, float(np.interp(f.fcs_s, t, f.bt_f))))
+    lo = hi = None
+    if f.horizon == "target" and f.time_to_target_s is not None:
+        lo = None if f.time_to_target_lo_s is None else f.at_s + f.time_to_target_lo_s
+        hi = None if f.time_to_target_hi_s is None else f.at_s + f.time_to_target_hi_s
+    points.append(("DROP", "square", float(t[-1]), lo, hi, float(f.bt_f[-1])))
+    return dict(type="scatter", x=[p[2] for p in points], y=[p[5] for p in points], mode="markers",
+                name=f"{method} FCs/DROP", legendgroup=method, showlegend=False,
+                marker=dict(size=10, color=color, symbol=[p[1] for p in points],
+                            line=dict(width=1, color=BACKGROUND)),
+                error_x=dict(type="data", symmetric=False, color=color, thickness=2, width=6,
+                             array=[0.0 if p[4] is None else max(p[4] - p[2], 0.0) for p in points],
+                             arrayminus=[0.0 if p[3] is None else max(p[2] - p[3], 0.0) for p in points]),
+                customdata=[[p[0], _time_band(p[2], p[3], p[4])] for p in points],
+                hovertemplate=f"%{{customdata[0]}} %{{customdata[1]}} · %{{y:.1f}} °F<extra>{method}</extra>")
 
 
 def forecast_figure(profile: Profile, at_s: float, forecasts: Mapping[str, object],
@@ -512,61 +542,60 @@ def forecast_figure(profile: Profile, at_s: float, forecasts: Mapping[str, objec
                     x_max: float | None = None, y_range: Sequence[float] | None = None,
                     height: int = 540) -> go.Figure:
     """A roast replayed to `at_s`: the observed part, each method's forecast (dashed) inside its
-    80% band, its predicted FCs and DROP (markers, their time bands as error bars), the real rest
+    80% band, its predicted FCs (▲) and DROP (■) with their time bands as bars, the real rest
     greyed in for comparison and a 'now' line.
 
     `forecasts` maps a method name to a `roastcore.forecast.Forecast` (times_s, bt_f, lo_f, hi_f,
     fcs_s/fcs_lo_s/fcs_hi_s, horizon, time_to_target_s/_lo_s/_hi_s, at_s). Fixed axes
-    (`x_max`, `y_range`) and `uirevision` keep the view still while a replay plays.
+    (`x_max`, `y_range`) and `uirevision` keep the view still while a replay plays. Built from
+    plain dicts without Plotly's per-property validation (a replay draws a frame every half
+    second; validation costs ~100 ms a frame); tests check the result validates.
     """
-    fig = go.Figure()
     times, bt = profile.times_s, profile.bt
     seen = times <= at_s + 1e-9
+    data: list[dict] = []
     if show_rest and np.any(~seen):
         # From the last observed sample, so the grey continues the observed line without a gap.
         start = max(int(np.sum(seen)) - 1, 0)
-        add_curve(fig, times[start:], bt[start:], "real rest", REST_COLOR, dash="dot", width=2.2)
-    add_curve(fig, times[seen], bt[seen], "observed", REAL_COLOR, width=2.8)
+        data.append(_line(times[start:], bt[start:], "real rest", REST_COLOR, dash="dot", width=2.2))
+    data.append(_line(times[seen], bt[seen], "observed", REAL_COLOR, width=2.8))
     shown = [n for n in EVENT_NAMES if profile.event_time(n) is not None and profile.event_time(n) <= at_s]
-    add_event_markers(fig, profile, names=shown)
+    data += _events(profile, shown, None, "events")
     if show_rest:
-        add_event_markers(fig, profile, names=[n for n in EVENT_NAMES if n not in shown],
-                          color=REST_COLOR, label_suffix=" (real rest)")
+        data += _events(profile, [n for n in EVENT_NAMES if n not in shown], REST_COLOR, "events (real rest)")
     end = float(profile.duration_s)
     for method, f in forecasts.items():
         t = np.asarray(f.times_s, dtype=float)
         if t.size == 0:
             continue
         color = (colors or {}).get(method) or FORECAST_COLORS.get(method) or color_for(method)
+        band = dict(type="scatter", x=t, mode="lines", line=dict(width=0, color=color), name=f"{method} 80% band",
+                    legendgroup=method, showlegend=False, hoverinfo="skip")
         # The band: upper edge, then the lower edge filled up to it ('tonexty').
-        fig.add_trace(go.Scatter(x=t, y=f.hi_f, mode="lines", line=dict(width=0, color=color),
-                                 name=f"{method} 80% band", legendgroup=method, showlegend=False,
-                                 hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=t, y=f.lo_f, mode="lines", line=dict(width=0, color=color),
-                                 fill="tonexty", fillcolor=_rgba(color, 0.18), name=f"{method} 80% band",
-                                 legendgroup=method, showlegend=False, hoverinfo="skip"))
-        band = np.array([[fmt_mmss(x), lo, hi] for x, lo, hi in zip(t, f.lo_f, f.hi_f, strict=True)],
-                        dtype=object)
-        fig.add_trace(go.Scatter(
-            x=t, y=f.bt_f, mode="lines", name=method, legendgroup=method,
-            line=dict(color=color, dash="dash", width=2.2), customdata=band,
-            hovertemplate="%{customdata[0]} · %{y:.1f} °F (80%: %{customdata[1]:.0f}–%{customdata[2]:.0f})"
-                          f"<extra>{method}</extra>"))
-        if f.fcs_s is not None:
-            y = float(np.interp(f.fcs_s, t, f.bt_f))
-            _time_marker(fig, method, "FCs", f.fcs_s, f.fcs_lo_s, f.fcs_hi_s, y, color, "triangle-up")
-        lo = hi = None
-        if f.horizon == "target" and f.time_to_target_s is not None:
-            lo = None if f.time_to_target_lo_s is None else f.at_s + f.time_to_target_lo_s
-            hi = None if f.time_to_target_hi_s is None else f.at_s + f.time_to_target_hi_s
-        _time_marker(fig, method, "DROP", float(t[-1]), lo, hi, float(f.bt_f[-1]), color, "square")
-        end = max(end, float(t[-1]) if hi is None else hi)
-    fig.add_vline(x=float(at_s), line=dict(color=INK, dash="dot", width=1),
-                  annotation_text=f"now {fmt_mmss(at_s)}", annotation_position="top left")
+        data += [band | dict(y=np.asarray(f.hi_f, dtype=float)),
+                 band | dict(y=np.asarray(f.lo_f, dtype=float), fill="tonexty", fillcolor=_rgba(color, 0.18))]
+        hover = [[fmt_mmss(x), f"{lo:.0f}–{hi:.0f}"] for x, lo, hi in zip(t, f.lo_f, f.hi_f, strict=True)]
+        data.append(_line(t, f.bt_f, method, color, dash="dash", width=2.2, customdata=hover,
+                          hovertemplate=f"%{{customdata[0]}} · %{{y:.1f}} °F (80%: %{{customdata[1]}})"
+                                        f"<extra>{method}</extra>"))
+        moments = _moments(method, f, color)
+        data.append(moments)
+        end = max([end, float(t[-1])] + [x + e for x, e in zip(moments["x"], moments["error_x"]["array"], strict=True)])
     x_max = float(x_max) if x_max is not None else end * 1.05
-    _time_axis(fig, x_max)
-    fig.update_xaxes(range=[0.0, x_max])
-    fig.update_yaxes(title_text="BT (°F)", **({"range": list(y_range)} if y_range is not None else {}))
-    _layout(fig, height)
-    fig.update_layout(uirevision=profile.id or "roast")  # a replay keeps the user's zoom
-    return fig
+    ticks, labels = time_ticks(x_max)
+    layout = dict(
+        template=_white(), height=height, margin=dict(l=10, r=10, t=10, b=10), hovermode="x unified",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), uirevision=profile.id or "roast",
+        xaxis=dict(range=[0.0, x_max], tickmode="array", tickvals=ticks, ticktext=labels,
+                   title=dict(text="time (m:ss)")),
+        yaxis=dict(title=dict(text="BT (°F)"), **({"range": list(y_range)} if y_range is not None else {})),
+        shapes=[dict(type="line", x0=float(at_s), x1=float(at_s), xref="x", y0=0, y1=1, yref="paper",
+                     line=dict(color=INK, dash="dot", width=1))],
+        annotations=[dict(x=float(at_s), xref="x", y=1, yref="paper", text=f"now {fmt_mmss(at_s)}",
+                          showarrow=False, xanchor="right", yanchor="top")])
+    return go.Figure(data=data, layout=layout, _validate=False)
+
+
+def _white():
+    """The plotly_white template object: resolving the name validates and copies it (~50 ms)."""
+    return pio.templates["plotly_white"]
