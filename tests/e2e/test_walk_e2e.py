@@ -131,16 +131,17 @@ def test_a_finished_job_reaches_the_open_page_without_a_reload(base, page, e2e_r
     runner = JobRunner(e2e_runs)
     try:
         # Long enough to be seen running (two jobs now run side by side), short enough to finish.
-        quick = runner.submit("micro_model", {"step_s": 5.0, "patience": 0}, "synthetic:60", epochs=12,
+        quick = runner.submit("micro_model", {"step_s": 5.0, "patience": 0}, "synthetic:60", epochs=30,
                               name="e2e-quick")
         runner.submit("micro_model", {"step_s": 5.0}, "synthetic:30", epochs=500, name="e2e-long")
         open_page(page, base, "jobs", "Training jobs")
         main = page.locator('[data-testid="stMain"]')
         pick(page, main, "Job", re.compile(rf"^e2e-quick · {quick.id}"))
         job_box = main.locator('[data-testid="stSelectbox"]').filter(has_text="Job").first
-        expect(job_box.get_by_role("combobox")).to_have_value(re.compile(rf"^e2e-quick · {quick.id} · running"))
+        expect(job_box.get_by_role("combobox")).to_have_value(re.compile(rf"^e2e-quick · {quick.id} · running"),
+                                                             timeout=60_000)
         # No reload from here on: only the page's own polling.
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 420
         while time.monotonic() < deadline and runner.get(quick.id).is_active:
             time.sleep(1.0)
         assert runner.get(quick.id).state == "succeeded", runner.logs(quick.id)
