@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -401,7 +402,7 @@ def prefetch(c: Ctx) -> None:
     roast) for each of them, so a checkpoint picked on one page is ready when another page
     shows it."""
     runs = [r for r in c.selected if r.usable]
-    if not runs:
+    if not runs or os.environ.get("ROASTCORE_PREFETCH", "1") == "0":  # 0: off (benchmarks compare)
         return
     spec = c.data_spec
     paths = tuple((str(r.path), path_mtime(r.path)) for r in runs)
