@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -209,12 +210,19 @@ def select_run(name: str) -> None:
     st.session_state[PENDING_RUN] = name
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def _scores_cached(run_path: str, run_mtime: float) -> dict | None:
+_SCORES: OrderedDict = OrderedDict()  # (run path, mtime) -> stored report dict, or None
+
+
+def _scores_of(run_path: str, run_mtime: float) -> dict | None:
+    key = (run_path, run_mtime)
+    with _LOCK:
+        if key in _SCORES:
+            _SCORES.move_to_end(key)
+            return _SCORES[key]
     from roastcore.evaluate import stored_report
 
     report = stored_report(run_path)
-    return None if report is None else report.to_dict()
+    return _remember(_SCORES, key, None if report is None else report.to_dict(), 256)
 
 
 def scores(run) -> dict | None:
@@ -223,7 +231,7 @@ def scores(run) -> dict | None:
     mtime, so a scoring job that finishes is seen at once. Pages never score in the page."""
     if not getattr(run, "usable", True):
         return None
-    return _scores_cached(str(run.path), path_mtime(run.path))
+    return _scores_of(str(run.path), path_mtime(run.path))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -401,7 +409,7 @@ def prefetch(c: Ctx) -> None:
     roast) for each of them, so a checkpoint picked on one page is ready when another page
     shows it."""
     runs = [r for r in c.selected if r.usable]
-    if not runs:
+    if not runs or os.environ.get("ROASTCORE_PREFETCH", "1") == "0":  # 0: off (benchmarks compare)
         return
     spec = c.data_spec
     paths = tuple((str(r.path), path_mtime(r.path)) for r in runs)
@@ -414,7 +422,10 @@ def prefetch(c: Ctx) -> None:
             _PREFETCHED.clear()
 
     def task() -> None:
+        started, done = time.monotonic(), 0
         try:
+            for path, mtime in paths:
+                _scores_of(path, mtime)
             profiles = load_profiles(spec)
             val, _ = inspect_run.validation_profiles(_loaded(*paths[0]), profiles)
             for path, mtime in paths if val else ():
@@ -423,14 +434,18 @@ def prefetch(c: Ctx) -> None:
                     continue
                 with _LOCK:
                     if _ACTIVE:
+                        log.info("prefetch: a page runs; leaving %s to it", Path(path).name)
                         continue  # a page runs: it computes what it needs itself
                 future: Future = Future()
                 future.set_running_or_notify_cancel()
                 _remember(_CURVES, curve_key, future, 256)
                 try:
                     future.set_result(_compute_curve(path, mtime, val[0], 0.0))
+                    done += 1
                 except Exception as exc:  # noqa: BLE001 - the page asking for it gets the error
                     future.set_exception(exc)
+            log.info("prefetch: %d curve(s) of %s generated in %.2f s", done,
+                     ", ".join(Path(p).name for p, _ in paths), time.monotonic() - started)
         except Exception:  # noqa: BLE001 - a failed prefetch only means the page computes it
             log.exception("prefetch failed")
 

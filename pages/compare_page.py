@@ -26,9 +26,11 @@ c = _ui.ctx()
 def downloads(profile, stem: str, key: str, provenance: Provenance) -> None:
     """.alog and .csv of a generated curve, marked as generated (by which run, for which request)."""
     cols = st.columns(4)
-    cols[0].download_button("Artisan .alog", export_bytes(profile, ".alog", provenance=provenance), f"{stem}.alog",
-                            mime="application/octet-stream", key=f"{key}_alog", icon=":material/download:")
-    cols[1].download_button("CSV", export_bytes(profile, ".csv", provenance=provenance), f"{stem}.csv",
+    # Written when clicked (a callable), not on every render of the page.
+    cols[0].download_button("Artisan .alog", lambda: export_bytes(profile, ".alog", provenance=provenance),
+                            f"{stem}.alog", mime="application/octet-stream", key=f"{key}_alog",
+                            icon=":material/download:")
+    cols[1].download_button("CSV", lambda: export_bytes(profile, ".csv", provenance=provenance), f"{stem}.csv",
                             mime="text/csv", key=f"{key}_csv", icon=":material/download:")
     cols[2].caption("PNG: the camera button in the chart's toolbar.")
 

@@ -10,7 +10,9 @@ same figures (pages/), and so can a notebook.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -98,38 +100,54 @@ def _time_axis(fig: go.Figure, max_s: float, row=None, col=None, title: str = "t
     fig.update_xaxes(tickmode="array", tickvals=vals, ticktext=text, title_text=title, **kw)
 
 
+def _layout_values(height: int = 420, title: str | None = None) -> dict:
+    return dict(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), title=title,
+                hovermode="x unified", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                template="plotly_white")
+
+
 def _layout(fig: go.Figure, height: int = 420, title: str | None = None) -> go.Figure:
-    fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        title=title, hovermode="x unified", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-        template="plotly_white",
-    )
+    fig.update_layout(**_layout_values(height, title))
     return fig
 
 
 def _hover_t(times: np.ndarray) -> np.ndarray:
-    return np.array([fmt_mmss(t) for t in times], dtype=object)
+    """m:ss labels of the times (every curve of a figure shares its grid: computed once)."""
+    times = np.asarray(times, dtype=float)
+    return _hover_labels(times.tobytes())
+
+
+@functools.lru_cache(maxsize=32)
+def _hover_labels(raw: bytes) -> np.ndarray:
+    labels = np.array([fmt_mmss(t) for t in np.frombuffer(raw, dtype=float)], dtype=object)
+    labels.flags.writeable = False  # shared between figures
+    return labels
+
+
+def curve_trace(times_s, temps_f, name: str, color: str, dash: str | None = None, width: float = 2.0,
+                showlegend: bool = True, legendgroup: str | None = None, unit: str = "°F") -> dict:
+    """One temperature (or RoR) line with an m:ss hover, as a Plotly trace dict."""
+    times_s = np.asarray(times_s, dtype=float)
+    temps_f = np.asarray(temps_f, dtype=float)
+    return dict(type="scatter", x=times_s, y=temps_f, name=name, mode="lines", customdata=_hover_t(times_s),
+                line=dict(color=color, dash=dash, width=width), showlegend=showlegend,
+                legendgroup=legendgroup or name,
+                hovertemplate=f"%{{customdata}} · %{{y:.1f}} {unit}<extra>{name}</extra>")
 
 
 def add_curve(fig: go.Figure, times_s, temps_f, name: str, color: str, row=None, col=None,
               dash: str | None = None, width: float = 2.0, showlegend: bool = True,
               legendgroup: str | None = None, unit: str = "°F") -> None:
     """One temperature (or RoR) line with an m:ss hover."""
-    times_s = np.asarray(times_s, dtype=float)
-    temps_f = np.asarray(temps_f, dtype=float)
     kw = {} if row is None else {"row": row, "col": col}
-    fig.add_trace(go.Scatter(
-        x=times_s, y=temps_f, name=name, mode="lines", customdata=_hover_t(times_s),
-        line=dict(color=color, dash=dash, width=width), showlegend=showlegend,
-        legendgroup=legendgroup or name,
-        hovertemplate=f"%{{customdata}} · %{{y:.1f}} {unit}<extra>{name}</extra>",
-    ), **kw)
+    fig.add_trace(go.Scatter(curve_trace(times_s, temps_f, name, color, dash, width, showlegend, legendgroup,
+                                         unit)), **kw)
 
 
-def add_event_markers(fig: go.Figure, profile: Profile, row=None, col=None, names=EVENT_NAMES,
-                      color: str | None = None, symbol: str = "diamond", label_suffix: str = "",
-                      labels: bool = True) -> None:
-    """Markers for the profile's events (TP / DRY_END / FCs / FCe / DROP) on its BT curve."""
+def event_trace(profile: Profile, names=EVENT_NAMES, color: str | None = None, symbol: str = "diamond",
+                label_suffix: str = "", labels: bool = True) -> dict | None:
+    """Markers for the profile's events (TP / DRY_END / FCs / FCe / DROP) on its BT curve, as a
+    Plotly trace dict (None without events)."""
     show_text = labels
     xs, ys, labels, colors = [], [], [], []
     for name in names:
@@ -141,15 +159,23 @@ def add_event_markers(fig: go.Figure, profile: Profile, row=None, col=None, name
         labels.append(name)
         colors.append(color or EVENT_COLORS.get(name, INK))
     if not xs:
-        return
-    kw = {} if row is None else {"row": row, "col": col}
-    fig.add_trace(go.Scatter(
-        x=xs, y=ys, mode="markers+text" if show_text else "markers", text=labels, textposition="top center",
+        return None
+    return dict(
+        type="scatter", x=xs, y=ys, mode="markers+text" if show_text else "markers", text=labels,
+        textposition="top center",
         marker=dict(size=9, color=colors, symbol=symbol, line=dict(width=1, color=BACKGROUND)),
         name=f"events{label_suffix}", showlegend=False,
         customdata=np.array([[lab, fmt_mmss(x)] for lab, x in zip(labels, xs, strict=True)], dtype=object),
-        hovertemplate="%{customdata[0]} at %{customdata[1]} · %{y:.1f} °F<extra></extra>",
-    ), **kw)
+        hovertemplate="%{customdata[0]} at %{customdata[1]} · %{y:.1f} °F<extra></extra>")
+
+
+def add_event_markers(fig: go.Figure, profile: Profile, row=None, col=None, names=EVENT_NAMES,
+                      color: str | None = None, symbol: str = "diamond", label_suffix: str = "",
+                      labels: bool = True) -> None:
+    """Markers for the profile's events (TP / DRY_END / FCs / FCe / DROP) on its BT curve."""
+    trace = event_trace(profile, names, color, symbol, label_suffix, labels)
+    if trace is not None:
+        fig.add_trace(go.Scatter(trace), **({} if row is None else {"row": row, "col": col}))
 
 
 def ror_range(curves: Iterable[tuple[np.ndarray, float]], skip_s: float = 90.0) -> list[float]:
@@ -197,22 +223,39 @@ def curves_figure(profiles: Sequence[Profile], show_ror: bool = True, show_event
     return _layout(fig, height)
 
 
+@functools.lru_cache(maxsize=4)
+def _stack_layout(rows: int) -> str:
+    """make_subplots' layout for `rows` stacked plots sharing x (BT over RoR), as JSON: building
+    it with make_subplots and add_trace(row=...) on every render cost ~0.1 s (seconds on a busy
+    machine), the figure built from dicts a few ms."""
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        row_heights=[0.68, 0.32] if rows == 2 else [1.0])
+    layout = fig.layout.to_plotly_json()
+    layout.pop("template", None)  # set once by the caller: validating a template costs ~30 ms
+    return json.dumps(layout)
+
+
+def _time_axis_dict(max_s: float, title: str = "time (m:ss)") -> dict:
+    vals, text = time_ticks(max_s)
+    return dict(tickmode="array", tickvals=vals, ticktext=text, title=dict(text=title))
+
+
 def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], step_s: float,
                    colors: Mapping[str, str] | None = None, show_ror: bool = True,
                    show_events: bool = True, height: int = 560, title: str | None = None) -> go.Figure:
     """The real curve against each checkpoint's generated curve (same time grid `step_s`),
     with an RoR subplot and event markers (real: diamonds; generated: detected TP, DROP)."""
     rows = 2 if show_ror else 1
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        row_heights=[0.68, 0.32] if show_ror else [1.0])
+    bt_axes, ror_axes = dict(xaxis="x", yaxis="y"), dict(xaxis="x2", yaxis="y2")
+    traces: list[dict] = []
     max_s = 1.0
     if real is not None:
-        add_curve(fig, real.times_s, real.bt, "real", REAL_COLOR, row=1, col=1, width=2.6)
+        traces.append({**curve_trace(real.times_s, real.bt, "real", REAL_COLOR, width=2.6), **bt_axes})
         if show_ror:
-            add_curve(fig, real.times_s, real.ror(), "real RoR", REAL_COLOR, row=2, col=1, width=1.4,
-                      showlegend=False, legendgroup="real", unit="°F/min")
-        if show_events:
-            add_event_markers(fig, real, row=1, col=1)
+            traces.append({**curve_trace(real.times_s, real.ror(), "real RoR", REAL_COLOR, width=1.4,
+                                         showlegend=False, legendgroup="real", unit="°F/min"), **ror_axes})
+        if show_events and (events := event_trace(real)) is not None:
+            traces.append({**events, **bt_axes})
         max_s = real.duration_s
     for name, curve in generated.items():
         curve = np.asarray(curve, dtype=float)
@@ -221,26 +264,29 @@ def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], st
             continue
         t = np.arange(curve.size) * float(step_s)
         color = color_for(name, colors)
-        add_curve(fig, t, curve, name, color, row=1, col=1, dash="dash")
+        traces.append({**curve_trace(t, curve, name, color, dash="dash"), **bt_axes})
         if show_ror:
-            add_curve(fig, t, rate_of_rise(curve, float(step_s)), f"{name} RoR", color, row=2, col=1,
-                      width=1.2, dash="dash", showlegend=False, legendgroup=name, unit="°F/min")
+            traces.append({**curve_trace(t, rate_of_rise(curve, float(step_s)), f"{name} RoR", color, width=1.2,
+                                         dash="dash", showlegend=False, legendgroup=name, unit="°F/min"),
+                           **ror_axes})
         if show_events and curve.size >= 3:
             try:
-                gp = Profile(bt=curve, interval_s=float(step_s), id=name)
-                add_event_markers(fig, gp, row=1, col=1, names=("TP", "DROP"), color=color,
-                                  symbol="circle", label_suffix=f" {name}")
+                events = event_trace(Profile(bt=curve, interval_s=float(step_s), id=name), names=("TP", "DROP"),
+                                     color=color, symbol="circle", label_suffix=f" {name}")
             except ValueError:
-                pass  # an implausible generated curve: draw it, skip its markers
+                events = None  # an implausible generated curve: draw it, skip its markers
+            if events is not None:
+                traces.append({**events, **bt_axes})
         max_s = max(max_s, t[-1])
-    fig.update_yaxes(title_text="BT (°F)", row=1, col=1)
+    layout = {**json.loads(_stack_layout(rows)), **_layout_values(height, title)}
+    layout["yaxis"]["title"] = dict(text="BT (°F)")
+    layout[f"xaxis{rows if rows > 1 else ''}"].update(_time_axis_dict(max_s))
     if show_ror:
         basis = [(real.bt, real.interval_s)] if real is not None else [
             (np.asarray(c, dtype=float), float(step_s)) for c in generated.values()]
-        fig.update_yaxes(title_text="RoR (°F/min)", row=2, col=1, range=ror_range(basis))
-        _time_axis(fig, max_s, row=1, col=1, title="")
-    _time_axis(fig, max_s, row=rows, col=1)
-    return _layout(fig, height, title)
+        layout["yaxis2"].update(title=dict(text="RoR (°F/min)"), range=ror_range(basis))
+        layout["xaxis"].update(_time_axis_dict(max_s, title=""))
+    return go.Figure({"data": traces, "layout": layout})
 
 
 def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndarray]]], step_s: float,
