@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 
 def wait_idle(page, timeout_ms: int = 60_000) -> None:
@@ -28,3 +30,14 @@ def pick(page, container, label: str, option: str | re.Pattern) -> None:
     container.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
     page.get_by_role("option", name=option).first.click()
     wait_idle(page)
+
+
+def screenshot(page, docs_name: str, tmp_path: Path) -> Path:
+    """Screenshot the page: into docs/ when ROASTLAB_UPDATE_SCREENSHOTS=1 (refreshing the README's
+    pictures), else into tmp_path, so a test run never leaves the checkout modified."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    update = os.environ.get("ROASTLAB_UPDATE_SCREENSHOTS") == "1"
+    target = (docs if update else tmp_path) / docs_name
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(target), full_page=False)
+    return target

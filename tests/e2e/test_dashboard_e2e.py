@@ -8,12 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import no_errors, open_page, pick, wait_idle
+from e2e_helpers import no_errors, open_page, pick, screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "screenshot.png"
 PAGES = [
     ("", "Data"),
     ("setup", "Experiment setup"),
@@ -37,7 +35,7 @@ def test_every_page_renders(base, page):
         sidebar.get_by_text("Checkpoint", exact=True).first.wait_for(timeout=30_000)
 
 
-def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs):
+def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs, tmp_path):
     names = demo_runs(e2e_runs)
     assert len(names) >= 2, "the demo checkpoints are missing"
     open_page(page, base, "compare", "Compare curves")
@@ -56,10 +54,8 @@ def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs):
     page.keyboard.press("Escape")
     wait_idle(page)
     page.locator(".legendtext", has_text=names[0]).first.wait_for(timeout=60_000)
-    page.mouse.move(0, 0)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=False)
-    assert SCREENSHOT.stat().st_size > 10_000
+    shot = screenshot(page, "screenshot.png", tmp_path)
+    assert shot.stat().st_size > 10_000
 
 
 def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):

@@ -1,18 +1,16 @@
 """Roast in progress in a real browser: a roast is replayed by moving the time slider and by
-pressing play, and the drawn forecast follows; the page's screenshot for the README is written."""
+pressing play, and the drawn forecast follows; the page's screenshot is taken
+(into docs/ with ROASTLAB_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from e2e_helpers import no_errors, open_page, wait_idle
+from e2e_helpers import no_errors, open_page, screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "roast_in_progress.png"
 
 # The drawn forecast of one method: where it starts (the moment after the cut) and its values.
 FORECAST_JS = """
@@ -80,18 +78,18 @@ def test_replay_a_roast_by_slider_and_play(base, page):
     no_errors(page)
 
 
-def test_screenshot_of_the_page_with_the_model(base, browser):
+def test_screenshot_of_the_page_with_the_model(base, browser, tmp_path):
     """The README's picture: prefix kNN, Artisan's line and the checkpoint's model at 4:00."""
     context = browser.new_context(viewport={"width": 1400, "height": 1180})
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
-        _screenshot(base, page)
+        _screenshot(base, page, tmp_path)
     finally:
         context.close()
 
 
-def _screenshot(base, page) -> None:
+def _screenshot(base, page, tmp_path) -> None:
     open_page(page, base, "roast", "Roast in progress")
     wait_forecast(page)
     main = page.locator('[data-testid="stMain"]')
@@ -101,7 +99,5 @@ def _screenshot(base, page) -> None:
     wait_idle(page)
     wait_forecast(page, "model")
     no_errors(page)
-    page.mouse.move(0, 0)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=False)
-    assert SCREENSHOT.stat().st_size > 10_000
+    shot = screenshot(page, "roast_in_progress.png", tmp_path)
+    assert shot.stat().st_size > 10_000
