@@ -127,6 +127,15 @@ def test_an_unreachable_ray_address_is_a_clear_error_and_nothing_is_queued(tmp_p
 
 
 @pytest.mark.slow
+def test_the_test_cluster_listens_on_loopback_only(ray_cluster):
+    ports = ray_cluster.listening()
+    # GCS, raylet, object manager, agents and the Jobs API at least; all of them on 127.0.0.1.
+    assert len(ports) >= 5, ports
+    assert {addr for addr, _ in ports} == {"127.0.0.1"}, sorted(ports)
+    assert ("127.0.0.1", int(ray_cluster.address.rsplit(":", 1)[1])) in ports
+
+
+@pytest.mark.slow
 def test_a_sweep_of_three_tiny_jobs_succeeds_on_ray(ray_cluster, runs):
     runner = _runner(runs, ray_cluster)
     sweep = launch_sweep(runner, [PRESET], DATA, grid={"d_model": [16]}, seeds=3, epochs=1,

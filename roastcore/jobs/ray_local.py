@@ -4,14 +4,17 @@ backend on a laptop (docs/scale-out.md).
 `LocalRayCluster(num_cpus=2).start()` runs `ray start --head --node-ip-address 127.0.0.1
 --dashboard-host 127.0.0.1` on free ports with its own temp directory, waits for the job server,
 and `stop()` ends exactly the processes of that head (its process group and everything they
-started), not every Ray process of the user as `ray stop` would. The dashboard (the Jobs API)
-listens on 127.0.0.1 only; Ray 2.60 on Linux still binds its gRPC ports and node agent to the
-machine's address (it refuses loopback as a node address), see docs/scale-out.md.
+started), not every Ray process of the user as `ray stop` would. Every port it opens (GCS,
+raylet, object manager, agents, the Jobs API) listens on 127.0.0.1 only: on Linux Ray replaces a
+loopback `--node-ip-address` with the machine's address unless it runs as a single-machine
+cluster (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, its macOS/Windows default), which the head and
+its jobs are given. `listening()` reports the addresses, so tests can check it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -83,7 +86,8 @@ class LocalRayCluster:
         # Short: Ray's socket paths live under it and must stay under 108 characters.
         self._own_temp = temp_dir is None
         self.temp_dir = Path(temp_dir or tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-        self.env = {**os.environ, **(env or {})}
+        # Single-machine mode: the only way Ray keeps a loopback node address on Linux.
+        self.env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **(env or {})}
         self.ports = {flag: free_port() for flag in _PORT_FLAGS}
         self.address = f"http://127.0.0.1:{self.ports['--dashboard-port']}"
         self._pgid: int | None = None
@@ -145,6 +149,27 @@ class LocalRayCluster:
         if self._own_temp:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
+    def listening(self) -> set[tuple[str, int]]:
+        """(address, port) of every TCP socket this head's processes listen on, from /proc."""
+        if self._pgid is None:
+            return set()
+        inodes: set[str] = set()
+        for pid in _children_of(_group(self._pgid)) - {os.getpid()}:
+            with contextlib.suppress(OSError):
+                for fd in os.scandir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        target = os.readlink(fd.path)
+                        if target.startswith("socket:["):
+                            inodes.add(target[8:-1])
+        found = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError):
+                for row in Path(table).read_text().splitlines()[1:]:
+                    cols = row.split()
+                    if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+                        found.add(_proc_address(cols[1]))
+        return found
+
     def __enter__(self) -> LocalRayCluster:
         return self.start()
 
@@ -158,3 +183,13 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def _proc_address(field: str) -> tuple[str, int]:
+    """/proc/net/tcp{,6}'s "HEXADDR:HEXPORT" (address in host byte order per 32-bit word)."""
+    hex_ip, hex_port = field.split(":")
+    raw = b"".join(bytes.fromhex(hex_ip[i:i + 8])[::-1] for i in range(0, len(hex_ip), 8))
+    ip = ipaddress.ip_address(raw)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip), int(hex_port, 16)
