@@ -1,6 +1,5 @@
 """Roast in progress in a real browser: a roast is replayed by moving the time slider and by
-pressing play, and the drawn forecast follows; the page's screenshot is taken
-(into docs/ with ROASTLAB_UPDATE_SCREENSHOTS=1)."""
+pressing play, and the drawn forecast follows; the page's screenshot for the README is refreshed."""
 
 from __future__ import annotations
 
