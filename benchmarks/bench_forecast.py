@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 
 from roastcore.baselines import curve_1s
-from roastcore.forecast import Horizon, ModelForecaster, make_forecaster
+from roastcore.forecast import Horizon
+from roastcore.forecast_eval import make_forecaster
+from roastcore.forecast_model import ModelForecaster
 from roastcore.io import load_source
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,21 +12,11 @@ import numpy as np
 import pytest
 
 from roastcore.baselines import curve_1s
-from roastcore.forecast import (
-    MAX_LENGTH_S,
-    ROW_KEYS,
-    ConformalBands,
-    Forecaster,
-    Horizon,
-    LinearProjection,
-    ModelForecaster,
-    PrefixKNN,
-    PrefixKNNParams,
-    RoRDecay,
-    forecast_eval,
-    make_forecaster,
-    make_request,
-)
+from roastcore.forecast import MAX_LENGTH_S, Forecaster, Horizon, make_request, residuals_on
+from roastcore.forecast_bands import ConformalBands
+from roastcore.forecast_eval import ROW_KEYS, forecast_eval, library_profiles, make_forecaster
+from roastcore.forecast_methods import LinearProjection, PrefixKNN, PrefixKNNParams, RoRDecay
+from roastcore.forecast_model import FinetuneConfig, ModelForecaster, finetune_on_prefixes
 from roastcore.io import write_json
 from roastcore.profile import ProfileMeta
 from roastcore.simulate import generate_dataset
@@ -250,8 +240,6 @@ def test_model_forecaster_generates_from_the_real_prefix(demo_model):
 
 
 def test_model_forecaster_says_when_its_band_is_calibrated_on_seen_roasts(demo_model):
-    from roastcore.forecast import library_profiles
-
     seen = library_profiles(demo_model.prior_library)[:12]
     fc = ModelForecaster(demo_model).fit(seen)
     assert "unseen by the run" in fc.calibration_note
@@ -279,8 +267,6 @@ def test_model_on_a_prefix_knn_prior_refits_with_its_library(demo_model):
 def test_model_prefix_prior_band_is_calibrated_without_self_neighbours(demo_model):
     # Its kNN holds the calibration roasts; each must leave its product out, or the band would
     # be calibrated on near-perfect forecasts and collapse.
-    from roastcore.forecast import residuals_on
-
     profiles = generate_dataset(n=30, seed=13)
     fc = ModelForecaster(demo_model, prior="prefix_knn").fit(profiles)
     lo, hi = fc.bands.offsets(240.0, np.array([120.0]))
@@ -291,8 +277,6 @@ def test_model_prefix_prior_band_is_calibrated_without_self_neighbours(demo_mode
 
 @pytest.mark.slow
 def test_finetune_on_prefixes_keeps_the_epoch_that_forecasts_best(demo_model):
-    from roastcore.forecast import FinetuneConfig, finetune_on_prefixes
-
     profiles = generate_dataset(n=16, seed=14)
     tuned, info = finetune_on_prefixes(demo_model, profiles, FinetuneConfig(epochs=2, cuts_s=(120, 240)))
     history = info["val_mae_f_by_epoch"]
@@ -303,8 +287,6 @@ def test_finetune_on_prefixes_keeps_the_epoch_that_forecasts_best(demo_model):
 
 
 def test_finetune_config_is_validated():
-    from roastcore.forecast import FinetuneConfig
-
     with pytest.raises(ValueError, match="FinetuneConfig"):
         FinetuneConfig(epochs=-1)
     with pytest.raises(ValueError, match="cuts_s"):

@@ -6,7 +6,7 @@
                   [--folds 5] [--methods a,b] [--json] [--out FILE]
 
 The non-learned methods need training roasts: `--data` (forecast-eval's data minus each fold),
-else the roasts a prior model carries in its run (`prior.*`). See roastcore/forecast.py.
+else the roasts a prior model carries in its run (`prior.*`). See docs/forecasting.md.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def _load_profiles(spec: str):
 
 def _forecast(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
-    from roastcore.forecast import Horizon, library_profiles, make_forecaster, make_request
+    from roastcore.forecast import Horizon, make_request
+    from roastcore.forecast_eval import library_profiles, make_forecaster
     from roastcore.fsutil import to_json
     from roastcore.io import ImportFailure, read_profile
 
@@ -181,7 +182,8 @@ def _line(f) -> str:
 def _forecast_eval(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.evaluate import select_split
-    from roastcore.forecast import FinetuneConfig, forecast_eval
+    from roastcore.forecast_eval import forecast_eval
+    from roastcore.forecast_model import FinetuneConfig
     from roastcore.fsutil import atomic_write_text, to_json
 
     methods = _methods(args.methods)
