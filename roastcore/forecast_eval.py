@@ -24,22 +24,27 @@ from roastcore.forecast import (
 )
 from roastcore.forecast_methods import LinearProjection, PrefixKNN, RoRDecay
 from roastcore.forecast_model import FinetuneConfig, ModelForecaster, finetune_on_prefixes
+from roastcore.forecast_residual import ResidualConfig, ResidualKNN
 from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import Profile, ProfileMeta
 from roastcore.splits import group_kfold
 
-METHODS = ("linear_projection", "ror_decay", "prefix_knn", "model", "model_prefix_prior", "forecast")
-MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
+METHODS = ("linear_projection", "ror_decay", "prefix_knn", "forecast", "model", "model_prefix_prior",
+           "model_finetuned")
+# Methods built on a trained sequence model (--checkpoint or a per-fold preset).
+MODEL_METHODS = ("model", "model_prefix_prior", "model_finetuned")
 DROP_MISS_CAP_S = 120.0  # drop-time error when the forecast never reaches the drop temperature
 
 
 FACTORIES: dict[str, Callable[[], Forecaster]] = {
-    "linear_projection": LinearProjection, "ror_decay": RoRDecay, "prefix_knn": PrefixKNN}
+    "linear_projection": LinearProjection, "ror_decay": RoRDecay, "prefix_knn": PrefixKNN,
+    "forecast": ResidualKNN}
 
 
-def make_forecaster(name: str, model=None) -> Forecaster:
+def make_forecaster(name: str, model=None, seed: int = 0) -> Forecaster:
     """A fresh forecaster by method name; `model` is required for the model methods.
-    'forecast' wraps a model already fine-tuned by `finetune_on_prefixes`."""
+    'model_finetuned' wraps a model already fine-tuned by `finetune_on_prefixes`. `seed`: the
+    learned correction's random training cuts ('forecast'); the other methods are deterministic."""
     if name in MODEL_METHODS:
         if model is None:
             raise ValueError(f"method {name!r} needs a trained model (--checkpoint)")
@@ -48,6 +53,8 @@ def make_forecaster(name: str, model=None) -> Forecaster:
         return fc
     if name not in FACTORIES:
         raise ValueError(f"unknown forecast method {name!r}; expected one of {METHODS}")
+    if name == "forecast":
+        return ResidualKNN(ResidualConfig(seed=seed))
     return FACTORIES[name]()
 
 
@@ -93,14 +100,14 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
                   folds: int = 5, seed: int = 0, model=None, extra_train: Sequence[Profile] | None = None,
                   progress: Callable[[str], None] | None = None,
                   model_fn: Callable[[list[Profile], int], object] | None = None,
-                  finetune: FinetuneConfig | None = None) -> dict:
+                  finetune: FinetuneConfig | None = None, method_seed: int = 0) -> dict:
     """Score forecasting methods by grouped k-fold CV over `profiles`.
 
     Each fold's roasts are forecast at every cut by methods fitted (and calibrated) on the other
     folds plus `extra_train`; `model`'s weights are fixed, only its band is calibrated there.
     `model_fn(train_profiles, fold)`, instead of `model`, trains one model per fold on its
     training roasts (the model methods are then cross-validated like the others). Method
-    'forecast' fine-tunes that model on the fold's training roasts first (`finetune_on_prefixes`).
+    'model_finetuned' fine-tunes that model on the fold's training roasts first (`finetune_on_prefixes`).
     Per method and cut, over the roasts with at least MIN_REST_S left after the cut:
     - mae_f: MAE of the forecast over the unseen rest, DROP time given (1 s points, per roast, averaged);
     - finish_mae_f: |forecast at the real DROP time - real drop temperature|;
@@ -110,6 +117,8 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
       (same cap), else None;
     - coverage_pct: share of the unseen 1 s points inside the band; band_width_f: mean hi - lo;
     - physics_valid_pct: share of forecasts (prefix + rest) passing physics.check_curve.
+    `seed` fixes the folds (and the bands' inner folds); `method_seed` the learned methods' own
+    randomness ('forecast''s training cuts), so seeds can vary with the same folds.
     Returns {"results": rows, "folds": per-fold rows, "params": fitted settings per fold}.
     """
     profiles = list(profiles)
@@ -127,21 +136,21 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     params: dict[str, list] = {m: [] for m in methods}
     # A fixed model keeps its generations memoised across folds; a per-fold model is new each fold.
     shared = {m: make_forecaster(m, model) for m in methods
-              if m in MODEL_METHODS and m != "forecast" and model_fn is None}
+              if m in MODEL_METHODS and m != "model_finetuned" and model_fn is None}
     for fi, (tr, va) in enumerate(plan):
         train = [profiles[i] for i in tr] + extra
         test = [profiles[i] for i in va]
         fold_model = model_fn(train, fi) if model_fn is not None and set(methods) & set(MODEL_METHODS) else None
         for m in methods:
             started = time.monotonic()
-            if m == "forecast":  # the recipe: fine-tune this fold's (or the given) model first
+            if m == "model_finetuned":  # the recipe: fine-tune this fold's (or the given) model first
                 tuned, info = finetune_on_prefixes(fold_model if model_fn is not None else model, train, finetune)
                 fc = make_forecaster(m, tuned)
                 params.setdefault("forecast_finetune", []).append(info)
             elif m in MODEL_METHODS:
                 fc = shared[m] if model_fn is None else make_forecaster(m, fold_model)
             else:
-                fc = make_forecaster(m)
+                fc = make_forecaster(m, seed=method_seed)
             fc.fit(train, seed=seed)
             params[m].append({**fc.describe(), "fit_s": round(time.monotonic() - started, 2)})
             exclude = fc.exclusion if isinstance(fc, ModelForecaster) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from roastcore.forecast_bands import ConformalBands
 from roastcore.forecast_eval import ROW_KEYS, forecast_eval, library_profiles, make_forecaster
 from roastcore.forecast_methods import LinearProjection, PrefixKNN, PrefixKNNParams, RoRDecay
 from roastcore.forecast_model import FinetuneConfig, ModelForecaster, finetune_on_prefixes
+from roastcore.forecast_residual import ResidualConfig, ResidualKNN
 from roastcore.io import write_json
 from roastcore.profile import ProfileMeta
 from roastcore.simulate import generate_dataset
@@ -216,6 +218,51 @@ def test_forecast_eval_rejects_unknown_methods():
         forecast_eval(["nope"], generate_dataset(n=10, seed=0))
 
 
+# ------------------------------------------------------------------ the learned correction (`forecast`)
+FIXED_KNN = PrefixKNNParams(k=3, window_s=60, max_lag_s=0, w_meta=0.5)  # no tuning: keeps tests quick
+
+
+def test_forecast_without_a_correction_is_the_prefix_knn(split):
+    train, val = split
+    fc = ResidualKNN(ResidualConfig(cuts_per_roast=1), knn_params=FIXED_KNN).fit(train[:12], calibrate=False)
+    fc.w_ = None  # what it does when the inner CV finds no gain
+    knn = PrefixKNN(params=FIXED_KNN).fit(train[:12], calibrate=False)
+    roast = val[0]
+    real = curve_1s(roast)
+    a = fc.forecast(roast, at_s=240, horizon=Horizon.drop_at(real.size - 1))
+    b = knn.forecast(roast, at_s=240, horizon=Horizon.drop_at(real.size - 1))
+    assert a.method == "forecast"
+    np.testing.assert_allclose(a.bt_f, b.bt_f)
+
+
+@pytest.mark.slow
+def test_forecast_learns_that_the_target_finish_moves_the_end(split):
+    train, val = split
+    fc = ResidualKNN(ResidualConfig(cuts_per_roast=4), knn_params=FIXED_KNN).fit(train, calibrate=False)
+    assert fc.w_ is not None and fc.cv_["inner_mae_f"] < fc.cv_["knn_inner_mae_f"]
+    roast = val[0]
+    real = curve_1s(roast)
+    horizon = Horizon.drop_at(real.size - 1)
+    base = fc.forecast(roast, at_s=240, horizon=horizon)
+    knn = fc.knn.continue_many([make_request(roast, at_s=240)], [real.size])[0]
+    # The correction is 0 at the cut: the first step continues from the kNN's.
+    assert abs(base.bt_f[0] - knn[241]) < 0.5
+    # A roaster aiming 15 °F higher (the simulator's finish follows its target) lands higher.
+    hotter = dataclasses.replace(roast.meta, target_finish_f=roast.meta.target_finish_f + 15.0)
+    up = fc.forecast(curve_1s(roast)[:241], meta=hotter, horizon=horizon)
+    assert up.bt_f[-1] - base.bt_f[-1] > 3.0
+    assert abs(up.bt_f[0] - base.bt_f[0]) < 0.5
+
+
+def test_residual_config_is_validated():
+    with pytest.raises(ValueError, match="cut_range_s"):
+        ResidualConfig(cut_range_s=(10, 300))
+    with pytest.raises(ValueError, match="ResidualConfig"):
+        ResidualConfig(alphas=())
+    assert isinstance(make_forecaster("forecast", seed=3), ResidualKNN)
+    assert make_forecaster("forecast", seed=3).config.seed == 3
+
+
 # ------------------------------------------------------------------ a run's model
 @pytest.fixture(scope="module")
 def demo_model():
@@ -282,8 +329,8 @@ def test_finetune_on_prefixes_keeps_the_epoch_that_forecasts_best(demo_model):
     history = info["val_mae_f_by_epoch"]
     assert len(history) == 3 and info["best_epoch"] == int(np.argmin(history))
     assert tuned is not demo_model and not tuned.training
-    f = make_forecaster("forecast", tuned).fit(profiles[:10], calibrate=False).forecast(profiles[12], at_s=240)
-    assert f.method == "forecast" and f.bt_f.size > 0
+    f = make_forecaster("model_finetuned", tuned).fit(profiles[:10], calibrate=False).forecast(profiles[12], at_s=240)
+    assert f.method == "model_finetuned" and f.bt_f.size > 0
 
 
 def test_finetune_config_is_validated():
@@ -342,7 +389,8 @@ def test_cli_forecast_with_a_checkpoint_in_a_process(tmp_path, demo_model):
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert [f["method"] for f in out["forecasts"]] == ["model", "linear_projection", "ror_decay", "prefix_knn"]
+    assert [f["method"] for f in out["forecasts"]] == ["model", "linear_projection", "ror_decay", "prefix_knn",
+                                                        "forecast"]
     assert out["horizon"] == "expected_end"
 
 

@@ -3,9 +3,10 @@
     forecast --checkpoint RUN --roast FILE --at SECONDS [--target-drop F | --drop-time S]
              [--methods a,b] [--data SOURCE] [--json]
     forecast-eval --checkpoint RUN --data SOURCE [--split val|all] [--cuts 120,240,360]
-                  [--folds 5] [--methods a,b] [--json] [--out FILE]
+                  [--folds 5] [--methods a,b] [--method-seed N] [--min-charge F] [--json] [--out FILE]
 
-The non-learned methods need training roasts: `--data` (forecast-eval's data minus each fold),
+The non-model methods (`forecast` included: its learned part is fitted on the training roasts,
+roastcore/forecast_residual.py) need training roasts: `--data` (forecast-eval's data minus each fold),
 else the roasts a prior model carries in its run (`prior.*`). See docs/forecasting.md.
 """
 
@@ -21,11 +22,11 @@ from roastcore.cli import CliError
 
 log = logging.getLogger(__name__)
 
-ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn")
-# The run's model correcting the prefix kNN (prior models); 'forecast' fine-tunes it per fold
-# first (forecast-eval only: the fine-tuned model is not saved).
-EXTRA_METHODS = ("model_prefix_prior", "forecast")
-MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
+ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn", "forecast")
+# The run's model correcting the prefix kNN (prior models); 'model_finetuned' fine-tunes it per
+# fold first (forecast-eval only: the fine-tuned model is not saved).
+EXTRA_METHODS = ("model_prefix_prior", "model_finetuned")
+MODEL_METHODS = ("model", "model_prefix_prior", "model_finetuned")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     end.add_argument("--target-drop", type=float, default=None, metavar="F",
                      help="forecast until BT reaches this °F (and report when)")
     end.add_argument("--drop-time", type=float, default=None, metavar="S", help="forecast to this DROP time")
-    p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all four)")
+    p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all five)")
     p.add_argument("--data", default=None, metavar="SOURCE",
                    help="training roasts for the methods and bands (default: the run's prior library)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -61,13 +62,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="default: val with --checkpoint (all when the data is not the run's), else all")
     p.add_argument("--cuts", default="120,240,360", help="cut points in seconds (default 120,240,360)")
     p.add_argument("--folds", type=int, default=5, help="grouped folds (default 5)")
+    p.add_argument("--min-charge", type=float, default=None, metavar="F",
+                   help="score only roasts charged at or above F °F (drum roasters: air roasters "
+                        "charge near room temperature)")
     p.add_argument("--seed", type=int, default=0, help="fold split seed")
-    p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all four)")
+    p.add_argument("--method-seed", type=int, default=0, metavar="N",
+                   help="seed of the learned methods (the random cuts 'forecast' trains on); the folds keep --seed")
+    p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all five)")
     p.add_argument("--train-preset", default=None, metavar="PRESET",
                    help="train this preset on each fold's training roasts for the model methods "
                         "(cross-validated like the others) instead of using --checkpoint's model")
     p.add_argument("--finetune-epochs", type=int, default=12, metavar="N",
-                   help="method 'forecast': epochs of fine-tuning on each fold (default 12)")
+                   help="method 'model_finetuned': epochs of fine-tuning on each fold (default 12)")
     p.add_argument("--json", action="store_true", help="print one JSON object {\"results\": [...], ...}")
     p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON here")
     p.set_defaults(handler=_forecast_eval)
@@ -117,8 +123,8 @@ def _forecast(args) -> int:
     from roastcore.io import ImportFailure, read_profile
 
     methods = _methods(args.methods)
-    if "forecast" in methods:
-        raise CliError("method 'forecast' fine-tunes per fold: score it with forecast-eval")
+    if "model_finetuned" in methods:
+        raise CliError("method 'model_finetuned' fine-tunes per fold: score it with forecast-eval")
     model = _load_model(args.checkpoint)
     if set(methods) & set(MODEL_METHODS) and model is None:
         raise CliError("the model methods need --checkpoint (or pass --methods without them)")
@@ -205,6 +211,12 @@ def _forecast_eval(args) -> int:
         if not methods:
             raise CliError("no method left to score: give --checkpoint or other --methods")
     profiles = _load_profiles(args.data)
+    if args.min_charge is not None:
+        kept = [p for p in profiles if p.charge_f >= args.min_charge]
+        notes.append(f"--min-charge {args.min_charge:g}: {len(kept)} of {len(profiles)} roasts kept")
+        if not kept:
+            raise CliError(f"--min-charge {args.min_charge:g}: no roast of {args.data} is charged that hot")
+        profiles = kept
     manifest = {}
     if args.checkpoint:
         manifest_path = Path(args.checkpoint) / "manifest.json"
@@ -224,7 +236,8 @@ def _forecast_eval(args) -> int:
         notes.append(f"the run was trained on {manifest.get('data_source')!r}, scored here on {args.data!r}")
     out = forecast_eval(methods, val, cuts=cuts, folds=args.folds, seed=args.seed, model=model,
                         extra_train=train, model_fn=model_fn,
-                        finetune=FinetuneConfig(epochs=args.finetune_epochs),
+                        finetune=FinetuneConfig(epochs=args.finetune_epochs, seed=args.method_seed),
+                        method_seed=args.method_seed,
                         progress=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)))
     out.update(split=label, notes=notes, data=args.data, checkpoint=args.checkpoint)
     text = to_json(out)
