@@ -50,7 +50,7 @@ def main() -> None:
     real = curve_1s(roast)
     horizons = {"drop_time": Horizon.drop_at(real.size - 1), "target": Horizon.target(float(real[-1])),
                 "expected_end": Horizon.expected_end()}
-    methods = ["linear_projection", "ror_decay", "prefix_knn", "forecast"]
+    methods = ["linear_projection", "ror_decay", "prefix_knn", "knn_residual"]
     model = None
     if args.checkpoint and (Path(args.checkpoint) / "model.safetensors").is_file():
         from roastcore.checkpoints import load_run  # only when a run is given

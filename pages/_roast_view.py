@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 METHOD_HELP = {
     "prefix_knn": "past roasts matched on this roast's first minutes, continued and averaged",
-    "forecast": "the prefix kNN plus a learned correction (how this roast differs from its neighbours, "
-                "its target finish)",
     "linear_projection": "Artisan's projection line: the last 30 s rate of rise, straight on",
     "ror_decay": "the rate of rise decaying exponentially, as fitted on the last minutes",
     "model": "the checkpoint's model generating from the real prefix (~200 ms a frame)",
@@ -61,9 +59,8 @@ SAMPLE_FOLDS = 3
 
 # ---------------------------------------------------------------------------- choices
 def available_methods(has_run: bool, has_prior: bool) -> list[str]:
-    """Methods the page offers: the non-learned three, the learned correction of the prefix kNN,
-    the run's model, its prefix-prior variant."""
-    out = ["prefix_knn", "linear_projection", "ror_decay", "forecast"]
+    """Methods the page offers: the non-learned three, the run's model, its prefix-prior variant."""
+    out = ["prefix_knn", "linear_projection", "ror_decay"]
     if has_run:
         out.append("model")
     if has_prior:

@@ -29,22 +29,22 @@ from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import Profile, ProfileMeta
 from roastcore.splits import group_kfold
 
-METHODS = ("linear_projection", "ror_decay", "prefix_knn", "forecast", "model", "model_prefix_prior",
-           "model_finetuned")
+METHODS = ("linear_projection", "ror_decay", "prefix_knn", "knn_residual", "model", "model_prefix_prior",
+           "forecast")
 # Methods built on a trained sequence model (--checkpoint or a per-fold preset).
-MODEL_METHODS = ("model", "model_prefix_prior", "model_finetuned")
+MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
 DROP_MISS_CAP_S = 120.0  # drop-time error when the forecast never reaches the drop temperature
 
 
 FACTORIES: dict[str, Callable[[], Forecaster]] = {
     "linear_projection": LinearProjection, "ror_decay": RoRDecay, "prefix_knn": PrefixKNN,
-    "forecast": ResidualKNN}
+    "knn_residual": ResidualKNN}
 
 
 def make_forecaster(name: str, model=None, seed: int = 0) -> Forecaster:
     """A fresh forecaster by method name; `model` is required for the model methods.
-    'model_finetuned' wraps a model already fine-tuned by `finetune_on_prefixes`. `seed`: the
-    learned correction's random training cuts ('forecast'); the other methods are deterministic."""
+    'forecast' wraps a model already fine-tuned by `finetune_on_prefixes`. `seed`: the
+    learned correction's random training cuts ('knn_residual'); the others here are deterministic."""
     if name in MODEL_METHODS:
         if model is None:
             raise ValueError(f"method {name!r} needs a trained model (--checkpoint)")
@@ -53,7 +53,7 @@ def make_forecaster(name: str, model=None, seed: int = 0) -> Forecaster:
         return fc
     if name not in FACTORIES:
         raise ValueError(f"unknown forecast method {name!r}; expected one of {METHODS}")
-    if name == "forecast":
+    if name == "knn_residual":
         return ResidualKNN(ResidualConfig(seed=seed))
     return FACTORIES[name]()
 
@@ -107,7 +107,7 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     folds plus `extra_train`; `model`'s weights are fixed, only its band is calibrated there.
     `model_fn(train_profiles, fold)`, instead of `model`, trains one model per fold on its
     training roasts (the model methods are then cross-validated like the others). Method
-    'model_finetuned' fine-tunes that model on the fold's training roasts first (`finetune_on_prefixes`).
+    'forecast' fine-tunes that model on the fold's training roasts first (`finetune_on_prefixes`).
     Per method and cut, over the roasts with at least MIN_REST_S left after the cut:
     - mae_f: MAE of the forecast over the unseen rest, DROP time given (1 s points, per roast, averaged);
     - finish_mae_f: |forecast at the real DROP time - real drop temperature|;
@@ -118,7 +118,7 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     - coverage_pct: share of the unseen 1 s points inside the band; band_width_f: mean hi - lo;
     - physics_valid_pct: share of forecasts (prefix + rest) passing physics.check_curve.
     `seed` fixes the folds (and the bands' inner folds); `method_seed` the learned methods' own
-    randomness ('forecast''s training cuts), so seeds can vary with the same folds.
+    randomness ('knn_residual''s training cuts, 'forecast''s fine-tuning), so seeds can vary with the same folds.
     Returns {"results": rows, "folds": per-fold rows, "params": fitted settings per fold}.
     """
     profiles = list(profiles)
@@ -136,14 +136,14 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     params: dict[str, list] = {m: [] for m in methods}
     # A fixed model keeps its generations memoised across folds; a per-fold model is new each fold.
     shared = {m: make_forecaster(m, model) for m in methods
-              if m in MODEL_METHODS and m != "model_finetuned" and model_fn is None}
+              if m in MODEL_METHODS and m != "forecast" and model_fn is None}
     for fi, (tr, va) in enumerate(plan):
         train = [profiles[i] for i in tr] + extra
         test = [profiles[i] for i in va]
         fold_model = model_fn(train, fi) if model_fn is not None and set(methods) & set(MODEL_METHODS) else None
         for m in methods:
             started = time.monotonic()
-            if m == "model_finetuned":  # the recipe: fine-tune this fold's (or the given) model first
+            if m == "forecast":  # the recipe: fine-tune this fold's (or the given) model first
                 tuned, info = finetune_on_prefixes(fold_model if model_fn is not None else model, train, finetune)
                 fc = make_forecaster(m, tuned)
                 params.setdefault("forecast_finetune", []).append(info)

@@ -5,7 +5,7 @@
   kNN fitted on the same training roasts.
 - `model_prefix_prior`: the same network correcting the prefix kNN's neighbours instead.
 - `finetune_on_prefixes`: a copy of a prior model fine-tuned with rollouts from random cut
-  points against prefix-kNN priors (method `model_finetuned` in roastcore/forecast_eval.py).
+  points against prefix-kNN priors (method `forecast` in roastcore/forecast_eval.py).
 
 The model is not refitted by `fit`, so its band comes straight from training roasts the run
 never saw (`PriorLibrary.holds`).

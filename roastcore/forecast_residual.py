@@ -1,4 +1,4 @@
-"""The learned forecaster `forecast`: the prefix kNN plus a ridge model of its residuals (issue 16).
+"""A learned correction of the prefix kNN, method `knn_residual`: a ridge model of its residuals (issue 16).
 
 The prefix kNN (roastcore/forecast_methods.py) continues a roast with its neighbours' rest. What
 it cannot do is read how this roast differs from them: it is hotter or cooler than they were at
@@ -94,7 +94,7 @@ def _basis(h: np.ndarray, rest: int) -> np.ndarray:
 class ResidualKNN(Forecaster):
     """The prefix kNN with a ridge correction of its residuals (see the module docstring)."""
 
-    name = "forecast"
+    name = "knn_residual"
 
     def __init__(self, config: ResidualConfig | None = None, knn_params: PrefixKNNParams | None = None):
         super().__init__()
@@ -185,7 +185,7 @@ class ResidualKNN(Forecaster):
                 rows.append((i, x, h.astype(float), real[c + h] - curve[c + h], rest))
         used = sorted({r[0] for r in rows})
         if len(rows) < 10 or len({profiles[i].group for i in used}) < 3:
-            log.warning("forecast: %d training rows; the correction is off (the prefix kNN alone)", len(rows))
+            log.warning("knn_residual: %d training rows; the correction is off (the prefix kNN alone)", len(rows))
             return
         xs = np.array([r[1] for r in rows])
         self.mu_ = xs.mean(axis=0)
@@ -212,7 +212,7 @@ class ResidualKNN(Forecaster):
         total = float(np.sum(wt))
         self.cv_ = {"inner_mae_f": round(err / total, 3), "knn_inner_mae_f": round(base / total, 3),
                     "features": set_name, "n_rows": len(rows)}
-        log.info("forecast: features %s, ridge alpha %g, inner weighted MAE %.2f vs kNN %.2f °F on %d rows",
+        log.info("knn_residual: features %s, ridge alpha %g, inner weighted MAE %.2f vs kNN %.2f °F on %d rows",
                  set_name, alpha, err / total, base / total, len(rows))
         if err >= base:  # the correction does not help on held-out products: leave it off
             self.alpha_ = None

@@ -218,7 +218,7 @@ def test_forecast_eval_rejects_unknown_methods():
         forecast_eval(["nope"], generate_dataset(n=10, seed=0))
 
 
-# ------------------------------------------------------------------ the learned correction (`forecast`)
+# ------------------------------------------------------------------ the learned correction (`knn_residual`)
 FIXED_KNN = PrefixKNNParams(k=3, window_s=60, max_lag_s=0, w_meta=0.5)  # no tuning: keeps tests quick
 
 
@@ -231,7 +231,7 @@ def test_forecast_without_a_correction_is_the_prefix_knn(split):
     real = curve_1s(roast)
     a = fc.forecast(roast, at_s=240, horizon=Horizon.drop_at(real.size - 1))
     b = knn.forecast(roast, at_s=240, horizon=Horizon.drop_at(real.size - 1))
-    assert a.method == "forecast"
+    assert a.method == "knn_residual"
     np.testing.assert_allclose(a.bt_f, b.bt_f)
 
 
@@ -259,8 +259,8 @@ def test_residual_config_is_validated():
         ResidualConfig(cut_range_s=(10, 300))
     with pytest.raises(ValueError, match="ResidualConfig"):
         ResidualConfig(alphas=())
-    assert isinstance(make_forecaster("forecast", seed=3), ResidualKNN)
-    assert make_forecaster("forecast", seed=3).config.seed == 3
+    assert isinstance(make_forecaster("knn_residual", seed=3), ResidualKNN)
+    assert make_forecaster("knn_residual", seed=3).config.seed == 3
 
 
 # ------------------------------------------------------------------ a run's model
@@ -329,8 +329,8 @@ def test_finetune_on_prefixes_keeps_the_epoch_that_forecasts_best(demo_model):
     history = info["val_mae_f_by_epoch"]
     assert len(history) == 3 and info["best_epoch"] == int(np.argmin(history))
     assert tuned is not demo_model and not tuned.training
-    f = make_forecaster("model_finetuned", tuned).fit(profiles[:10], calibrate=False).forecast(profiles[12], at_s=240)
-    assert f.method == "model_finetuned" and f.bt_f.size > 0
+    f = make_forecaster("forecast", tuned).fit(profiles[:10], calibrate=False).forecast(profiles[12], at_s=240)
+    assert f.method == "forecast" and f.bt_f.size > 0
 
 
 def test_finetune_config_is_validated():
@@ -389,8 +389,7 @@ def test_cli_forecast_with_a_checkpoint_in_a_process(tmp_path, demo_model):
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert [f["method"] for f in out["forecasts"]] == ["model", "linear_projection", "ror_decay", "prefix_knn",
-                                                        "forecast"]
+    assert [f["method"] for f in out["forecasts"]] == ["model", "linear_projection", "ror_decay", "prefix_knn"]
     assert out["horizon"] == "expected_end"
 
 

@@ -35,7 +35,7 @@ def fitted(profiles):
 
 
 def test_choices_offer_what_the_run_and_data_support():
-    assert view.available_methods(False, False) == ["prefix_knn", "linear_projection", "ror_decay", "forecast"]
+    assert view.available_methods(False, False) == ["prefix_knn", "linear_projection", "ror_decay"]
     assert view.available_methods(True, True)[-2:] == ["model", "model_prefix_prior"]
     # Enough products: the dataset itself; one imported log: the run's roasts, then the built-in set.
     assert view.training_sources(10, True, False)[0] == "dataset"

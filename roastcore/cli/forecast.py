@@ -5,8 +5,8 @@
     forecast-eval --checkpoint RUN --data SOURCE [--split val|all] [--cuts 120,240,360]
                   [--folds 5] [--methods a,b] [--method-seed N] [--min-charge F] [--json] [--out FILE]
 
-The non-model methods (`forecast` included: its learned part is fitted on the training roasts,
-roastcore/forecast_residual.py) need training roasts: `--data` (forecast-eval's data minus each fold),
+The non-model methods (`knn_residual` included: its learned part is fitted on the training
+roasts, roastcore/forecast_residual.py) need training roasts: `--data` (forecast-eval's data minus each fold),
 else the roasts a prior model carries in its run (`prior.*`). See docs/forecasting.md.
 """
 
@@ -22,11 +22,12 @@ from roastcore.cli import CliError
 
 log = logging.getLogger(__name__)
 
-ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn", "forecast")
-# The run's model correcting the prefix kNN (prior models); 'model_finetuned' fine-tunes it per
-# fold first (forecast-eval only: the fine-tuned model is not saved).
-EXTRA_METHODS = ("model_prefix_prior", "model_finetuned")
-MODEL_METHODS = ("model", "model_prefix_prior", "model_finetuned")
+ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn")
+# The run's model correcting the prefix kNN (prior models); 'forecast' fine-tunes it per fold
+# first (forecast-eval only: the fine-tuned model is not saved); 'knn_residual' is the prefix kNN
+# with a learned ridge correction (roastcore/forecast_residual.py; no checkpoint needed).
+EXTRA_METHODS = ("model_prefix_prior", "forecast", "knn_residual")
+MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     end.add_argument("--target-drop", type=float, default=None, metavar="F",
                      help="forecast until BT reaches this °F (and report when)")
     end.add_argument("--drop-time", type=float, default=None, metavar="S", help="forecast to this DROP time")
-    p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all five)")
+    p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all four)")
     p.add_argument("--data", default=None, metavar="SOURCE",
                    help="training roasts for the methods and bands (default: the run's prior library)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -67,13 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "charge near room temperature)")
     p.add_argument("--seed", type=int, default=0, help="fold split seed")
     p.add_argument("--method-seed", type=int, default=0, metavar="N",
-                   help="seed of the learned methods (the random cuts 'forecast' trains on); the folds keep --seed")
-    p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all five)")
+                   help="seed of the learned methods ('knn_residual''s random training cuts, 'forecast''s "
+                        "fine-tuning); the folds keep --seed")
+    p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all four)")
     p.add_argument("--train-preset", default=None, metavar="PRESET",
                    help="train this preset on each fold's training roasts for the model methods "
                         "(cross-validated like the others) instead of using --checkpoint's model")
     p.add_argument("--finetune-epochs", type=int, default=12, metavar="N",
-                   help="method 'model_finetuned': epochs of fine-tuning on each fold (default 12)")
+                   help="method 'forecast': epochs of fine-tuning on each fold (default 12)")
     p.add_argument("--json", action="store_true", help="print one JSON object {\"results\": [...], ...}")
     p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON here")
     p.set_defaults(handler=_forecast_eval)
@@ -123,8 +125,8 @@ def _forecast(args) -> int:
     from roastcore.io import ImportFailure, read_profile
 
     methods = _methods(args.methods)
-    if "model_finetuned" in methods:
-        raise CliError("method 'model_finetuned' fine-tunes per fold: score it with forecast-eval")
+    if "forecast" in methods:
+        raise CliError("method 'forecast' fine-tunes per fold: score it with forecast-eval")
     model = _load_model(args.checkpoint)
     if set(methods) & set(MODEL_METHODS) and model is None:
         raise CliError("the model methods need --checkpoint (or pass --methods without them)")

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-extrapolation", action="store_true",
                    help="skip the hottest-charge extrapolation check (on by default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for small models)")
-    p.add_argument("--forecast-methods", default="linear_projection,prefix_knn,forecast", metavar="a,b",
+    p.add_argument("--forecast-methods", default="linear_projection,ror_decay,prefix_knn", metavar="a,b",
                    help="forecasting methods scored on the same folds (the forecast table); 'none' skips it")
     p.add_argument("--forecast-cuts", default="120,240,360", metavar="S,S",
                    help="cut points in seconds for the forecast table (default 120,240,360)")
