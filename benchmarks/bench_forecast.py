@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 
 from roastcore.baselines import curve_1s
-from roastcore.forecast import Horizon, ModelForecaster, make_forecaster
+from roastcore.forecast import Horizon
+from roastcore.forecast_eval import make_forecaster
+from roastcore.forecast_model import ModelForecaster
 from roastcore.io import load_source
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +50,7 @@ def main() -> None:
     real = curve_1s(roast)
     horizons = {"drop_time": Horizon.drop_at(real.size - 1), "target": Horizon.target(float(real[-1])),
                 "expected_end": Horizon.expected_end()}
-    methods = ["linear_projection", "ror_decay", "prefix_knn"]
+    methods = ["linear_projection", "ror_decay", "prefix_knn", "knn_residual"]
     model = None
     if args.checkpoint and (Path(args.checkpoint) / "model.safetensors").is_file():
         from roastcore.checkpoints import load_run  # only when a run is given

@@ -25,16 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from roastcore.forecast import (
-    MIN_AT_S,
-    MIN_REST_S,
-    Forecast,
-    Forecaster,
-    Horizon,
-    forecast_eval,
-    make_forecaster,
-    make_request,
-)
+from roastcore.forecast import MIN_AT_S, MIN_REST_S, Forecast, Forecaster, Horizon, make_request
+from roastcore.forecast_eval import forecast_eval, make_forecaster
 from roastcore.fsutil import atomic_write_json
 from roastcore.plotting import fmt_mmss
 

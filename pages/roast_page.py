@@ -12,7 +12,7 @@ from pages import _ui
 from pages._data_tables import profile_label
 from pages._format import fmt_duration, fmt_mmss
 from pages._state import default_data_spec, path_mtime
-from roastcore.forecast import library_profiles
+from roastcore.forecast_eval import library_profiles
 from roastcore.plotting import forecast_figure
 
 st.header("Roast in progress")

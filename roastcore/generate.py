@@ -103,7 +103,7 @@ class ModelGenerator(CurveGenerator):
                           max_steps: int | None = None) -> list[np.ndarray]:
         """1 s curves for many requests; the step-level outputs land in `last_steps`.
         `exclude_groups[i]`: a product whose curves request i's prior may not use.
-        `priors[i]`: a 1 s prior curve to use instead of the library's (forecast.py's prefix kNN).
+        `priors[i]`: a 1 s prior curve to use instead of the library's (forecast_methods.py's prefix kNN).
         `max_steps`: generate only the first steps (a step trace); they equal a full generation's
         first steps (the models are causal, conditioned on the whole roast's length either way)."""
         n = len(metas)

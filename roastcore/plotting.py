@@ -521,9 +521,10 @@ def health_band_figure(per_sample: float, bands: Sequence[tuple[float, str]], he
 
 
 # ---------------------------------------------------------------------------- forecasts (issue 16)
-# One colour per forecast method (roastcore.forecast.METHODS), the same on every frame and page.
+# One colour per forecast method (roastcore.forecast_eval.METHODS), the same on every frame and page.
 FORECAST_COLORS = {"prefix_knn": "#1f77b4", "linear_projection": "#ff7f0e", "ror_decay": "#2ca02c",
-                   "model": "#d62728", "model_prefix_prior": "#9467bd", "forecast": "#8c564b"}
+                   "model": "#d62728", "model_prefix_prior": "#9467bd", "forecast": "#8c564b",
+                   "knn_residual": "#e377c2"}
 # The real rest of a replayed roast, greyed in: a mid grey reads on the light and the dark theme.
 REST_COLOR = "rgba(128,128,128,0.65)"
 

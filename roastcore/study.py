@@ -10,6 +10,10 @@ model's step) and `metrics.free_run_metrics` (the same scorer the baselines get)
 The extrapolation check trains on every roast except the hottest-charged `extrapolation_frac`
 and tests on those: a model that only interpolates drifts there.
 
+With `forecast_methods`, the same folds also score forecasting a roast in progress
+(`forecast_eval.forecast_eval`: each fold's roasts cut at `forecast_cuts_s`, the rest forecast by
+methods fitted on the other folds), the table next to the charge-only one.
+
 A time budget (`budget_min`) is checked before each unit of work (a preset on one fold); what
 did not fit is listed in `skipped` and in the markdown, never silently dropped.
 
@@ -33,6 +37,9 @@ from roastcore.baselines import AlignedKNN, Persistence, curve_1s
 from roastcore.evaluate import teacher_forcing
 from roastcore.experiments import get_preset
 from roastcore.features import FeatureEncoder
+from roastcore.forecast_eval import METHODS as FORECAST_METHODS
+from roastcore.forecast_eval import MODEL_METHODS as FORECAST_MODEL_METHODS
+from roastcore.forecast_eval import forecast_eval
 from roastcore.fsutil import atomic_write_text, to_json
 from roastcore.generate import ModelGenerator
 from roastcore.io import dataset_fingerprint
@@ -63,6 +70,9 @@ class StudyConfig:
     extrapolation_frac: float = 0.1
     overrides: dict = field(default_factory=dict)  # applied to every preset (--set)
     threads: int = 1  # small sequential models run fastest on one torch thread
+    # Forecasting from a prefix on the same folds (CPU-minutes; the CLI asks for it by default).
+    forecast_methods: tuple[str, ...] = ()
+    forecast_cuts_s: tuple[int, ...] = (120, 240, 360)
 
     def __post_init__(self):
         self.presets = tuple(self.presets)
@@ -76,6 +86,14 @@ class StudyConfig:
             raise ValueError(f"StudyConfig.extrapolation_frac: {self.extrapolation_frac!r} must be in (0, 0.5)")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"StudyConfig.threads: {self.threads!r} must be an integer >= 1")
+        self.forecast_methods = tuple(self.forecast_methods)
+        bad = [m for m in self.forecast_methods if m not in FORECAST_METHODS or m in FORECAST_MODEL_METHODS]
+        if bad:
+            raise ValueError(f"StudyConfig.forecast_methods: {bad} not among the methods that need no "
+                             f"checkpoint {[m for m in FORECAST_METHODS if m not in FORECAST_MODEL_METHODS]}")
+        self.forecast_cuts_s = tuple(int(c) for c in self.forecast_cuts_s)
+        if self.forecast_methods and (not self.forecast_cuts_s or min(self.forecast_cuts_s) < 30):
+            raise ValueError(f"StudyConfig.forecast_cuts_s: {self.forecast_cuts_s!r} must be cut points >= 30 s")
 
 
 def _summary(per_fold: list[dict], keys: Sequence[str]) -> dict:
@@ -166,7 +184,7 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
                      "n_groups": n_groups, "folds": cfg.folds, "seed": cfg.seed, "presets": list(cfg.presets),
                      "overrides": {k: str(v) for k, v in cfg.overrides.items()}, "budget_min": cfg.budget_min,
                      "fold_sizes": [[len(tr), len(va)] for tr, va in splits],
-                     "baselines": {}, "models": {}, "extrapolation": None, "skipped": skipped}
+                     "baselines": {}, "models": {}, "extrapolation": None, "forecast": None, "skipped": skipped}
     with torch_threads(cfg.threads):
         # Baselines first: they are fast and every preset is compared with them.
         per_fold_bl: dict[str, list[dict]] = {name: [] for name in BASELINES}
@@ -182,6 +200,18 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
             keys = TF_KEYS if name == "persistence" else FREE_KEYS
             results["baselines"][name] = {"per_fold": rows, **_summary(rows, keys)}
         checkpoint()
+        if cfg.forecast_methods:
+            if out_of_time():
+                skipped.append("forecast")
+            else:
+                fc_started = time.monotonic()
+                # forecast_eval splits with group_kfold(profiles, folds, seed) too: the same folds.
+                fc = forecast_eval(cfg.forecast_methods, profiles, cuts=cfg.forecast_cuts_s, folds=cfg.folds,
+                                   seed=cfg.seed, progress=say)
+                results["forecast"] = {"methods": list(cfg.forecast_methods), "cuts_s": list(cfg.forecast_cuts_s),
+                                       "results": fc["results"], "folds": fc["folds"],
+                                       "wall_s": time.monotonic() - fc_started}
+                checkpoint()
 
         extra = _extrapolation_setup(profiles, cfg, out_of_time, skipped) if cfg.extrapolation else None
         results["extrapolation"] = extra
@@ -304,6 +334,21 @@ def format_markdown(results: dict) -> str:
             ratio = r.get("mae_f") / cv[name] if r.get("mae_f") is not None and cv.get(name) else None
             lines.append(f"| {name} | {_fmt(r.get('mae_f'))} | {_fmt(r.get('finish_mae_f'))} "
                          f"| {_fmt(r.get('physics_valid_pct'), spec='.0f', unit='%')} | {_fmt(ratio)} |")
+    fc = results.get("forecast")
+    if fc and fc.get("results"):
+        lines += ["", "Forecasting a roast in progress on the same folds (docs/forecasting.md): each fold's "
+                      "roasts cut at each point, the rest forecast by methods fitted on the other folds; "
+                      "MAE over the rest and finish with the real DROP time, coverage of the 80% band. "
+                      f"Wall time {fc.get('wall_s', 0):.0f} s.", "",
+                  "| method | cut s | roasts | MAE °F | per fold | finish MAE °F | per fold | drop time MAE s "
+                  "| coverage % | band °F | physics valid |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in fc["results"]:
+            per = "/".join(f"{x:.2f}" for x in r.get("fold_mae_f", []))
+            per_fin = "/".join(f"{x:.2f}" for x in r.get("fold_finish_mae_f", []))
+            lines.append(f"| {r['method']} | {r['cut_s']} | {r['n_profiles']} | {_fmt(r.get('mae_f'))} | {per} "
+                         f"| {_fmt(r.get('finish_mae_f'))} | {per_fin} | {_fmt(r.get('drop_time_mae_s'), spec='.1f')} "
+                         f"| {_fmt(r.get('coverage_pct'), spec='.1f')} | {_fmt(r.get('band_width_f'), spec='.1f')} "
+                         f"| {_fmt(r.get('physics_valid_pct'), spec='.0f', unit='%')} |")
     if results.get("note"):
         lines += ["", f"**{results['note']}**"]
     return "\n".join(lines) + "\n"

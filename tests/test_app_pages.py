@@ -946,7 +946,7 @@ def test_roast_page_replays_a_roast_and_follows_the_slider(runs_dir):
 
 def test_roast_page_reads_a_stored_methods_table(runs_dir):
     from pages import _roast_view
-    from roastcore.forecast import forecast_eval
+    from roastcore.forecast_eval import forecast_eval
     from roastcore.fsutil import atomic_write_json
     from roastcore.io import load_source
 

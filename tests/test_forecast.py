@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,21 +13,12 @@ import numpy as np
 import pytest
 
 from roastcore.baselines import curve_1s
-from roastcore.forecast import (
-    MAX_LENGTH_S,
-    ROW_KEYS,
-    ConformalBands,
-    Forecaster,
-    Horizon,
-    LinearProjection,
-    ModelForecaster,
-    PrefixKNN,
-    PrefixKNNParams,
-    RoRDecay,
-    forecast_eval,
-    make_forecaster,
-    make_request,
-)
+from roastcore.forecast import MAX_LENGTH_S, Forecaster, Horizon, make_request, residuals_on
+from roastcore.forecast_bands import ConformalBands
+from roastcore.forecast_eval import ROW_KEYS, forecast_eval, library_profiles, make_forecaster
+from roastcore.forecast_methods import LinearProjection, PrefixKNN, PrefixKNNParams, RoRDecay
+from roastcore.forecast_model import FinetuneConfig, ModelForecaster, finetune_on_prefixes
+from roastcore.forecast_residual import ResidualConfig, ResidualKNN
 from roastcore.io import write_json
 from roastcore.profile import ProfileMeta
 from roastcore.simulate import generate_dataset
@@ -226,6 +218,51 @@ def test_forecast_eval_rejects_unknown_methods():
         forecast_eval(["nope"], generate_dataset(n=10, seed=0))
 
 
+# ------------------------------------------------------------------ the learned correction (`knn_residual`)
+FIXED_KNN = PrefixKNNParams(k=3, window_s=60, max_lag_s=0, w_meta=0.5)  # no tuning: keeps tests quick
+
+
+def test_forecast_without_a_correction_is_the_prefix_knn(split):
+    train, val = split
+    fc = ResidualKNN(ResidualConfig(cuts_per_roast=1), knn_params=FIXED_KNN).fit(train[:12], calibrate=False)
+    fc.w_ = None  # what it does when the inner CV finds no gain
+    knn = PrefixKNN(params=FIXED_KNN).fit(train[:12], calibrate=False)
+    roast = val[0]
+    real = curve_1s(roast)
+    a = fc.forecast(roast, at_s=240, horizon=Horizon.drop_at(real.size - 1))
+    b = knn.forecast(roast, at_s=240, horizon=Horizon.drop_at(real.size - 1))
+    assert a.method == "knn_residual"
+    np.testing.assert_allclose(a.bt_f, b.bt_f)
+
+
+@pytest.mark.slow
+def test_forecast_learns_that_the_target_finish_moves_the_end(split):
+    train, val = split
+    fc = ResidualKNN(ResidualConfig(cuts_per_roast=4), knn_params=FIXED_KNN).fit(train, calibrate=False)
+    assert fc.w_ is not None and fc.cv_["inner_mae_f"] < fc.cv_["knn_inner_mae_f"]
+    roast = val[0]
+    real = curve_1s(roast)
+    horizon = Horizon.drop_at(real.size - 1)
+    base = fc.forecast(roast, at_s=240, horizon=horizon)
+    knn = fc.knn.continue_many([make_request(roast, at_s=240)], [real.size])[0]
+    # The correction is 0 at the cut: the first step continues from the kNN's.
+    assert abs(base.bt_f[0] - knn[241]) < 0.5
+    # A roaster aiming 15 °F higher (the simulator's finish follows its target) lands higher.
+    hotter = dataclasses.replace(roast.meta, target_finish_f=roast.meta.target_finish_f + 15.0)
+    up = fc.forecast(curve_1s(roast)[:241], meta=hotter, horizon=horizon)
+    assert up.bt_f[-1] - base.bt_f[-1] > 3.0
+    assert abs(up.bt_f[0] - base.bt_f[0]) < 0.5
+
+
+def test_residual_config_is_validated():
+    with pytest.raises(ValueError, match="cut_range_s"):
+        ResidualConfig(cut_range_s=(10, 300))
+    with pytest.raises(ValueError, match="ResidualConfig"):
+        ResidualConfig(alphas=())
+    assert isinstance(make_forecaster("knn_residual", seed=3), ResidualKNN)
+    assert make_forecaster("knn_residual", seed=3).config.seed == 3
+
+
 # ------------------------------------------------------------------ a run's model
 @pytest.fixture(scope="module")
 def demo_model():
@@ -250,8 +287,6 @@ def test_model_forecaster_generates_from_the_real_prefix(demo_model):
 
 
 def test_model_forecaster_says_when_its_band_is_calibrated_on_seen_roasts(demo_model):
-    from roastcore.forecast import library_profiles
-
     seen = library_profiles(demo_model.prior_library)[:12]
     fc = ModelForecaster(demo_model).fit(seen)
     assert "unseen by the run" in fc.calibration_note
@@ -279,8 +314,6 @@ def test_model_on_a_prefix_knn_prior_refits_with_its_library(demo_model):
 def test_model_prefix_prior_band_is_calibrated_without_self_neighbours(demo_model):
     # Its kNN holds the calibration roasts; each must leave its product out, or the band would
     # be calibrated on near-perfect forecasts and collapse.
-    from roastcore.forecast import residuals_on
-
     profiles = generate_dataset(n=30, seed=13)
     fc = ModelForecaster(demo_model, prior="prefix_knn").fit(profiles)
     lo, hi = fc.bands.offsets(240.0, np.array([120.0]))
@@ -291,8 +324,6 @@ def test_model_prefix_prior_band_is_calibrated_without_self_neighbours(demo_mode
 
 @pytest.mark.slow
 def test_finetune_on_prefixes_keeps_the_epoch_that_forecasts_best(demo_model):
-    from roastcore.forecast import FinetuneConfig, finetune_on_prefixes
-
     profiles = generate_dataset(n=16, seed=14)
     tuned, info = finetune_on_prefixes(demo_model, profiles, FinetuneConfig(epochs=2, cuts_s=(120, 240)))
     history = info["val_mae_f_by_epoch"]
@@ -303,8 +334,6 @@ def test_finetune_on_prefixes_keeps_the_epoch_that_forecasts_best(demo_model):
 
 
 def test_finetune_config_is_validated():
-    from roastcore.forecast import FinetuneConfig
-
     with pytest.raises(ValueError, match="FinetuneConfig"):
         FinetuneConfig(epochs=-1)
     with pytest.raises(ValueError, match="cuts_s"):

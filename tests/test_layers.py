@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("generate", "train"),
     ("diagnose",),
     ("evaluate", "predict"),
-    ("study", "plotting", "sweep_charts", "inspect_run", "forecast", "roastformer_import"),
+    ("forecast_bands", "forecast", "forecast_methods", "forecast_model", "forecast_residual", "forecast_eval"),
+    ("study", "plotting", "sweep_charts", "inspect_run", "roastformer_import"),
     ("jobs", "jobs.*", "cli", "cli.*", "__main__"),
 ]
 

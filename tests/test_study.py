@@ -95,6 +95,24 @@ def test_config_validates():
         StudyConfig(folds=1)
     with pytest.raises(ValueError, match="budget"):
         StudyConfig(budget_min=0)
+    with pytest.raises(ValueError, match="forecast_methods"):
+        StudyConfig(forecast_methods=("model",))  # needs a checkpoint: not a study's
+    with pytest.raises(ValueError, match="forecast_cuts_s"):
+        StudyConfig(forecast_methods=("prefix_knn",), forecast_cuts_s=(10,))
+
+
+def test_the_forecast_table_uses_the_studys_folds(tmp_path):
+    from roastcore.simulate import generate_dataset
+
+    profiles = generate_dataset(n=8, seed=4)
+    cfg = StudyConfig(presets=(), folds=2, extrapolation=False, forecast_methods=("linear_projection",),
+                      forecast_cuts_s=(240,))
+    res = run_study(profiles, cfg, out_dir=tmp_path)
+    rows = res["forecast"]["results"]
+    assert [(r["method"], r["cut_s"]) for r in rows] == [("linear_projection", 240)]
+    assert rows[0]["n_profiles"] == len(profiles) and len(rows[0]["fold_mae_f"]) == 2
+    assert "| linear_projection | 240 |" in format_markdown(res)
+    assert load_study(tmp_path)["forecast"]["cuts_s"] == [240]
 
 
 def test_load_study_names_missing_file(tmp_path):
@@ -106,8 +124,9 @@ def test_load_study_names_missing_file(tmp_path):
 def test_cli(tmp_path, capsys):
     out = tmp_path / "s"
     rc = cli_main(["study", "--data", "synthetic:24", "--folds", "2", "--out", str(out), "--presets", "recommended",
-                   "--no-extrapolation", *sum((["--set", f"{k}={v}"] for k, v in TINY.items()), [])])
+                   "--no-extrapolation", "--forecast-methods", "linear_projection", *sum((["--set", f"{k}={v}"] for k, v in TINY.items()), [])])
     assert rc == 0
     assert "aligned_knn" in capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
     assert res["models"]["recommended"]["folds_done"] == 2 and res["extrapolation"] is None
+    assert {r["method"] for r in res["forecast"]["results"]} == {"linear_projection"}

@@ -3,10 +3,11 @@
     forecast --checkpoint RUN --roast FILE --at SECONDS [--target-drop F | --drop-time S]
              [--methods a,b] [--data SOURCE] [--json]
     forecast-eval --checkpoint RUN --data SOURCE [--split val|all] [--cuts 120,240,360]
-                  [--folds 5] [--methods a,b] [--json] [--out FILE]
+                  [--folds 5] [--methods a,b] [--method-seed N] [--min-charge F] [--json] [--out FILE]
 
-The non-learned methods need training roasts: `--data` (forecast-eval's data minus each fold),
-else the roasts a prior model carries in its run (`prior.*`). See roastcore/forecast.py.
+The non-model methods (`knn_residual` included: its learned part is fitted on the training
+roasts, roastcore/forecast_residual.py) need training roasts: `--data` (forecast-eval's data minus each fold),
+else the roasts a prior model carries in its run (`prior.*`). See docs/forecasting.md.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 
 ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn")
 # The run's model correcting the prefix kNN (prior models); 'forecast' fine-tunes it per fold
-# first (forecast-eval only: the fine-tuned model is not saved).
-EXTRA_METHODS = ("model_prefix_prior", "forecast")
+# first (forecast-eval only: the fine-tuned model is not saved); 'knn_residual' is the prefix kNN
+# with a learned ridge correction (roastcore/forecast_residual.py; no checkpoint needed).
+EXTRA_METHODS = ("model_prefix_prior", "forecast", "knn_residual")
 MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
 
 
@@ -61,7 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="default: val with --checkpoint (all when the data is not the run's), else all")
     p.add_argument("--cuts", default="120,240,360", help="cut points in seconds (default 120,240,360)")
     p.add_argument("--folds", type=int, default=5, help="grouped folds (default 5)")
+    p.add_argument("--min-charge", type=float, default=None, metavar="F",
+                   help="score only roasts charged at or above F °F (drum roasters: air roasters "
+                        "charge near room temperature)")
     p.add_argument("--seed", type=int, default=0, help="fold split seed")
+    p.add_argument("--method-seed", type=int, default=0, metavar="N",
+                   help="seed of the learned methods ('knn_residual''s random training cuts, 'forecast''s "
+                        "fine-tuning); the folds keep --seed")
     p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all four)")
     p.add_argument("--train-preset", default=None, metavar="PRESET",
                    help="train this preset on each fold's training roasts for the model methods "
@@ -111,7 +119,8 @@ def _load_profiles(spec: str):
 
 def _forecast(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
-    from roastcore.forecast import Horizon, library_profiles, make_forecaster, make_request
+    from roastcore.forecast import Horizon, make_request
+    from roastcore.forecast_eval import library_profiles, make_forecaster
     from roastcore.fsutil import to_json
     from roastcore.io import ImportFailure, read_profile
 
@@ -181,7 +190,8 @@ def _line(f) -> str:
 def _forecast_eval(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
     from roastcore.evaluate import select_split
-    from roastcore.forecast import FinetuneConfig, forecast_eval
+    from roastcore.forecast_eval import forecast_eval
+    from roastcore.forecast_model import FinetuneConfig
     from roastcore.fsutil import atomic_write_text, to_json
 
     methods = _methods(args.methods)
@@ -203,6 +213,12 @@ def _forecast_eval(args) -> int:
         if not methods:
             raise CliError("no method left to score: give --checkpoint or other --methods")
     profiles = _load_profiles(args.data)
+    if args.min_charge is not None:
+        kept = [p for p in profiles if p.charge_f >= args.min_charge]
+        notes.append(f"--min-charge {args.min_charge:g}: {len(kept)} of {len(profiles)} roasts kept")
+        if not kept:
+            raise CliError(f"--min-charge {args.min_charge:g}: no roast of {args.data} is charged that hot")
+        profiles = kept
     manifest = {}
     if args.checkpoint:
         manifest_path = Path(args.checkpoint) / "manifest.json"
@@ -222,7 +238,8 @@ def _forecast_eval(args) -> int:
         notes.append(f"the run was trained on {manifest.get('data_source')!r}, scored here on {args.data!r}")
     out = forecast_eval(methods, val, cuts=cuts, folds=args.folds, seed=args.seed, model=model,
                         extra_train=train, model_fn=model_fn,
-                        finetune=FinetuneConfig(epochs=args.finetune_epochs),
+                        finetune=FinetuneConfig(epochs=args.finetune_epochs, seed=args.method_seed),
+                        method_seed=args.method_seed,
                         progress=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)))
     out.update(split=label, notes=notes, data=args.data, checkpoint=args.checkpoint)
     text = to_json(out)

@@ -1,7 +1,8 @@
 """`python -m roastcore study --data SOURCE --folds 5 --out DIR [--presets a,b] [--budget-min M]`.
 
-Grouped k-fold study of presets against the baselines (roastcore.study). Prints the markdown
-table at the end and writes results.json + results.md into --out.
+Grouped k-fold study of presets against the baselines (roastcore.study), and the forecast table
+(forecasting from 2, 4 and 6 minutes on the same folds; `--forecast-methods none` skips it).
+Prints the markdown tables at the end and writes results.json + results.md into --out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("--no-extrapolation", action="store_true",
                    help="skip the hottest-charge extrapolation check (on by default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for small models)")
+    p.add_argument("--forecast-methods", default="linear_projection,ror_decay,prefix_knn", metavar="a,b",
+                   help="forecasting methods scored on the same folds (the forecast table); 'none' skips it")
+    p.add_argument("--forecast-cuts", default="120,240,360", metavar="S,S",
+                   help="cut points in seconds for the forecast table (default 120,240,360)")
     p.set_defaults(handler=cmd_study)
 
 
@@ -41,9 +46,18 @@ def cmd_study(args) -> int:
     presets = tuple(x.strip() for x in args.presets.split(",") if x.strip())
     if not presets:
         raise CliError("--presets: give at least one preset name")
-    config = StudyConfig(presets=presets, folds=args.folds, seed=args.seed, budget_min=args.budget_min,
-                         extrapolation=not args.no_extrapolation, overrides=parse_overrides(args.overrides),
-                         threads=args.threads)
+    fc_methods = () if args.forecast_methods.strip() == "none" else tuple(
+        m.strip() for m in args.forecast_methods.split(",") if m.strip())
+    try:
+        fc_cuts = tuple(int(float(c)) for c in args.forecast_cuts.split(",") if c.strip())
+    except ValueError:
+        raise CliError(f"--forecast-cuts {args.forecast_cuts!r}: give seconds like 120,240,360") from None
+    try:
+        config = StudyConfig(presets=presets, folds=args.folds, seed=args.seed, budget_min=args.budget_min,
+                             extrapolation=not args.no_extrapolation, overrides=parse_overrides(args.overrides),
+                             threads=args.threads, forecast_methods=fc_methods, forecast_cuts_s=fc_cuts)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     report = load_source(args.data)
     if report.rejected:
         print(f"{len(report.rejected)} files rejected by the importer (first: {report.rejected[0]})",
