@@ -101,9 +101,30 @@ def _time_axis(fig: go.Figure, max_s: float, row=None, col=None, title: str = "t
 
 
 def _layout_values(height: int = 420, title: str | None = None) -> dict:
-    return dict(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), title=title,
-                hovermode="x unified", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                template="plotly_white")
+    values = dict(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                  hovermode="x unified", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                  template=_white())
+    if title is not None:
+        values["title"] = dict(text=title)
+    return values
+
+
+def _figure(data: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain trace and layout dicts, without Plotly's per-property validation:
+    validating cost 0.1-0.2 s a figure on an idle core and 0.3-1 s on two busy ones, on every
+    render of a dashboard page (issue 14's "any page <= 1 s"). The dicts carry only what Plotly
+    accepts (tests/test_plotting.py validates every figure this module builds) and
+    layout['template'] is the plotly_white object (_white), which validation would resolve."""
+    return go.Figure(data=[_without_none(t) for t in data], layout=_without_none(layout), _validate=False)
+
+
+def _without_none(value):
+    """Dicts (and lists of dicts) without their None entries, as validation leaves them."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def _layout(fig: go.Figure, height: int = 420, title: str | None = None) -> go.Figure:
@@ -200,27 +221,27 @@ def curves_figure(profiles: Sequence[Profile], show_ror: bool = True, show_event
                   height: int = 520) -> go.Figure:
     """BT curves (and an RoR subplot) of real profiles, with their events."""
     rows = 2 if show_ror else 1
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        row_heights=[0.68, 0.32] if show_ror else [1.0])
+    bt_axes, ror_axes = dict(xaxis="x", yaxis="y"), dict(xaxis="x2", yaxis="y2")
+    traces: list[dict] = []
     max_s = 1.0
     for i, p in enumerate(profiles):
         color = PALETTE[i % len(PALETTE)]
         label = p.id
-        add_curve(fig, p.times_s, p.bt, label, color, row=1, col=1)
+        traces.append({**curve_trace(p.times_s, p.bt, label, color), **bt_axes})
         if show_ror:
-            add_curve(fig, p.times_s, p.ror(), f"{label} RoR", color, row=2, col=1, width=1.2,
-                      showlegend=False, legendgroup=label, unit="°F/min")
-        if show_events:
-            add_event_markers(fig, p, row=1, col=1, labels=i == 0)
+            traces.append({**curve_trace(p.times_s, p.ror(), f"{label} RoR", color, width=1.2, showlegend=False,
+                                         legendgroup=label, unit="°F/min"), **ror_axes})
+        if show_events and (events := event_trace(p, labels=i == 0)) is not None:
+            traces.append({**events, **bt_axes})
         max_s = max(max_s, p.duration_s)
-    fig.update_yaxes(title_text="BT (°F)", row=1, col=1)
+    layout = {**json.loads(_stack_layout(rows)), **_layout_values(height)}
+    layout["yaxis"]["title"] = dict(text="BT (°F)")
+    layout[f"xaxis{rows if rows > 1 else ''}"].update(_time_axis_dict(max_s))
     if show_ror:
-        fig.update_yaxes(title_text="RoR (°F/min)", row=2, col=1,
-                         range=ror_range((p.bt, p.interval_s) for p in profiles))
-    _time_axis(fig, max_s, row=rows, col=1)
-    if show_ror:
-        _time_axis(fig, max_s, row=1, col=1, title="")
-    return _layout(fig, height)
+        layout["yaxis2"].update(title=dict(text="RoR (°F/min)"),
+                                range=ror_range((p.bt, p.interval_s) for p in profiles))
+        layout["xaxis"].update(_time_axis_dict(max_s, title=""))
+    return _figure(traces, layout)
 
 
 @functools.lru_cache(maxsize=4)
@@ -286,7 +307,7 @@ def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], st
             (np.asarray(c, dtype=float), float(step_s)) for c in generated.values()]
         layout["yaxis2"].update(title=dict(text="RoR (°F/min)"), range=ror_range(basis))
         layout["xaxis"].update(_time_axis_dict(max_s, title=""))
-    return go.Figure({"data": traces, "layout": layout})
+    return _figure(traces, layout)
 
 
 def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndarray]]], step_s: float,
@@ -393,14 +414,14 @@ def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
     pages/_eval_tables.tf_table makes them). `baseline_mae` stands in for a missing
     persistence_mae_f.
     """
-    fig = go.Figure()
+    empty = _figure([], _layout_values(height))
     if table is None or table.empty:
-        return _layout(fig, height)
+        return empty
     df = table.copy()
     df["tf_mae_f"] = pd.to_numeric(df["tf_mae_f"], errors="coerce")
     df = df[df["tf_mae_f"].notna() & (df["tf_mae_f"] > 0)]
     if df.empty:
-        return _layout(fig, height)
+        return empty
     if "persistence_mae_f" not in df:
         df["persistence_mae_f"] = np.nan
     df["persistence_mae_f"] = pd.to_numeric(df["persistence_mae_f"], errors="coerce")
@@ -414,32 +435,33 @@ def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
     values = values[values > 0]
     lo, hi = math.log10(values.min() / 3.0), math.log10(values.max() * 1.5)
     lo, hi = min(lo, math.log10(0.5)), max(hi, math.log10(20.0))
-    _log_bands(fig, TF_BANDS, lo, hi)
-    fig.add_trace(go.Bar(
-        y=df["run"], x=df["tf_mae_f"], orientation="h", name="teacher-forcing MAE",
-        marker=dict(color=[color_for(str(r), colors) for r in df["run"]],
-                    line=dict(color=[INK if r == best else "rgba(0,0,0,0)" for r in df["run"]], width=2)),
-        text=[_tf_bar_text(row, best) for row in df.itertuples()],
-        textposition="none", showlegend=False, hovertemplate="%{y}: %{text}<extra></extra>",
-    ))
+    shapes, notes = _log_band_parts(TF_BANDS, lo, hi)
+    runs = [str(r) for r in df["run"]]
+    texts = [_tf_bar_text(row, best) for row in df.itertuples()]
+    data = [dict(
+        type="bar", y=np.asarray(runs, dtype=object), x=df["tf_mae_f"].to_numpy(float), orientation="h",
+        name="teacher-forcing MAE",
+        marker=dict(color=[color_for(r, colors) for r in runs],
+                    line=dict(color=[INK if r == best else "rgba(0,0,0,0)" for r in runs], width=2)),
+        text=texts, textposition="none", showlegend=False, hovertemplate="%{y}: %{text}<extra></extra>",
+    )]
     # The figures in a column right of the plot: beside the bars they would cross the marks.
-    fig.update_layout(annotations=list(fig.layout.annotations) + [
-        dict(x=1.0, xref="paper", xanchor="left", xshift=8, y=row.run, yref="y", text=_tf_bar_text(row, best),
-             showarrow=False, align="left", font=dict(size=12), name=f"value {row.run}")
-        for row in df.itertuples()])
+    notes += [dict(x=1.0, xref="paper", xanchor="left", xshift=8, y=run, yref="y", text=text, showarrow=False,
+                   align="left", font=dict(size=12), name=f"value {run}") for run, text in zip(runs, texts, strict=True)]
     for step, part in df[df["persistence_mae_f"].notna()].groupby(df["step_s"].fillna(-1.0), sort=True):
         label = "persistence" + (f" at {step:g} s steps" if step > 0 else "")
-        fig.add_trace(go.Scatter(
-            y=part["run"], x=part["persistence_mae_f"], mode="markers", name=label,
+        data.append(dict(
+            type="scatter", y=np.asarray([str(r) for r in part["run"]], dtype=object),
+            x=part["persistence_mae_f"].to_numpy(float), mode="markers", name=label,
             marker=dict(symbol="line-ns", size=26, line=dict(width=3, color=INK)),
             hovertemplate="%{y}: " + label + " %{x:.2f} °F<extra></extra>",
         ))
-    fig.update_xaxes(title_text="teacher-forcing MAE (°F, log scale, lower is better)", type="log",
-                     range=[lo, hi], tickformat="~g")
-    fig.update_layout(showlegend=True, bargap=0.35)
-    _layout(fig, max(height, 140 + 44 * len(df)))
-    fig.update_layout(margin=dict(r=250))
-    return fig
+    layout = _layout_values(max(height, 140 + 44 * len(df)))
+    layout["margin"]["r"] = 250
+    layout.update(shapes=shapes, annotations=notes, showlegend=True, bargap=0.35,
+                  xaxis=dict(title=dict(text="teacher-forcing MAE (°F, log scale, lower is better)"), type="log",
+                             range=[lo, hi], tickformat="~g"))
+    return _figure(data, layout)
 
 
 def _tf_bar_text(row, best: str | None) -> str:
@@ -451,12 +473,12 @@ def _tf_bar_text(row, best: str | None) -> str:
     return text + ("  ★ best" if row.run == best else "")
 
 
-def _log_bands(fig: go.Figure, bands: Sequence[tuple[float, str, str]], lo: float, hi: float,
-               font_size: int = 11) -> None:
-    """Shade (upper limit, label, fill) bands over a log axis showing [lo, hi] (log10 units);
-    label each band spanning at least BAND_LABEL_MIN_SHARE of the axis, centred in it, so no two
-    labels overlap. Shapes take data units on a log axis, annotations log10 units."""
-    # Plain layout shapes and annotations, added at once: add_vrect costs ~25 ms a band.
+def _log_band_parts(bands: Sequence[tuple[float, str, str]], lo: float, hi: float,
+                    font_size: int = 11) -> tuple[list[dict], list[dict]]:
+    """(shapes, annotations) shading (upper limit, label, fill) bands over a log axis showing
+    [lo, hi] (log10 units); each band spanning at least BAND_LABEL_MIN_SHARE of the axis is
+    labelled, centred in it, so no two labels overlap. Shapes take data units on a log axis,
+    annotations log10 units. Plain dicts: add_vrect costs ~25 ms a band."""
     start = 10.0 ** lo
     shapes, notes = [], []
     for limit, label, fill in bands:
@@ -473,7 +495,7 @@ def _log_bands(fig: go.Figure, bands: Sequence[tuple[float, str, str]], lo: floa
                               name=f"band {label}"))
         if limit >= 10.0 ** hi:
             break
-    fig.update_layout(shapes=list(fig.layout.shapes) + shapes, annotations=list(fig.layout.annotations) + notes)
+    return shapes, notes
 
 
 def step_trace_arrays(trace: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -487,37 +509,34 @@ def step_trace_figure(times_s, raw_f, clamped_f, real_f, clamp: tuple[float, flo
                       height: int = 460, name: str = "model") -> go.Figure:
     """Raw vs clamped vs real per generation step with the clamp band shaded."""
     t = np.asarray(times_s, dtype=float)
-    fig = go.Figure()
-    if clamp is not None:  # a plain shape and note: add_hrect is slow
-        fig.update_layout(
+    layout = _layout_values(height)
+    layout.update(yaxis=dict(title=dict(text="BT (°F)")), xaxis=_time_axis_dict(float(t[-1]) if t.size else 1.0))
+    if clamp is not None:
+        layout.update(
             shapes=[dict(type="rect", xref="paper", yref="y", x0=0, x1=1, y0=clamp[0], y1=clamp[1],
                          fillcolor="rgba(13,110,253,0.15)", opacity=1.0, line=dict(width=0), layer="below")],
             annotations=[dict(xref="paper", yref="y", x=0, y=clamp[1], xanchor="left", yanchor="top",
                               text=f"clamp {clamp[0]:.0f}–{clamp[1]:.0f} °F", showarrow=False)])
-    add_curve(fig, t, real_f, "real", REAL_COLOR, width=2.6)
-    add_curve(fig, t, raw_f, f"{name} raw", "#d62728", dash="dot")
-    add_curve(fig, t, clamped_f, f"{name} clamped", "#1f77b4")
-    fig.update_yaxes(title_text="BT (°F)")
-    _time_axis(fig, float(t[-1]) if t.size else 1.0)
-    return _layout(fig, height)
+    return _figure([curve_trace(t, real_f, "real", REAL_COLOR, width=2.6),
+                    curve_trace(t, raw_f, f"{name} raw", "#d62728", dash="dot"),
+                    curve_trace(t, clamped_f, f"{name} clamped", "#1f77b4")], layout)
 
 
 def health_band_figure(per_sample: float, bands: Sequence[tuple[float, str]], height: int = 150) -> go.Figure:
     """The params-per-training-sample health bands (log axis) with the current value marked.
     `bands`: (upper limit, label) pairs, as experiments.HEALTH_BANDS."""
-    fig = go.Figure()
     top = max(float(per_sample or 1.0) * 3, bands[-2][0] * 10 if len(bands) > 1 else 1e5)
     fills = [(limit, label, HEALTH_COLORS.get(label, "rgba(128,128,128,0.3)")) for limit, label in bands]
-    _log_bands(fig, fills, 0.0, math.log10(top))
+    shapes, notes = _log_band_parts(fills, 0.0, math.log10(top))
     x = max(float(per_sample or 1.0), 1.0)
-    fig.add_trace(go.Scatter(x=[x], y=[0.45], mode="markers+text", text=[f"{per_sample:,.0f}"],
-                             textposition="bottom center", marker=dict(size=16, color=INK, symbol="diamond"),
-                             hovertemplate="%{x:,.0f} params per training roast<extra></extra>", showlegend=False))
-    fig.update_xaxes(type="log", range=[0, math.log10(top)], title_text="parameters per training roast",
-                     tickformat="~s")
-    fig.update_yaxes(visible=False, range=[0, 1])
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white")
-    return fig
+    marker = dict(type="scatter", x=[x], y=[0.45], mode="markers+text", text=[f"{per_sample:,.0f}"],
+                  textposition="bottom center", marker=dict(size=16, color=INK, symbol="diamond"),
+                  hovertemplate="%{x:,.0f} params per training roast<extra></extra>", showlegend=False)
+    layout = dict(height=height, margin=dict(l=10, r=10, t=10, b=10), template=_white(), shapes=shapes,
+                  annotations=notes, yaxis=dict(visible=False, range=[0, 1]),
+                  xaxis=dict(type="log", range=[0, math.log10(top)], title=dict(text="parameters per training roast"),
+                             tickformat="~s"))
+    return _figure([marker], layout)
 
 
 # ---------------------------------------------------------------------------- forecasts (issue 16)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,39 @@ def test_health_band_labels_sit_inside_the_log_axis():
     fig = plotting.health_band_figure(800.0, HEALTH_BANDS)
     lo, hi = fig.layout.xaxis.range
     assert all(lo <= a.x <= hi for a in fig.layout.annotations)  # log10 units, as Plotly wants
+
+
+def _built_figures():
+    import pandas as pd
+
+    from roastcore.experiments import HEALTH_BANDS
+
+    p = _profile(pid="p1")
+    rows = [{"time_s": float(i), "raw_f": 300.0 + i, "clamped_f": 300.0, "real_f": 301.0} for i in range(5)]
+    table = pd.DataFrame([("fine", 0.5, 0.83, 1.0, "★"), ("coarse", 2.0, 4.1, 5.0, "")],
+                         columns=["run", "tf_mae_f", "persistence_mae_f", "step_s", "best"])
+    return {
+        "curves": plotting.curves_figure([p, _profile(pid="p2")]),
+        "curves, no RoR": plotting.curves_figure([p], show_ror=False, show_events=False),
+        "overlay": plotting.overlay_figure(p, {"m": p.bt + 3}, 1.0, title="t"),
+        "overlay, no real": plotting.overlay_figure(None, {"m": p.bt + 3}, 1.0, show_ror=False),
+        "step trace": plotting.step_trace_figure(*plotting.step_trace_arrays({"rows": rows}), name="m"),
+        "teacher forcing": plotting.tf_comparison_figure(table),
+        "teacher forcing, empty": plotting.tf_comparison_figure(table.iloc[:0]),
+        "health": plotting.health_band_figure(800.0, HEALTH_BANDS),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_built_figures()))
+def test_figures_built_without_validation_still_validate(kind):
+    """The dashboard's figures are built from dicts without Plotly's per-property validation
+    (0.1-1 s a figure, on every render): what they hold must still pass it, unchanged."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    fig = _built_figures()[kind]
+    checked = go.Figure(fig.to_dict())  # raises on an invalid property
+    assert [t.name for t in checked.data] == [t.name for t in fig.data]
+    assert checked.layout.template.layout.plot_bgcolor == "white"  # plotly_white, as validated figures
+    # Nothing coerced: the browser gets what validation would have sent.
+    assert json.loads(pio.to_json(checked, validate=False)) == json.loads(pio.to_json(fig, validate=False))
