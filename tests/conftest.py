@@ -13,6 +13,24 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 # Tests must not pick up a developer's runs directory or spawn GPU work by accident.
 os.environ.setdefault("ROASTCORE_RUNS", str(REPO_ROOT / ".pytest_runs"))
 
+# Tests of files another branch is rewriting (roastcore.forecast's split) that fit the prefix kNN or
+# a model for seconds: `slow` here until their own file marks them (then this list goes).
+SLOW_ELSEWHERE = (
+    "tests/test_forecast.py::test_calibrated_band_covers_held_out_synthetic_roasts",
+    "tests/test_forecast.py::test_each_method_returns_a_well_formed_forecast",
+    "tests/test_forecast.py::test_fcs_already_behind_is_not_predicted",
+    "tests/test_forecast.py::test_cli_forecast_json_shape",
+    "tests/test_forecast.py::test_model_prefix_prior_band_is_calibrated_without_self_neighbours",
+    "tests/test_forecast.py::test_model_on_a_prefix_knn_prior_refits_with_its_library",
+    "tests/test_forecast.py::test_model_forecaster_says_when_its_band_is_calibrated_on_seen_roasts",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.split("[")[0] in SLOW_ELSEWHERE:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

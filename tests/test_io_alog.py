@@ -194,6 +194,7 @@ _literals = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_literals)
 def test_fast_literal_parser_equals_literal_eval(value):
@@ -224,6 +225,7 @@ def _python_shapes(value, rng):
     return repr(value)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(_literals, st.integers(0, 2**32 - 1))
 def test_literal_parser_reads_trailing_commas_tuples_and_quotes_itself(value, seed):
@@ -367,6 +369,7 @@ def artisan_report(artisan_dir):
     return report, time.perf_counter() - start
 
 
+@pytest.mark.slow
 def test_every_real_file_is_imported_or_rejected_with_a_reason(artisan_report, artisan_dir):
     report, seconds = artisan_report
     files = sorted(p.relative_to(artisan_dir).as_posix() for p in artisan_dir.rglob("*.alog"))
@@ -379,6 +382,7 @@ def test_every_real_file_is_imported_or_rejected_with_a_reason(artisan_report, a
     assert seconds < 60
 
 
+@pytest.mark.slow
 def test_real_file_counts(artisan_report):
     report, _ = artisan_report
     assert len(report.profiles) == EXPECTED_DISTINCT
@@ -386,6 +390,7 @@ def test_real_file_counts(artisan_report):
     assert report.rejected_by_code() == EXPECTED_REJECTED
 
 
+@pytest.mark.slow
 def test_json_templates_are_rejected(artisan_report):
     report, _ = artisan_report
     templates = {r.file: r for r in report.rejected if "SYNTHETIC_JSON__" in r.file}
@@ -393,6 +398,7 @@ def test_json_templates_are_rejected(artisan_report):
     assert all(r.code == "json_template" and "JSON template" in r.reason for r in templates.values())
 
 
+@pytest.mark.slow
 def test_marked_files_with_plausible_values_all_import(artisan_report, artisan_dir):
     """A file with CHARGE and DROP marked is only ever rejected for what its values show."""
     report, _ = artisan_report
@@ -407,6 +413,7 @@ def test_marked_files_with_plausible_values_all_import(artisan_report, artisan_d
             assert r.code in value_codes, r
 
 
+@pytest.mark.slow
 def test_real_profiles_are_plausible(artisan_report):
     report, _ = artisan_report
     durations = np.array([p.duration_s for p in report.profiles])

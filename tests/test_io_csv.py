@@ -110,6 +110,7 @@ def test_reasons_never_copy_cells_or_a_linked_files_first_line():
     assert "no time column" in err.value.reason
 
 
+@pytest.mark.slow
 def test_hostile_csv_shapes_are_bounded():
     from roastcore.io.base import MAX_SAMPLES
 

@@ -180,6 +180,7 @@ def test_cli_data_summary_text_and_errors(mixed_folder, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_summary_over_the_real_artisan_folder(artisan_dir, capsys):
     start = time.perf_counter()
     assert cli_main(["data", "summary", str(artisan_dir), "--json"]) == 0
