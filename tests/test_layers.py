@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dataset",),
     ("model", "roastformer_v1", "architectures"),
     ("experiments",),
-    ("runlock", "checkpoints"),
+    ("checkpoints",),
     ("generate", "train"),
     ("diagnose",),
     ("evaluate", "predict"),
