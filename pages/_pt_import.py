@@ -246,3 +246,50 @@ def import_into_runs(paths: Sequence[Path], package_spec: str, runs_dir, taken: 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+UPLOAD_PACKAGE = "_upload"  # the package picker's "upload it with them" choice
+
+
+@dataclass
+class PtImport:
+    """What importing `.pt` files did: the package dataset used, the new runs, the scoring jobs."""
+
+    entry: object  # roastcore.io.registry.DatasetEntry
+    run_names: list[str]
+    message: str
+    warning: str = ""
+
+
+def import_checkpoints(runs_dir, paths_and_names: Sequence[tuple[Path, str]], package_key: str,
+                       package_files: Sequence[tuple[str, bytes]] | None = None,
+                       taken: Iterable[str] = ()) -> PtImport:
+    """Import staged or found `.pt` files (path, uploaded name or "") against a package dataset
+    (or, for UPLOAD_PACKAGE, the package uploaded with them as (name, bytes), registered first
+    and kept as uploaded) and queue each new run's scoring. Raises a ValueError (UploadError,
+    CheckpointImportError, ImportFailure) naming what is wrong."""
+    from roastcore.io import registry  # with jobs: only when importing (the page stays light)
+    from roastcore.jobs import JobError, JobRunner, submit_score
+
+    if package_key == UPLOAD_PACKAGE:
+        stem = Path(package_files[0][0]).stem if len(package_files) == 1 else "roastformer_package"
+        _, entry = registry.import_uploads(runs_dir, stem, list(package_files))
+        if entry is None or not is_package(entry.spec):
+            raise registry.UploadError("the uploaded files hold no RoastFormer package (train_profiles.json, "
+                                       "val_profiles.json and the metadata CSVs, or the zip holding them)")
+    else:
+        entry = next(e for e in registry.list_datasets(runs_dir) if e.key == package_key)
+    paths = [p for p, _ in paths_and_names]
+    uploaded = [n for _, n in paths_and_names] if all(n for _, n in paths_and_names) else None
+    results = import_into_runs(paths, entry.spec, runs_dir, taken=taken, uploaded_names=uploaded)
+    queued, warning = [], ""
+    runner = JobRunner(runs_dir)
+    for r in results:
+        try:
+            queued.append(submit_score(runner, r.run_dir).id)
+        except JobError as exc:
+            warning = f"Scoring could not be queued: {exc}"
+    units = ", ".join(f"**{Path(r.run_dir).name}** ({r.units} temperatures)" for r in results)
+    message = (f"Imported {units} against **{entry.name}**; selected in the sidebar. "
+               f"Each is being scored in the background (jobs {', '.join(queued) or '–'}).")
+    return PtImport(entry, [Path(r.run_dir).name for r in results], message, warning)

@@ -11,7 +11,8 @@ A run directory holds
                        version, status, best epoch / val loss, param count, device, times
     progress.json      heartbeat for job runners (epoch, batch, elapsed, heartbeat time)
     run.lock           held (flock) by the training process while it writes; removed at the end
-    scores.json        the run scored on its validation roasts (written by roastcore.evaluate)
+    scores.json        the run scored on its validation roasts (written by roastcore.evaluate,
+                       read without torch by roastcore.run_scores)
     prior.safetensors  (prior models) the aligned-kNN reference curves, and
     prior.json         their distance metadata and tuned parameters (roastcore.prior)
 
@@ -46,6 +47,7 @@ from roastcore.features import FeatureEncoder, TemperatureScaler
 from roastcore.fsutil import atomic_write_bytes, atomic_write_text, read_jsonl, to_json
 from roastcore.model import RoastModel, count_parameters
 from roastcore.prior import PriorLibrary
+from roastcore.run_scores import read_scores_summary
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,6 @@ RUN_LOCK = "run.lock"
 STATUSES = ("running", "succeeded", "diverged", "cancelled", "failed", "imported", "interrupted")
 # A run without run.lock (written before it existed) that is silent this long is not running.
 UNMARKED_STALE_S = 30 * 60
-SCORES = "scores.json"  # written by evaluate.score_run; list_runs reads its "summary"
 PROGRESS_EVERY_S = 2.0
 
 
@@ -365,20 +366,6 @@ def run_usability(run_dir, manifest: dict | None = None, n_epochs: int | None = 
                 return False, "its first epoch has not finished yet"
             return False, f"{status} before its first epoch finished: the weights are untrained"
     return True, ""
-
-
-def read_scores_summary(run_dir) -> dict | None:
-    """The "summary" of RUN_DIR/scores.json (evaluate.score_run), or None. Not checked for
-    staleness here (evaluate.stored_report does that) to keep listing cheap."""
-    path = Path(run_dir) / SCORES
-    if not path.is_file():
-        return None
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8")).get("summary")
-    except (OSError, ValueError, AttributeError) as exc:
-        log.warning("%s: unreadable (%s)", path, exc)
-        return None
-    return summary if isinstance(summary, dict) else None
 
 
 @dataclass

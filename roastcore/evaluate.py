@@ -36,13 +36,14 @@ import torch
 from roastcore import fsutil
 from roastcore.baselines import CurveGenerator, Persistence, curve_1s
 from roastcore.batch import collate
-from roastcore.checkpoints import SCORES, RunError, load_run, now_iso, read_json, run_usability
+from roastcore.checkpoints import RunError, load_run, now_iso, read_json, run_usability
 from roastcore.dataset import RoastDataset
 from roastcore.diagnose import diagnose_metrics
 from roastcore.generate import ModelGenerator
 from roastcore.io import dataset_fingerprint, load_source
 from roastcore.metrics import free_run_metrics, mae_band, masked_errors, score_baselines
 from roastcore.profile import Profile, ProfileError, ProfileMeta
+from roastcore.run_scores import SCORES, read_scores_doc
 
 log = logging.getLogger(__name__)
 
@@ -537,10 +538,10 @@ def stored_report(run_dir) -> EvaluationReport | None:
     they are stale (other weights, or an older EVAL_VERSION): what the pages read."""
     run_dir = Path(run_dir)
     path = run_dir / SCORES
-    if not path.is_file():
+    doc = read_scores_doc(run_dir)
+    if doc is None:
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("eval_version") != EVAL_VERSION:
             log.info("%s: scored by evaluation version %s, now %s; stale", path, doc.get("eval_version"), EVAL_VERSION)
             return None

@@ -24,6 +24,7 @@ import torch
 
 from roastcore.architectures import build_model
 from roastcore.features import CATEGORICAL_FIELDS, FeatureEncoder, TemperatureScaler
+from roastcore.fsutil import dataclass_from_dict
 from roastcore.model import ModelConfig, count_parameters
 
 LOSSES = ("mse", "l1")
@@ -113,13 +114,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"TrainConfig: 'train' must be an object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown keys {unknown}; valid keys are {sorted(known)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "train")
 
 
 _MODEL_KEYS = {f.name: f for f in fields(ModelConfig)}

@@ -1,10 +1,12 @@
 """Crash-safe file writes: a reader sees the old file or the new one, never half of either.
 
-Also the one JSON sanitiser (`json_safe`), so every file and every `--json` output is strict JSON.
+Also the one JSON sanitiser (`json_safe`), so every file and every `--json` output is strict JSON,
+and the one strict reader of a config object (`dataclass_from_dict`: unknown keys are refused).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -98,3 +100,15 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def dataclass_from_dict(cls, d, key: str):
+    """`cls(**d)` for a config dataclass read from JSON (the `key` object of a file), refusing a
+    non-object or unknown keys by name: a typo never silently falls back to a default."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{cls.__name__}: '{key}' must be an object, got {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; valid keys are {sorted(known)}")
+    return cls(**d)

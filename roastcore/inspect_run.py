@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roastcore.evaluate import cache_key, evaluated_set, stored_report, teacher_forcing
+from roastcore.evaluate import evaluated_set
 from roastcore.generate import ModelGenerator, export_profile
 from roastcore.io.registry import sanitize_filename
 from roastcore.model import count_parameters
@@ -58,31 +58,6 @@ def validation_profiles(loaded, profiles: Sequence[Profile]) -> tuple[list[Profi
     except ValueError:
         return list(profiles), "all"
     return val, label
-
-
-def teacher_forcing_result(loaded, profiles: Sequence[Profile]) -> dict:
-    """evaluate.teacher_forcing on the run's validation roasts (what evaluate_run does first),
-    without the slower free-running and baseline stages. Adds 'split' and 'n_val'."""
-    model = loaded.model
-    val, split = validation_profiles(loaded, profiles)
-    if not val:
-        raise ValueError("the dataset holds none of this run's validation roasts")
-    tf = teacher_forcing(model, val, model.encoder, float(model.config.step_s), max_len=model.config.max_len)
-    out = tf.to_dict()
-    out.pop("per_profile", None)
-    out.update(split=split, n_val=len(val))
-    return out
-
-
-def evaluation_is_cached(run_dir, profiles: Sequence[Profile], split: str = "val", prefix_s: float = 0.0) -> bool:
-    """True when evaluate.evaluate_run would answer from its on-disk cache
-    (RUN_DIR/eval_cache/<evaluate.cache_key>.json) or the run's stored scores, i.e. instantly."""
-    try:
-        key = cache_key(Path(run_dir), list(profiles), split, prefix_s)
-    except (OSError, ValueError):
-        return False
-    stored = stored_report(run_dir)
-    return (Path(run_dir) / "eval_cache" / f"{key}.json").is_file() or (stored is not None and stored.cache_key == key)
 
 
 def generate_curves(loaded, profiles: Sequence[Profile], prefix_s: float = 0.0) -> list[np.ndarray]:

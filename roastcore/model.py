@@ -25,7 +25,7 @@ work's collapse (pre-LN normalises a ~400 °F input direction away, so every ste
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from roastcore.batch import STEP_CHOICES_S, Batch
 from roastcore.dataset import RoastDataset
 from roastcore.features import FeatureEncoder, TemperatureScaler
+from roastcore.fsutil import dataclass_from_dict
 
 MODEL_TYPES = ("transformer", "gru", "roastformer_v1")  # v1: roastcore.roastformer_v1
 POS_ENCODINGS = ("sinusoidal", "learned", "rope")
@@ -114,13 +115,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"ModelConfig: 'model' must be an object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown keys {unknown}; valid keys are {sorted(known)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "model")
 
 
 @dataclass

@@ -13,7 +13,6 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 # Tests must not pick up a developer's runs directory or spawn GPU work by accident.
 os.environ.setdefault("ROASTCORE_RUNS", str(REPO_ROOT / ".pytest_runs"))
 
-
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

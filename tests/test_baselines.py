@@ -143,6 +143,7 @@ def test_persistence_predicts_the_previous_value(roasts):
     np.testing.assert_array_equal(Persistence().predict_next_f(B).numpy(), [[1.0, 2.0], [5.0, 5.0]])
 
 
+@pytest.mark.slow
 def test_aligned_knn_beats_plain_knn_and_mean_curve_on_synthetic_roasts(roasts):
     result = score_baselines(None, roasts, folds=4, seed=0, physics=False)
     assert set(result) == {"mean_curve", "knn", "aligned_knn"}
@@ -152,6 +153,7 @@ def test_aligned_knn_beats_plain_knn_and_mean_curve_on_synthetic_roasts(roasts):
     assert result["knn"]["rmse_f"] >= result["knn"]["mae_f"]
 
 
+@pytest.mark.slow
 def test_aligned_knn_beats_plain_on_the_simulator(synthetic_profiles):
     result = score_baselines(None, synthetic_profiles, folds=4, seed=0, physics=False)
     assert result["aligned_knn"]["mae_f"] < result["knn"]["mae_f"]

@@ -28,8 +28,9 @@ from pages import (  # noqa: E402
 from roastcore.plotting import loss_figure, tf_comparison_figure  # noqa: E402
 from roastcore.profile import Profile, ProfileMeta  # noqa: E402
 
-HELPERS = ("_coffee_form", "_data_tables", "_eval_tables", "_format", "_job_tables", "_pt_import", "_runs",
-           "_setup_form", "_state")
+HELPERS = ("_coffee_form", "_data_tables", "_eval_tables", "_format", "_job_tables", "_pt_import", "_roast_view",
+           "_runs", "_setup_form", "_state", "_sweep_form")
+PAGE_MAX_LINES = 110  # pages read widgets, call one function and render; longer widget groups go to _*_panel.py
 
 
 def _profile(n=600, charge=420.0, pid=""):
@@ -44,6 +45,19 @@ def test_helpers_have_a_subject_line_and_no_streamlit(name):
     text = (REPO / "pages" / f"{name}.py").read_text()
     assert text.startswith('"""') and len(text.splitlines()[0]) <= 100
     assert "import streamlit" not in text and "from streamlit" not in text
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (REPO / "pages").glob("*_page.py")))
+def test_pages_stay_thin(page):
+    n = len((REPO / "pages" / page).read_text().splitlines())
+    assert n <= PAGE_MAX_LINES, f"pages/{page} has {n} lines: move widget groups to a pages/_*_panel.py"
+
+
+def test_panels_are_streamlit_glue_with_a_subject_line():
+    for path in (REPO / "pages").glob("_*_panel.py"):
+        text = path.read_text()
+        assert text.startswith('"""') and len(text.splitlines()[0]) <= 100, path.name
+        assert "import streamlit as st" in text, path.name
 
 
 def test_fmt_mmss_and_duration():

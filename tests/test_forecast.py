@@ -42,6 +42,7 @@ def fitted(split):
 
 
 # ------------------------------------------------------------------ the contract
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["linear_projection", "ror_decay", "prefix_knn"])
 @pytest.mark.parametrize("kind", ["drop_time", "target", "expected_end"])
 def test_each_method_returns_a_well_formed_forecast(fitted, split, name, kind):
@@ -134,6 +135,7 @@ def test_prefix_knn_expected_end_comes_from_its_neighbours(split):
     assert knn.forecast(roast, at_s=240).end_s == roast.duration_s
 
 
+@pytest.mark.slow
 def test_fcs_already_behind_is_not_predicted(fitted, split):
     roast = split[1][0]
     f = fitted["prefix_knn"].forecast(roast, at_s=roast.events["FCs"] + 5)
@@ -178,6 +180,7 @@ def test_band_contains_the_forecast_when_every_residual_has_one_sign():
     assert np.all(hi == 0.0) and np.all(lo < 0)
 
 
+@pytest.mark.slow
 def test_calibrated_band_covers_held_out_synthetic_roasts():
     # ~27 held-out roasts of a few products: one split's coverage varies by +-10 points (onyx-dev's
     # folds: 72-95%), so the tolerance is wide; the iid test above checks the quantiles tightly.
@@ -286,6 +289,7 @@ def test_model_forecaster_generates_from_the_real_prefix(demo_model):
     assert fc.forecast(roast, at_s=240).end_s > 240
 
 
+@pytest.mark.slow
 def test_model_forecaster_says_when_its_band_is_calibrated_on_seen_roasts(demo_model):
     seen = library_profiles(demo_model.prior_library)[:12]
     fc = ModelForecaster(demo_model).fit(seen)
@@ -293,6 +297,7 @@ def test_model_forecaster_says_when_its_band_is_calibrated_on_seen_roasts(demo_m
     assert fc.exclusion(seen[0]) == seen[0].group
 
 
+@pytest.mark.slow
 def test_model_on_a_prefix_knn_prior_refits_with_its_library(demo_model):
     profiles = generate_dataset(n=30, seed=12)
     roast = profiles[0]
@@ -311,6 +316,7 @@ def test_model_on_a_prefix_knn_prior_refits_with_its_library(demo_model):
         ModelForecaster(demo_model, prior="charge")
 
 
+@pytest.mark.slow
 def test_model_prefix_prior_band_is_calibrated_without_self_neighbours(demo_model):
     # Its kNN holds the calibration roasts; each must leave its product out, or the band would
     # be calibrated on near-perfect forecasts and collapse.
@@ -353,6 +359,7 @@ def test_cli_forecast_eval_json_shape(capsys):
     assert any("'model' skipped" in n for n in out["notes"])
 
 
+@pytest.mark.slow
 def test_cli_forecast_json_shape(tmp_path, capsys):
     from roastcore.cli import main
 

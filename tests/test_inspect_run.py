@@ -41,10 +41,8 @@ def test_model_info_and_validation_roasts(loaded, profiles):
     assert got == others and label.startswith("all")
 
 
-def test_teacher_forcing_generation_and_export(loaded, profiles, tmp_path):
+def test_generation_and_export(loaded, profiles):
     val, _ = inspect_run.validation_profiles(loaded, profiles)
-    tf = inspect_run.teacher_forcing_result(loaded, profiles)
-    assert tf["n_val"] == len(val) and np.isfinite(tf["mae_f"]) and "per_profile" not in tf
     [curve] = inspect_run.generate_curves(loaded, val[:1])
     assert curve.shape[0] >= 2 and np.isfinite(curve).all()
     full, step_s = inspect_run.trace_steps(loaded, val[0])
@@ -53,7 +51,6 @@ def test_teacher_forcing_generation_and_export(loaded, profiles, tmp_path):
     assert prof.id == "run_a" and prof.meta.origin == val[0].meta.origin and prof.meta.source_file is None
     assert b"," in inspect_run.export_bytes(prof, ".csv")
     assert b"timex" in inspect_run.export_bytes(prof, ".alog")
-    assert not inspect_run.evaluation_is_cached(tmp_path, profiles)
 
 
 def test_request_choices_come_from_the_encoder(loaded):
@@ -65,21 +62,15 @@ def test_request_choices_come_from_the_encoder(loaded):
 def test_a_short_step_trace_equals_the_full_traces_first_steps(loaded, profiles):
     """The diagnostic page traces only the steps it shows (diagnose.step_trace generates N
     steps): they must equal a full generation's first N steps."""
-    import time
-
     from roastcore.diagnose import step_trace, variance_verdict
 
     val, _ = inspect_run.validation_profiles(loaded, profiles)
-    started = time.perf_counter()
     full = step_trace(loaded.model, val[0], steps=None).to_dict()
-    full_s = time.perf_counter() - started
     for n in (10, 37):
-        started = time.perf_counter()
         short = step_trace(loaded.model, val[0], steps=n).to_dict()
-        short_s = time.perf_counter() - started
-        assert short["rows"] == full["rows"][:n]
+        assert len(short["rows"]) == n and short["rows"] == full["rows"][:n]
         assert short["clamp_steps"] == [s for s in full["clamp_steps"] if s < n]
         generated = np.array([r["clamped_f"] for r in full["rows"][short["prefix_steps"]:n]])
         assert short["variance_f2"] == pytest.approx(float(np.var(generated)), rel=1e-9)
         assert short["variance_verdict"] == variance_verdict(short["variance_f2"])
-    assert len(full["rows"]) > 300 and short_s < full_s  # 37 of ~460 steps generated, not all
+    assert len(full["rows"]) > 300  # the whole roast, against the 37 steps above

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -194,6 +193,7 @@ _literals = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_literals)
 def test_fast_literal_parser_equals_literal_eval(value):
@@ -224,6 +224,7 @@ def _python_shapes(value, rng):
     return repr(value)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(_literals, st.integers(0, 2**32 - 1))
 def test_literal_parser_reads_trailing_commas_tuples_and_quotes_itself(value, seed):
@@ -251,23 +252,21 @@ def _alog_with_python_shapes(n: int) -> bytes:
     return b"{'timex': (" + b"0, " * n + b"), 'temp2': [" + b"3, " * (n // 10) + b"]}"
 
 
-def test_python_shaped_alog_parses_in_bounded_memory_and_time():
-    """Case 1 of issue 13: the literal_eval fallback cost ~320x the file size (6.4 GB for 20 MB)."""
+def test_python_shaped_alog_parses_in_bounded_memory():
+    """Case 1 of issue 13: the literal_eval fallback cost ~320x the file size (6.4 GB for 20 MB).
+    Its time per MiB: benchmarks/bench_import.py (alog_tuples)."""
     import tracemalloc
 
     data = _alog_with_python_shapes(400_000)  # 1.3 MB
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(ImportFailure) as err:
             parse_alog(data, "big.alog")
-        seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert err.value.code == "too_large" and "400,000 samples" in err.value.reason
     assert peak < 10 * len(data), f"{peak / len(data):.1f}x the file size"
-    assert seconds < 2.0 * len(data) / 1e6 + 1.0
 
 
 def test_hostile_literals_are_stopped_by_the_parser_limits():
@@ -303,14 +302,14 @@ def test_reasons_name_the_token_not_a_parser_object(text, words):
 
 
 def test_charge_detection_is_linear_in_the_number_of_samples():
-    """Case 3: equal timestamps made every CHARGE window span the whole recording (O(n^2))."""
+    """Case 3: equal timestamps made every CHARGE window span the whole recording (O(n^2): ~6 s
+    here). The time is measured by benchmarks/bench_import.py (alog_equal_times); here, the
+    answers on the shape that was quadratic."""
     from roastcore.io.alog import _detect_charge
 
     n = 190_000
     timex, bt = np.zeros(n), np.full(n, 300.0)
-    start = time.perf_counter()
     assert _detect_charge(timex, bt, n - 1) is None
-    assert time.perf_counter() - start < 2.0  # the old loop took ~6 s here
     bt[150_000] = 250.0  # a 50 °F fall inside the (zero-width in time) window of every sample
     assert _detect_charge(timex, bt, n - 1) == 149_999
 
@@ -362,13 +361,12 @@ def test_round_trip_of_a_coarser_grid_resamples_to_one_second(tmp_path):
 # ------------------------------------------------------------------ the real files
 @pytest.fixture(scope="module")
 def artisan_report(artisan_dir):
-    start = time.perf_counter()
-    report = import_folder(artisan_dir)
-    return report, time.perf_counter() - start
+    return import_folder(artisan_dir)
 
 
+@pytest.mark.slow
 def test_every_real_file_is_imported_or_rejected_with_a_reason(artisan_report, artisan_dir):
-    report, seconds = artisan_report
+    report = artisan_report
     files = sorted(p.relative_to(artisan_dir).as_posix() for p in artisan_dir.rglob("*.alog"))
     assert len(files) == 396
     accounted = [p.meta.source_file for p in report.profiles] + [r.file for r in report.rejected] \
@@ -376,26 +374,28 @@ def test_every_real_file_is_imported_or_rejected_with_a_reason(artisan_report, a
     assert sorted(accounted) == files
     for r in report.rejected:
         assert r.reason and r.code != "malformed", r  # no generic fence messages on real data
-    assert seconds < 60
 
 
+@pytest.mark.slow
 def test_real_file_counts(artisan_report):
-    report, _ = artisan_report
+    report = artisan_report
     assert len(report.profiles) == EXPECTED_DISTINCT
     assert len(report.profiles) + len(report.duplicates) == EXPECTED_IMPORTED
     assert report.rejected_by_code() == EXPECTED_REJECTED
 
 
+@pytest.mark.slow
 def test_json_templates_are_rejected(artisan_report):
-    report, _ = artisan_report
+    report = artisan_report
     templates = {r.file: r for r in report.rejected if "SYNTHETIC_JSON__" in r.file}
     assert len(templates) == 3
     assert all(r.code == "json_template" and "JSON template" in r.reason for r in templates.values())
 
 
+@pytest.mark.slow
 def test_marked_files_with_plausible_values_all_import(artisan_report, artisan_dir):
     """A file with CHARGE and DROP marked is only ever rejected for what its values show."""
-    report, _ = artisan_report
+    report = artisan_report
     value_codes = {"too_short", "implausible", "gap", "json_template", "no_samples", "no_bt"}
     for r in report.rejected:
         text = (artisan_dir / r.file).read_text(encoding="utf-8")
@@ -407,8 +407,9 @@ def test_marked_files_with_plausible_values_all_import(artisan_report, artisan_d
             assert r.code in value_codes, r
 
 
+@pytest.mark.slow
 def test_real_profiles_are_plausible(artisan_report):
-    report, _ = artisan_report
+    report = artisan_report
     durations = np.array([p.duration_s for p in report.profiles])
     assert durations.min() >= 120 and durations.max() <= 1200
     assert all(p.interval_s == 1.0 and p.events["DROP"] == p.duration_s for p in report.profiles)

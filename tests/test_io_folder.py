@@ -7,7 +7,6 @@ import os
 import socket
 import struct
 import threading
-import time
 import zipfile
 
 import numpy as np
@@ -180,15 +179,13 @@ def test_cli_data_summary_text_and_errors(mixed_folder, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_summary_over_the_real_artisan_folder(artisan_dir, capsys):
-    start = time.perf_counter()
     assert cli_main(["data", "summary", str(artisan_dir), "--json"]) == 0
-    seconds = time.perf_counter() - start
     out = json.loads(capsys.readouterr().out)
     assert out["profiles"] == 346 and len(out["rejected"]) == 39 and len(out["duplicates"]) == 11
     assert all(r["reason"] for r in out["rejected"])
     assert 380 <= out["stats"]["drop_f"]["median"] <= 440
-    assert seconds < 60
 
 
 def test_zips_inside_a_folder_join_the_same_report(tmp_path):
@@ -288,13 +285,12 @@ def _zip_directory_only(entries: int, claimed: int | None = None, zip64: bool = 
 
 
 def test_zip_entry_count_is_checked_before_zipfile_parses_the_directory(tmp_path):
-    """Case 7: a 1M-entry zip was parsed in full (41 s, 593 MB) before the limit applied."""
+    """Case 7: a 1M-entry zip was parsed in full (41 s, 593 MB) before the limit applied (its time:
+    benchmarks/bench_import.py, zip_entries)."""
     big = tmp_path / "big.zip"
     big.write_bytes(_zip_directory_only(200_000, zip64=True))
-    start = time.perf_counter()
     with pytest.raises(ImportFailure, match="zip holds 200,000 entries, more than the 50,000 limit") as err:
         import_folder(big)
-    assert time.perf_counter() - start < 1.0  # zipfile needs ~8 s for these entries
     assert err.value.code == "too_large"
     lying = tmp_path / "lying.zip"  # the end record says 3; the directory holds 60,000
     lying.write_bytes(_zip_directory_only(60_000, claimed=3))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +53,14 @@ def test_valid_samples_parse():
         assert isinstance(outcome(suffix, data), Profile)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(suffix=st.sampled_from(sorted(PARSERS)), data=st.binary(max_size=2000))
 def test_random_bytes(suffix, data):
     outcome(suffix, data)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(suffix=st.sampled_from(sorted(PARSERS)), cut=st.floats(0, 1))
 def test_truncated_files(suffix, cut):
@@ -67,6 +68,7 @@ def test_truncated_files(suffix, cut):
     outcome(suffix, data[: int(len(data) * cut)])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(suffix=st.sampled_from(sorted(PARSERS)), where=st.floats(0, 1), junk=st.binary(min_size=1, max_size=40))
 def test_corrupted_files(suffix, where, junk):
@@ -75,6 +77,7 @@ def test_corrupted_files(suffix, where, junk):
     outcome(suffix, data[:i] + junk + data[i + len(junk):])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.binary(min_size=1, max_size=200).filter(lambda b: not _is_utf8(b)))
 def test_non_utf8_bytes_are_named(data):
@@ -97,6 +100,7 @@ _weird_numbers = st.one_of(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     n=st.integers(0, 400),
@@ -122,6 +126,7 @@ def test_alog_with_wrong_types_and_huge_or_missing_values(n, bt, et, t_step, mod
     outcome(".alog", text.encode())
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     values=st.lists(_weird_numbers, max_size=50),
@@ -145,6 +150,7 @@ def test_onyx_with_wrong_types_nan_and_huge_numbers(values, times, meta):
     outcome(".json", text.encode())
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(st.lists(st.text(max_size=8), max_size=4), max_size=30))
 def test_csv_with_random_cells(rows):
@@ -185,16 +191,14 @@ def test_read_profile_through_real_files():
 
 # ------------------------------------------------------------------ issue 13's failure shapes
 # Each shape once cost super-linear time or memory, or hung. The generators make many variants
-# of it; the bound asserted is generous (2 s per MB plus a second), the old cost was ~100x it.
+# of it. Their time and memory per MiB are measured by benchmarks/bench_import.py (no timing
+# assertions in tests): here each must end with a result or a reason, never a crash or a hang.
 QUICK = settings(max_examples=25, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 def within_bound(suffix: str, data: bytes):
-    start = time.perf_counter()
-    result = outcome(suffix, data)
-    assert time.perf_counter() - start < 1.0 + 2.0 * len(data) / 1e6
-    return result
+    return outcome(suffix, data)
 
 
 _space_runs = st.lists(
@@ -204,6 +208,7 @@ _space_runs = st.lists(
 ).map(lambda parts: "".join(word + space * n for word, n, space in parts))
 
 
+@pytest.mark.slow
 @QUICK
 @given(field=st.sampled_from(["flavors", "origin", "process", "variety", "roaster", "product", "roast_level",
                               "events", "altitude_m"]),
@@ -214,6 +219,7 @@ def test_long_whitespace_runs_in_csv_headers(field, value, as_json):
     within_bound(".csv", text.encode())
 
 
+@pytest.mark.slow
 @QUICK
 @given(field=st.sampled_from(["beans", "title", "roastertype", "roastingnotes", "mode"]), value=_space_runs)
 def test_long_whitespace_runs_in_alog_strings(field, value):
@@ -222,6 +228,7 @@ def test_long_whitespace_runs_in_alog_strings(field, value):
     within_bound(".alog", repr(doc).encode())
 
 
+@pytest.mark.slow
 @QUICK
 @given(field=st.sampled_from(["origin", "process", "variety", "product_name", "roaster_machine", "altitude",
                               "flavor_notes_parsed", "roast_level"]), value=_space_runs)
@@ -244,6 +251,7 @@ def _reshape(value, draw_bits):
     return repr(value)
 
 
+@pytest.mark.slow
 @QUICK
 @given(bits=st.lists(st.booleans(), min_size=1, max_size=64), scale=st.sampled_from([1, 40]))
 def test_trailing_commas_and_tuples_read_like_the_plain_file(bits, scale):
@@ -260,6 +268,7 @@ def test_trailing_commas_and_tuples_read_like_the_plain_file(bits, scale):
     assert got.meta == expected.meta
 
 
+@pytest.mark.slow
 @QUICK
 @given(kind=st.sampled_from(["numbers", "tuple", "strings", "lists", "mixed", "deep", "dicts"]),
        n=st.integers(1, 200_000), trailing=st.booleans())
@@ -284,6 +293,7 @@ def test_hostile_literal_shapes_stay_bounded(kind, n, trailing):
 _names = st.text(st.characters(blacklist_characters="/\x00.", blacklist_categories=("Cs",)), min_size=1, max_size=8)
 
 
+@pytest.mark.slow
 @QUICK
 @given(files=st.dictionaries(_names, st.sampled_from(["good", "broken", "fifo", "socket", "outside", "inside",
                                                       "dangling", "folder"]), min_size=1, max_size=6),
@@ -343,6 +353,7 @@ def test_special_files_and_links_in_a_folder(files, suffix):
             assert entry.isprintable()
 
 
+@pytest.mark.slow
 @QUICK
 @given(entries=st.integers(0, 80), claimed=st.one_of(st.none(), st.integers(0, 200_000)),
        zip64=st.booleans(), cut=st.one_of(st.none(), st.floats(0, 1)))
@@ -370,7 +381,6 @@ def test_big_or_lying_central_directories(entries, claimed, zip64, cut, monkeypa
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "a.zip"
         path.write_bytes(data)
-        start = time.perf_counter()
         try:
             report = import_folder(path)
         except ImportFailure as exc:
@@ -381,9 +391,9 @@ def test_big_or_lying_central_directories(entries, claimed, zip64, cut, monkeypa
         else:
             assert cut is None or len(data) == len(directory + tail)
             assert entries <= 40 and not report.profiles
-        assert time.perf_counter() - start < 1.0
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=3000) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
 def test_reasons_are_fit_to_show(text):

@@ -102,6 +102,7 @@ def test_canonical_sets_are_fixed_points():
 _messy = st.text(alphabet=st.characters(codec="ascii") | st.sampled_from("áéíñ,&/\n "), max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_messy)
 def test_canonical_forms_are_idempotent(text):

@@ -174,7 +174,6 @@ def test_not_json_is_rejected(tmp_path):
 
 def test_json_is_read_compactly_and_hostile_shapes_are_refused():
     """json.loads built ~250 bytes of dict per 25-byte point and ~20x the text for `[[],...]`."""
-    import time
     import tracemalloc
 
     points = ",".join(f'{{"time":{i * 0.03 + (i % 2) * 0.001:.3f},"value":{300 + i * 0.001:.1f}}}'
@@ -196,10 +195,9 @@ def test_json_is_read_compactly_and_hostile_shapes_are_refused():
         ('{"x": [' + '"ab",' * 300_000 + '"ab"]}', "separate values"),
         ('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested more than 64 levels"),
     ]:
-        start = time.perf_counter()
-        result = outcome_of(text)
+        result = outcome_of(text)  # its time: benchmarks/bench_import.py (json_lists, json_strings)
         assert result.code == "too_large" if "values" in words else result.code == "not_json"
-        assert words in result.reason and time.perf_counter() - start < 2.0
+        assert words in result.reason
 
 
 def outcome_of(text: str):

@@ -74,6 +74,21 @@ def test_parameter_cap_checked_before_allocating(fitted):
         build_model(cfg, encoder, scaler)
 
 
+@pytest.mark.parametrize("model_type", ["transformer", "gru", "roastformer_v1"])
+@pytest.mark.parametrize("dims", [(8, 1, 32, 20), (64, 3, 96, 200), (128, 4, 512, 800)])
+def test_the_fast_build_bound_holds(synthetic_profiles, model_type, dims):
+    """build_model skips the meta-device count below a bound from the widths; it must bound."""
+    from roastcore.architectures import fit_inputs, param_bound
+    from roastcore.model import count_parameters
+
+    d, layers, ff, max_len = dims
+    cfg = ModelConfig(model_type=model_type, d_model=d, n_layers=layers, n_heads=4, d_ff=ff, max_len=max_len,
+                      use_flavors=True)
+    encoder, scaler = fit_inputs(cfg, synthetic_profiles[:8])
+    n = count_parameters(build_model(cfg, encoder, scaler))
+    assert n <= param_bound(cfg) <= MAX_PARAMS // 2  # built directly, and truly under the cap
+
+
 def test_config_round_trip_and_unknown_key():
     cfg = ModelConfig(**SMALL)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg

@@ -67,6 +67,7 @@ def test_profiles_are_addressable_by_batch_id_and_keep_onyx_metadata(package_zip
     assert find_profile(report.profiles, profile.id) is profile
 
 
+@pytest.mark.slow
 def test_folder_layout_and_data_summary_cli(files, tmp_path, capsys):
     folder = write_package(tmp_path / "upload", layout="folder", files=files)
     assert find_package(folder).root == "preprocessed_data/"
@@ -125,6 +126,7 @@ def test_structural_problems_are_clear_errors(files, tmp_path):
     assert find_package(plain) is None and len(load_source(plain).profiles) == 1
 
 
+@pytest.mark.slow
 def test_a_package_of_real_onyx_roasts_imports_like_the_files_themselves(onyx_dir, tmp_path):
     """Built in tmp from the real scraped roasts (never copied into the repo): the package route
     and the plain-folder route give the same curves, ids and batch numbers."""

@@ -2,7 +2,7 @@
 
 A sweep is an id, a name and its jobs (rows of `jobs` carrying its `sweep_id`); its state is
 read from theirs. Each job scores its own run when it finishes (RUN_DIR/scores.json, written by
-the training process), so comparing a sweep only reads: `read_scores` is the one reader, and a
+the training process), so comparing a sweep only reads (`run_scores.read_scores`, torch-free), and a
 run without scores yet shows as "not scored yet".
 
 What the dashboard calls: `launch_sweep` (the "Launch sweep" buttons), `list_sweeps` /
@@ -16,12 +16,10 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import secrets
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from roastcore.jobs.request import normalize_overrides
@@ -38,8 +36,8 @@ from roastcore.jobs.store import (
     JobNotFound,
     SweepRecord,
 )
+from roastcore.run_scores import read_scores
 
-SCORES_FILE = "scores.json"
 NOT_SCORED = "not scored yet"
 # The sweep table's figures: (key, label). Each model figure sits beside its baseline.
 METRICS = (
@@ -284,37 +282,6 @@ def cancel_sweep(runner: JobRunner, sweep_id: str, grace_s: float | None = None)
 
 # --------------------------------------------------------------------------------------------
 # Comparing a sweep's runs
-
-
-def read_scores(run_dir: str | Path) -> dict[str, Any] | None:
-    """The scores a run wrote when it finished (RUN_DIR/scores.json, see evaluate.score_run) as
-    flat figures, or None when it has none yet (still training, cancelled, or unreadable)."""
-    try:
-        doc = json.loads((Path(run_dir) / SCORES_FILE).read_text(encoding="utf-8"))
-        summary = doc.get("summary") or {}
-        report = doc.get("report") or {}
-        tf, free = report.get("teacher_forcing") or {}, report.get("free_run") or {}
-        aligned = (report.get("baselines") or {}).get("aligned_knn") or {}
-        figures = {
-            "tf_mae_f": summary.get("tf_mae_f", tf.get("mae_f")),
-            "persistence_mae_f": tf.get("persistence_mae_f"),
-            "free_mae_f": summary.get("free_mae_f", free.get("mae_f")),
-            "aligned_knn_mae_f": aligned.get("mae_f"),
-            "finish_mae_f": free.get("finish_mae_f"),
-            "physics_valid_pct": free.get("physics_valid_pct"),
-        }
-        out: dict[str, Any] = {k: _number(v) for k, v in figures.items()}
-        out.update(verdict=summary.get("verdict"), split=summary.get("split"),
-                   n_profiles=summary.get("n_profiles"), scored_at=doc.get("scored_at"))
-        return out
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _setting(job: Job, keys: Sequence[str]) -> str:
