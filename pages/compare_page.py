@@ -55,8 +55,14 @@ with _ui.guard("the comparison page"):
         opts = st.columns(2)
         show_ror = opts[0].toggle("Rate of rise", value=True, key="cmp_ror")
         show_events = opts[1].toggle("Events", value=True, key="cmp_events")
-        fig = overlay_figure(real, curves, 1.0, colors=c.colors, show_ror=show_ror, show_events=show_events)
+        # Each run's 80% band from its stored scores: its errors on the roasts it was evaluated on.
+        bands = {r.name: b for r in runs if (b := ((_ui.scores(r) or {}).get("free_run") or {}).get("band"))}
+        fig = overlay_figure(real, curves, 1.0, colors=c.colors, show_ror=show_ror, show_events=show_events,
+                             bands=bands)
         _ui.plotly(fig, "cmp_chart", f"roast_{pid}")
+        if bands:
+            st.caption("Shaded: the 80% band of " + ", ".join(bands) + ", from its errors on the roasts its "
+                       "stored scores were taken on (its validation roasts when it was scored after training).")
         st.subheader("Physics checks")
         st.dataframe(physics_checks(real, curves), hide_index=True, width="stretch", key="cmp_physics",
                      column_config=_ui.column_help(PHYSICS_HELP, wide=("why",)))

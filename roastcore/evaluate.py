@@ -39,6 +39,7 @@ from roastcore.batch import collate
 from roastcore.checkpoints import RunError, load_run, now_iso, read_json, run_usability
 from roastcore.dataset import RoastDataset
 from roastcore.diagnose import diagnose_metrics
+from roastcore.forecast_bands import ConformalBands
 from roastcore.generate import ModelGenerator
 from roastcore.io import dataset_fingerprint, load_source
 from roastcore.metrics import free_run_metrics, mae_band, masked_errors, score_baselines
@@ -151,6 +152,7 @@ def evaluate_predictor(predictor, generator: CurveGenerator, val: Sequence[Profi
     curves = generator.generate_many(list(val), prefix_s=prefix_s)
     free = free_run_metrics(val, curves, prefix_s=prefix_s)
     free_dict = free.to_dict()
+    free_dict["band"] = charge_band(val, curves, prefix_s)
     steps = [s for s in getattr(generator, "last_steps", []) or [] if s is not None]
     raw_std = clamp_pct = None
     if steps:
@@ -179,6 +181,25 @@ def evaluate_predictor(predictor, generator: CurveGenerator, val: Sequence[Profi
         progress(4, "diagnosis")
     return {"teacher_forcing": tf.to_dict(), "free_run": free_dict, "baselines": baselines,
             "diagnosis": diagnosis.to_dict(), "notes": notes}
+
+
+def charge_band(profiles: Sequence[Profile], curves: Sequence[np.ndarray], prefix_s: float = 0.0) -> dict | None:
+    """The 80% band of curves generated from the charge (or a prefix): split-conformal quantiles of
+    the signed errors (real - generated) of the evaluated roasts by seconds after the start, the
+    same rule as a forecast's band (roastcore.forecast_bands). Drawn on Compare curves; it
+    covers roasts the run never saw when they are its validation roasts."""
+    cut = int(prefix_s)
+    residuals = []
+    for p, gen in zip(profiles, curves, strict=True):
+        real, gen = curve_1s(p), np.asarray(gen, dtype=float)
+        start = max(1, cut + 1)
+        if gen.shape != real.shape or real.size <= start:
+            continue
+        h = np.arange(start, real.size, dtype=float) - cut
+        residuals.append((cut, h, real[start:] - gen[start:]))
+    if not residuals:
+        return None
+    return ConformalBands.from_residuals(residuals).to_dict()
 
 
 # ------------------------------------------------------------------ report

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from roastcore.forecast_bands import ConformalBands
 from roastcore.metrics import MAE_BANDS
 from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import EVENT_NAMES, Profile, rate_of_rise
@@ -263,9 +264,12 @@ def _time_axis_dict(max_s: float, title: str = "time (m:ss)") -> dict:
 
 def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], step_s: float,
                    colors: Mapping[str, str] | None = None, show_ror: bool = True,
-                   show_events: bool = True, height: int = 560, title: str | None = None) -> go.Figure:
+                   show_events: bool = True, height: int = 560, title: str | None = None,
+                   bands: Mapping[str, dict] | None = None) -> go.Figure:
     """The real curve against each checkpoint's generated curve (same time grid `step_s`),
-    with an RoR subplot and event markers (real: diamonds; generated: detected TP, DROP)."""
+    with an RoR subplot and event markers (real: diamonds; generated: detected TP, DROP).
+    `bands`: a run's 80% band (evaluate.charge_band, a ConformalBands dict) drawn around its
+    curve."""
     rows = 2 if show_ror else 1
     bt_axes, ror_axes = dict(xaxis="x", yaxis="y"), dict(xaxis="x2", yaxis="y2")
     traces: list[dict] = []
@@ -285,6 +289,8 @@ def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], st
             continue
         t = np.arange(curve.size) * float(step_s)
         color = color_for(name, colors)
+        if (band := (bands or {}).get(name)) is not None:
+            traces += [{**edge, **bt_axes} for edge in _charge_band_traces(t, curve, band, name, color)]
         traces.append({**curve_trace(t, curve, name, color, dash="dash"), **bt_axes})
         if show_ror:
             traces.append({**curve_trace(t, rate_of_rise(curve, float(step_s)), f"{name} RoR", color, width=1.2,
@@ -308,6 +314,21 @@ def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], st
         layout["yaxis2"].update(title=dict(text="RoR (°F/min)"), range=ror_range(basis))
         layout["xaxis"].update(_time_axis_dict(max_s, title=""))
     return _figure(traces, layout)
+
+
+def _charge_band_traces(t: np.ndarray, curve: np.ndarray, band: dict, name: str, color: str) -> list[dict]:
+    """The upper edge, then the lower edge filled up to it ('tonexty'), of a generated curve's band."""
+    bands = ConformalBands(**band)
+    cut = bands.cuts_s[0]
+    after = t > cut
+    if after.sum() < 2:
+        return []
+    lo, hi = bands.offsets(cut, t[after] - cut)
+    edge = dict(type="scatter", x=t[after], mode="lines", line=dict(width=0, color=color),
+                name=f"{name} 80% band", legendgroup=name, showlegend=False, hoverinfo="skip")
+    return [edge | dict(y=curve[after] + hi),
+            edge | dict(y=curve[after] + lo, fill="tonexty",
+                        fillcolor=_rgba(color, 0.14) if color.startswith("#") else "rgba(128,128,128,0.14)")]
 
 
 def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndarray]]], step_s: float,

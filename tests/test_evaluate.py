@@ -155,6 +155,29 @@ def test_a_flat_generator_is_far_from_the_data(profiles):
     assert all(row["physics_failures"] for row in r.per_profile)
 
 
+def test_charge_band_holds_eighty_percent_of_the_errors_and_grows_with_the_time(profiles):
+    """The band drawn on Compare curves: per bucket of seconds after the start, the 10th..90th
+    percentile of real - generated over the evaluated roasts (the forecast band's rule)."""
+    from roastcore.evaluate import charge_band
+    from roastcore.forecast_bands import ConformalBands
+
+    rng = np.random.default_rng(0)
+    many = [Profile(bt=drum_curve(seed=s), id=f"b{s}") for s in range(40)]
+    # Errors that grow with the time since the charge: a roast-wise offset times t / 600.
+    offsets = rng.normal(0, 4.0, len(many))
+    curves = [p.bt - o * np.arange(p.n) / 600.0 for p, o in zip(many, offsets, strict=True)]
+    band = ConformalBands(**charge_band(many, curves))
+    assert band.cuts_s == [0.0] and band.n_roasts == [40]
+    lo_early, hi_early = band.offsets(0, np.array([20.0]))
+    lo_late, hi_late = band.offsets(0, np.array([600.0]))
+    assert hi_late[0] - lo_late[0] > 5 * (hi_early[0] - lo_early[0])  # wider as errors grow
+    assert lo_late[0] == pytest.approx(np.quantile(offsets, 0.1), abs=0.8)
+    assert hi_late[0] == pytest.approx(np.quantile(offsets, 0.9), abs=0.8)
+    inside = [lo_late[0] <= o <= hi_late[0] for o in offsets]
+    assert 0.7 <= np.mean(inside) <= 0.9
+    assert charge_band([], []) is None
+
+
 def test_select_split_uses_the_manifest_ids(profiles):
     val, train, label, notes = select_split(profiles, {"val_ids": ["r1", "r4"]}, "val")
     assert [p.id for p in val] == ["r1", "r4"] and len(train) == 4 and label == "val"
@@ -222,6 +245,7 @@ def test_evaluate_run_reports_every_section_and_caches(run_and_data):
         assert doc["teacher_forcing"][key] > 0
     for key in ("mae_f", "rmse_f", "finish_mae_f", "tp_time_mae_s", "physics_valid_pct"):
         assert key in doc["free_run"]
+    assert doc["free_run"]["band"]["n_roasts"] == [len(val)]  # the Compare band, from these roasts
     assert doc["baselines"]["aligned_knn"]["k"] >= 1 and doc["baselines"]["knn"]["k"] == 5
     assert doc["baselines"]["mean_curve"]["mae_f"] > 0
     assert doc["diagnosis"]["verdict"] in ("collapsed", "did not learn", "exposure bias", "healthy", "below baseline")

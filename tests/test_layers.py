@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("roastcore", "fsutil", "profile", "threads", "liveness", "run_scores"),
     ("physics", "simulate", "io", "io.*"),
     ("features", "baselines", "splits", "batch"),
-    ("prior", "metrics"),
+    ("prior", "metrics", "forecast_bands"),
     ("dataset",),
     ("model", "roastformer_v1", "architectures"),
     ("experiments",),
@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("generate", "train"),
     ("diagnose",),
     ("evaluate", "predict"),
-    ("forecast_bands", "forecast", "forecast_methods", "forecast_model", "forecast_residual", "forecast_eval"),
+    ("forecast", "forecast_methods", "forecast_model", "forecast_residual", "forecast_eval"),
     ("study", "plotting", "sweep_charts", "inspect_run", "roastformer_import"),
     ("jobs", "jobs.*", "cli", "cli.*", "__main__"),
 ]

@@ -77,6 +77,17 @@ def test_curves_and_overlay_figures_use_mmss_axes_and_events():
     names = [tr.name for tr in fig.data]
     assert "real" in names and "run_a" in names and "run_b" in names
     assert next(tr for tr in fig.data if tr.name == "run_a").line.color == "#000001"
+    # A run's 80% band (a ConformalBands dict) is drawn around its curve, after the start only.
+    band = {"cuts_s": [0.0], "h_s": [100.0, 800.0], "lo": [[-2.0, -6.0]], "hi": [[1.0, 4.0]], "n_roasts": [30]}
+    fig = plotting.overlay_figure(p, gen, 1.0, colors={"run_a": "#000001"}, bands={"run_a": band}, show_ror=False)
+    upper, lower = [tr for tr in fig.data if tr.name == "run_a 80% band"]
+    assert lower.fill == "tonexty" and upper.fill is None and not upper.showlegend
+    assert upper.x[0] > 0 and len(upper.x) == p.n - 1
+    assert np.allclose(np.asarray(upper.y) - (p.bt + 5)[1:], np.interp(upper.x, [100, 800], [1.0, 4.0]))
+    assert np.allclose(np.asarray(lower.y) - (p.bt + 5)[1:], np.interp(lower.x, [100, 800], [-2.0, -6.0]))
+    names = [tr.name for tr in fig.data]
+    assert names.index("run_a 80% band") < names.index("run_a")  # the curve is drawn over its band
+    assert "run_b 80% band" not in names
 
 
 def test_ror_range_ignores_the_charge_plunge():
