@@ -189,10 +189,10 @@ def charge_band(profiles: Sequence[Profile], curves: Sequence[np.ndarray], prefi
     same rule as a forecast's band (roastcore.forecast_bands). Drawn on Compare curves; it
     covers roasts the run never saw when they are its validation roasts."""
     cut = int(prefix_s)
+    start = max(1, cut + 1)  # as free_run_metrics: the charge and a real prefix are given
     residuals = []
     for p, gen in zip(profiles, curves, strict=True):
         real, gen = curve_1s(p), np.asarray(gen, dtype=float)
-        start = max(1, cut + 1)
         if gen.shape != real.shape or real.size <= start:
             continue
         h = np.arange(start, real.size, dtype=float) - cut

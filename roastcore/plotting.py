@@ -327,8 +327,7 @@ def _charge_band_traces(t: np.ndarray, curve: np.ndarray, band: dict, name: str,
     edge = dict(type="scatter", x=t[after], mode="lines", line=dict(width=0, color=color),
                 name=f"{name} 80% band", legendgroup=name, showlegend=False, hoverinfo="skip")
     return [edge | dict(y=curve[after] + hi),
-            edge | dict(y=curve[after] + lo, fill="tonexty",
-                        fillcolor=_rgba(color, 0.14) if color.startswith("#") else "rgba(128,128,128,0.14)")]
+            edge | dict(y=curve[after] + lo, fill="tonexty", fillcolor=_rgba(color, 0.14))]
 
 
 def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndarray]]], step_s: float,

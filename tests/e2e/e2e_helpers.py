@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 
@@ -42,3 +43,14 @@ def screenshot(page, docs_name: str, tmp_path: Path) -> Path:
     page.mouse.move(0, 0)
     page.screenshot(path=str(target), full_page=False)
     return target
+
+
+def stopwatch():
+    """A `mark(what)` that prints the seconds since it was made: where a long browser test spends
+    its time, in the output of a failed run."""
+    t0 = time.monotonic()
+
+    def mark(what: str) -> None:
+        print(f"{time.monotonic() - t0:6.1f}s {what}")
+
+    return mark

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import no_errors, open_page, pick, screenshot, wait_idle
+from e2e_helpers import no_errors, open_page, pick, screenshot, stopwatch, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -61,10 +61,7 @@ def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs, tmp_path):
 def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
     from roastcore.jobs import JobRunner
 
-    t0 = time.monotonic()
-
-    def mark(what: str) -> None:
-        print(f"{time.monotonic() - t0:6.1f}s {what}")
+    mark = stopwatch()
 
     open_page(page, base, "setup", "Experiment setup")
     main = page.locator('[data-testid="stMain"]')

@@ -5,10 +5,9 @@ shows their jobs, and, once each has trained and scored itself, the results tabl
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
-from e2e_helpers import no_errors, open_page, wait_idle
+from e2e_helpers import no_errors, open_page, stopwatch, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -16,10 +15,7 @@ pytestmark = pytest.mark.e2e
 def test_a_sweep_launched_from_the_dashboard_shows_jobs_then_results(base, page, e2e_runs):
     from roastcore.jobs import JobRunner, get_sweep, sweep_runs
 
-    t0 = time.monotonic()
-
-    def mark(what: str) -> None:
-        print(f"{time.monotonic() - t0:6.1f}s {what}")
+    mark = stopwatch()
 
     open_page(page, base, "setup", "Experiment setup")
     main = page.locator('[data-testid="stMain"]')
