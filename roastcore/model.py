@@ -365,6 +365,36 @@ class RoastModel(nn.Module):
         h = self._core(self._tokens(inputs_f, start_pos, cond, lengths, prior_f), start_pos, cond, state)
         return self.head(self.ln_f(h)).squeeze(-1)
 
+    def _token_parts(self, cond: torch.Tensor, lengths: torch.Tensor, prior_f: torch.Tensor | None,
+                     l_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """For the fused generation steps: tokens are linear in the features, so the token at
+        step t is base[:, t] + T_t * w_eff. Returns base [B, L, D] (no positions) and w_eff [D]:
+        every step's features projected once with the temperature-dependent columns (z(T) and
+        the prior gap) zeroed, their weights folded into w_eff."""
+        B = cond.shape[0]
+        static = self._features(torch.zeros(B, l_max, device=cond.device), 0, lengths, prior_f)  # [B, L, n_in]
+        static[..., 0] = 0.0
+        if prior_f is not None:
+            static[..., -1] = 0.0
+        base = self.input_proj(static) + cond[:, None, :]  # [B, L, D]
+        # With z(T) = (T - c)/s and the gap (P_{t+1} - T)/ds, a token is base'[t] + T * w_eff.
+        sc = self.scaler
+        w_eff = self.input_proj.weight[:, 0] / sc.scale  # [D]
+        base = base - (sc.center / sc.scale) * self.input_proj.weight[:, 0]
+        if prior_f is not None:
+            w_gap = self.input_proj.weight[:, -1]  # [D]
+            p_next = torch.cat((prior_f[:, 1:l_max], prior_f[:, l_max - 1:l_max]), 1)  # [B, L] P_{t+1}
+            base = base + (p_next / sc.delta_scale)[..., None] * w_gap
+            w_eff = w_eff - w_gap / sc.delta_scale
+        return base, w_eff
+
+    def _fused_head(self):
+        """ln_f and the head as one function [B, D] -> [B] model units, for the fused steps."""
+        ln_w, ln_b, ln_eps = self.ln_f.weight, self.ln_f.bias, self.ln_f.eps
+        head_w, head_b = self.head.weight.t().contiguous(), self.head.bias
+        shape = (self.config.d_model,)
+        return lambda x: torch.addmm(head_b, torch.layer_norm(x, shape, ln_w, ln_b, ln_eps), head_w)[:, 0]
+
     def batch_prior(self, batch: Batch) -> torch.Tensor | None:
         """The batch's prior [B, L] °F for a prior model (an error when missing), else None."""
         if self.config.prior == "none":
@@ -592,39 +622,22 @@ class RoastFormer(RoastModel):
         """The one-token step of `generate`, fused (see Block.step_fn): everything that does
         not depend on the fed temperature is computed for all steps at once, so a step is one
         addcmul for the token, the blocks' fused steps, and the head."""
-        cfg, B = self.config, cond.shape[0]
-        # Tokens are linear in the features: project every step's features once with the
-        # temperature-dependent columns (z(T) and the prior gap) zeroed, and add them per step.
-        static = self._features(torch.zeros(B, l_max, device=cond.device), 0, lengths, prior)  # [B, L, n_in]
-        static[..., 0] = 0.0
-        if prior is not None:
-            static[..., -1] = 0.0
-        base = self.input_proj(static) + cond[:, None, :]  # [B, L, D]
+        cfg = self.config
+        base, w_eff = self._token_parts(cond, lengths, prior, l_max)  # [B, L, D], [D]
         if cfg.pos_encoding == "sinusoidal":
             base = base + self.pos_table[:l_max]
         elif cfg.pos_encoding == "learned":
             base = base + self.pos_embedding.weight[:l_max]
-        # With z(T) = (T - c)/s and the gap (P_{t+1} - T)/ds, a token is base'[t] + T * w_eff.
-        sc = self.scaler
-        w_eff = self.input_proj.weight[:, 0] / sc.scale  # [D]
-        base = base - (sc.center / sc.scale) * self.input_proj.weight[:, 0]
-        if prior is not None:
-            w_gap = self.input_proj.weight[:, -1]  # [D]
-            p_next = torch.cat((prior[:, 1:l_max], prior[:, l_max - 1:l_max]), 1)  # [B, L] P_{t+1}
-            base = base + (p_next / sc.delta_scale)[..., None] * w_gap
-            w_eff = w_eff - w_gap / sc.delta_scale
         base = base.transpose(0, 1).contiguous()  # [L, B, D]: base[t] is a cheap index
         rope = (self.rope_cos, self.rope_sin) if cfg.pos_encoding == "rope" else None
         blocks = [b.step_fn(cache, rope) for b, cache in zip(self.blocks, state, strict=True)]
-        ln_w, ln_b, ln_eps = self.ln_f.weight, self.ln_f.bias, self.ln_f.eps
-        head_w, head_b = self.head.weight.t().contiguous(), self.head.bias
-        shape = (cfg.d_model,)
+        head = self._fused_head()
 
         def decode(fed_t: torch.Tensor, t: int) -> torch.Tensor:  # [B] °F at step t -> [B] units
             x = torch.addcmul(base[t], fed_t.unsqueeze(1), w_eff)  # [B, D] the token
             for step in blocks:
                 x = step(x, t)
-            return torch.addmm(head_b, torch.layer_norm(x, shape, ln_w, ln_b, ln_eps), head_w)[:, 0]
+            return head(x)
 
         return decode
 
@@ -661,6 +674,27 @@ class RoastGRU(RoastModel):
             state.h = torch.tanh(self.h0(cond)).view(B, n, D).transpose(0, 1).contiguous()
         out, state.h = self.gru(self.drop(tokens) if self.training else tokens, state.h)
         return out
+
+    def _step_decoder(self, cond, lengths, prior, state, l_max):
+        """The one-step decode of `generate`, fused like RoastFormer's: the token's static part
+        is projected for all steps at once, so a step is one addcmul, one GRU cell per layer
+        and the head. Calling nn.GRU per step costs more in its per-call checks than the d16
+        step itself (generation only: eval mode, so no dropout between layers)."""
+        base, w_eff = self._token_parts(cond, lengths, prior, l_max)
+        base = base.transpose(0, 1).contiguous()  # [L, B, D]
+        gru = self.gru
+        cells = [(getattr(gru, f"weight_ih_l{i}"), getattr(gru, f"weight_hh_l{i}"),
+                  getattr(gru, f"bias_ih_l{i}"), getattr(gru, f"bias_hh_l{i}")) for i in range(gru.num_layers)]
+        hidden = list(state.h.unbind(0))  # per layer [B, D], after the prefix
+        head = self._fused_head()
+
+        def decode(fed_t: torch.Tensor, t: int) -> torch.Tensor:  # [B] °F at step t -> [B] units
+            x = torch.addcmul(base[t], fed_t.unsqueeze(1), w_eff)  # [B, D] the token
+            for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(cells):
+                x = hidden[layer] = torch.gru_cell(x, hidden[layer], w_ih, w_hh, b_ih, b_hh)
+            return head(x)
+
+        return decode
 
 
 # ----------------------------------------------------------------------------- building

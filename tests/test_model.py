@@ -16,6 +16,7 @@ from roastcore.model import (
     RoastGRU,
     count_parameters,
 )
+from roastcore.prior import PriorLibrary
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,6 +39,8 @@ def make_model(fitted, seed=0, weight_std=0.15, **overrides):
         scaler = TemperatureScaler(enabled=False)
     torch.manual_seed(seed)
     model = build_model(cfg, encoder, scaler).eval()
+    if cfg.prior != "none":
+        model.prior_library = PriorLibrary.fit(profiles, tune=False)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, weight_std)
@@ -159,6 +162,9 @@ CACHE_CASES = [
     dict(pos_encoding="learned", target_mode="residual"),
     dict(pos_encoding="rope", time_conditioning=True),
     dict(model_type="gru", target_mode="residual", time_conditioning=True),
+    # Prior models: the fused steps fold the prior's gap feature into the token weights.
+    dict(model_type="gru", target_mode="residual", time_conditioning=True, prior="aligned_knn"),
+    dict(pos_encoding="sinusoidal", target_mode="residual", prior="aligned_knn"),
 ]
 
 
