@@ -1,7 +1,7 @@
 """Forecast speed: one forecast of one roast per method (what the replay page asks per frame).
 
     python benchmarks/bench_forecast.py [--data ../shared/data/onyx-dev] [--checkpoint checkpoints/demo_recommended]
-                                        [--threads 2] [--repeats 20] [--at 240]
+                                        [--threads 2] [--repeats 20] [--at 240] [--methods model,...]
 
 Fits each method on every roast but one (fitting and calibration are timed once, apart), then
 times `forecast` on the held-out roast for each horizon kind: median and best of --repeats.
@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--at", type=int, default=240)
+    parser.add_argument("--methods", default="", help="comma-separated subset (default: all); "
+                        "e.g. `model` alone to compare two commits quickly")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     profiles = load_source(args.data).profiles
@@ -57,6 +59,8 @@ def main() -> None:
 
         model = load_run(args.checkpoint).model
         methods.append("model")
+    if args.methods:
+        methods = [m for m in methods if m in args.methods.split(",")]
     results = {"data": args.data, "n_train": len(train), "threads": args.threads, "at_s": args.at,
                "roast_s": real.size - 1, "methods": {}}
     fitted = {}
@@ -96,6 +100,7 @@ def page_frames(fitted: dict, roast) -> dict:
             "prefix_knn": ["prefix_knn"]}
     if "model" in fitted:
         sets["prefix_knn + model"] = ["prefix_knn", "model"]
+    sets = {label: names for label, names in sets.items() if all(n in fitted for n in names)}
     horizon = view.horizon("target", view.default_drop_f(roast))
     moments = view.slider_times(roast.duration_s)[::6]
     x_max, y_range = view.axes(roast)
