@@ -19,9 +19,10 @@ FIELD_LABELS = (("Origin", "origin"), ("Process", "process"), ("Variety", "varie
 BY_LENGTH, BY_DROP = "Length", "Drop temperature"
 
 
-def field_options(loaded) -> dict[str, list[str]]:
-    """Selectbox options per request field: UNKNOWN first, then the run's vocabulary."""
-    vocabs = request_choices(loaded).vocabs
+def field_options(source) -> dict[str, list[str]]:
+    """Selectbox options per request field: UNKNOWN first, then the run's vocabulary (`source`:
+    a loaded run or its encoder, as inspect_run.request_choices)."""
+    vocabs = request_choices(source).vocabs
     return {f: [UNKNOWN] + vocabs.get(f, []) for _, f in FIELD_LABELS}
 
 

@@ -50,8 +50,8 @@ def free_run_metrics(c: _ui.Ctx, runs) -> None:
 
 def new_coffee(c: _ui.Ctx) -> None:
     """Generate a curve for a request (origin, process, charge, flavours, end) from the primary run."""
-    loaded = _ui.load_run(c.primary)
-    options, choices = form.field_options(loaded), request_choices(loaded)
+    encoder = _ui.run_encoder(c.primary)  # the choices need no model: it is loaded when a curve is asked for
+    options, choices = form.field_options(encoder), request_choices(encoder)
     with st.form("new_coffee"):
         v, rows = {}, [st.columns(3), st.columns(3)]
         for k, (label, field) in enumerate(form.FIELD_LABELS):
@@ -69,7 +69,7 @@ def new_coffee(c: _ui.Ctx) -> None:
     if submitted:
         with st.spinner("Generating…"):
             request = form.roast_request(v)
-            st.session_state["new_profile"] = (c.primary.name, form.new_coffee_profile(loaded, v),
+            st.session_state["new_profile"] = (c.primary.name, form.new_coffee_profile(_ui.load_run(c.primary), v),
                                                Provenance.for_request(c.primary.name, request))
     if st.session_state.get("new_profile"):
         run_name, prof, provenance = st.session_state["new_profile"]

@@ -9,6 +9,8 @@ and carries the sidebar's selection.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import threading
@@ -211,6 +213,17 @@ def select_run(name: str) -> None:
 
 
 _SCORES: OrderedDict = OrderedDict()  # (run path, mtime) -> stored report dict, or None
+_STORED: OrderedDict = OrderedDict()  # (run path, mtime) -> run_generated.StoredViews, or None
+_RUN_FILES: OrderedDict = OrderedDict()  # (what, run path, mtime) -> manifest dict / config / encoder
+
+
+def _cached_or(cache: OrderedDict, key, compute, limit: int = 256):
+    """cache[key], else compute() remembered there (None included, unlike _recall)."""
+    with _LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    return _remember(cache, key, compute(), limit)
 
 
 def _scores_of(run_path: str, run_mtime: float) -> dict | None:
@@ -222,7 +235,9 @@ def _scores_of(run_path: str, run_mtime: float) -> dict | None:
     from roastcore.evaluate import stored_report
 
     report = stored_report(run_path)
-    return _remember(_SCORES, key, None if report is None else report.to_dict(), 256)
+    # Shallow (a fresh report's own dicts): to_dict's deep copy cost 0.03 s a run on a busy server.
+    fields = None if report is None else {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
+    return _remember(_SCORES, key, fields, 256)
 
 
 def scores(run) -> dict | None:
@@ -341,7 +356,21 @@ def _curve_key(run_path: str, run_mtime: float, spec: str, profile_id: str, pref
     return (run_path, run_mtime, spec, _data_mtime(spec), profile_id, float(prefix_s))
 
 
+def _stored(run_path: str, run_mtime: float):
+    """The run's generated.json (what scoring generated for the pages), checked against its
+    files once per mtime; None when it has none or it is stale."""
+    from roastcore.run_generated import load_generated  # torch-free; only the pages read it
+
+    return _cached_or(_STORED, (run_path, run_mtime), lambda: load_generated(run_path))
+
+
 def _compute_curve(run_path: str, run_mtime: float, profile, prefix_s: float):
+    """The stored curve when it was generated for exactly this roast from these run files
+    (no model is loaded), else generated now."""
+    stored = _stored(run_path, run_mtime)
+    curve = None if stored is None else stored.curve(profile, prefix_s)
+    if curve is not None:
+        return curve
     loaded = _loaded(run_path, run_mtime)
     with _GENERATE:
         return inspect_run.generate_curves(loaded, [profile], prefix_s=prefix_s)[0]
@@ -427,7 +456,7 @@ def prefetch(c: Ctx) -> None:
             for path, mtime in paths:
                 _scores_of(path, mtime)
             profiles = load_profiles(spec)
-            val, _ = inspect_run.validation_profiles(_loaded(*paths[0]), profiles)
+            val, _ = inspect_run.manifest_validation_profiles(_manifest(*paths[0]), profiles)
             for path, mtime in paths if val else ():
                 curve_key = _curve_key(path, mtime, spec, val[0].id, 0.0)
                 if _recall(_CURVES, curve_key) is not None:
@@ -453,8 +482,40 @@ def prefetch(c: Ctx) -> None:
         _PENDING.append(task)
 
 
+def _manifest(run_path: str, run_mtime: float) -> dict:
+    def read() -> dict:
+        try:
+            value = json.loads((Path(run_path) / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    return _cached_or(_RUN_FILES, ("manifest", run_path, run_mtime), read)
+
+
 def validation_profiles(run, spec: str) -> tuple[list, str]:
-    return inspect_run.validation_profiles(load_run(run), load_profiles(spec))
+    """The run's validation roasts in `spec`, from its manifest (cached): no model is built."""
+    path = str(run.path)
+    return inspect_run.manifest_validation_profiles(_manifest(path, path_mtime(path)), load_profiles(spec))
+
+
+def trace_length(run, profile) -> tuple[int, float]:
+    """diagnose.trace_length of `profile` from the run's config.json (cached): no model is built."""
+    from roastcore.checkpoints import load_config
+    from roastcore.diagnose import trace_length as length
+
+    path = str(run.path)
+    config = _cached_or(_RUN_FILES, ("config", path, path_mtime(path)), lambda: load_config(path))
+    return length(config.model, profile)
+
+
+def run_encoder(run):
+    """The run's feature encoder (checkpoints.load_encoder, cached): a form's choices without
+    building the model."""
+    from roastcore.checkpoints import load_encoder
+
+    path = str(run.path)
+    return _cached_or(_RUN_FILES, ("encoder", path, path_mtime(path)), lambda: load_encoder(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -469,9 +530,17 @@ def _trace_cached(run_path: str, run_mtime: float, spec: str, data_mtime: float,
 
 
 def step_trace(run, spec: str, profile_id: str, steps: int) -> dict:
-    """diagnose.step_trace(..., steps).to_dict() of `run` on one roast of `spec` (cached): only
-    the steps shown are generated (60 of a 1 s model's ~700 by default)."""
-    return _trace_cached(str(run.path), path_mtime(run.path), spec, _data_mtime(spec), profile_id, int(steps))
+    """diagnose.step_trace(..., steps).to_dict() of `run` on one roast of `spec`: the stored one
+    when scoring generated exactly this (no model is loaded), else generated (cached). Only the
+    steps shown are generated (60 of a 1 s model's ~700 by default)."""
+    path, mtime = str(run.path), path_mtime(run.path)
+    stored = _stored(path, mtime)
+    if stored is not None:
+        profile = next((p for p in load_profiles(spec) if p.id == profile_id), None)
+        trace = None if profile is None else stored.trace(profile, int(steps))
+        if trace is not None:
+            return trace
+    return _trace_cached(path, mtime, spec, _data_mtime(spec), profile_id, int(steps))
 
 
 def _warm_up() -> None:

@@ -8,7 +8,7 @@ from pages import _ui
 from pages._data_tables import profile_label
 from pages._eval_tables import VERDICT_STYLE, scores_caption, step_table
 from pages._setup_form import readable_run_name, taken_run_names
-from roastcore.inspect_run import trace_steps
+from roastcore.diagnose import DEFAULT_TRACE_STEPS
 from roastcore.plotting import step_trace_arrays, step_trace_figure
 
 st.header("Generation diagnostic")
@@ -28,7 +28,6 @@ with _ui.guard("the diagnostic page"):
         st.warning(f"**{run_name}** is not usable ({run.unusable_reason}): there is nothing to diagnose. "
                    "Pick another checkpoint in the sidebar.", icon=":material/block:")
         st.stop()
-    loaded = _ui.load_run(run)
     val, split_label = _ui.validation_profiles(run, c.data_spec)
     if not val:
         _ui.empty_state("The selected dataset holds no roasts: import some on the Data page.",
@@ -40,9 +39,9 @@ with _ui.guard("the diagnostic page"):
     pid = cols[0].selectbox(f"Validation roast ({split_label})", list(labels), key=f"diag_profile:{c.data_key}:{run_name}",
                             format_func=lambda i: labels.get(i, str(i)))
     profile = next(p for p in val if p.id == pid)
-    full, step_s = trace_steps(loaded, profile)
+    full, step_s = _ui.trace_length(run, profile)  # from config.json: the model is loaded only to generate
     steps = cols[1].slider(f"Steps (of {full} at {step_s:g} s)", min_value=10, max_value=max(full, 11),
-                           value=min(60, full), key="diag_steps")
+                           value=min(DEFAULT_TRACE_STEPS, full), key="diag_steps")
     with st.spinner("Generating…"):
         trace = _ui.step_trace(run, c.data_spec, pid, int(steps))
     t, raw, clamped, real = step_trace_arrays(trace)

@@ -305,6 +305,24 @@ def run_status(run_dir) -> str:
     return str(read_manifest(run_dir).get("status", "unknown"))
 
 
+def load_config(run_dir) -> ExperimentConfig:
+    """The run's ExperimentConfig (config.json) without its weights: what sizes a trace."""
+    try:
+        return ExperimentConfig.from_dict(read_json(Path(run_dir) / CONFIG))
+    except ValueError as exc:
+        raise RunError(f"{run_dir}: {exc}") from None
+
+
+def load_encoder(run_dir):
+    """The run's feature encoder (encoder.json) without building its model: what a request form
+    offers (its vocabularies, the mean charge)."""
+    config = load_config(run_dir)
+    try:
+        return encoder_from_dict(config.model, read_json(Path(run_dir) / ENCODER))
+    except ValueError as exc:
+        raise RunError(f"{run_dir}: {exc}") from None
+
+
 def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the best model of a run (eval mode) from JSON + safetensors; never unpickles."""
     run_dir = Path(run_dir)

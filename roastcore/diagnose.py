@@ -226,6 +226,22 @@ def diagnose_metrics(tf, free, aligned_knn_mae_f: float, raw_std_f: float | None
 
 
 # ------------------------------------------------------------------ step trace
+DEFAULT_TRACE_STEPS = 60  # the steps the diagnostic page traces first (and score_run stores)
+
+
+def trace_length(model_config, profile: Profile) -> tuple[int, float]:
+    """(steps that cover `profile` at the model's step, capped at its max_len; the step in s),
+    from a ModelConfig alone: no model needs to be built to size a trace."""
+    step_s = float(model_config.step_s)
+    full = min(int(round(profile.duration_s / step_s)) + 1, int(model_config.max_len))
+    return full, step_s
+
+
+def default_trace_steps(model_config, profile: Profile) -> int:
+    """The steps a trace of `profile` shows first: DEFAULT_TRACE_STEPS, or fewer for a short roast."""
+    return min(DEFAULT_TRACE_STEPS, trace_length(model_config, profile)[0])
+
+
 @dataclass
 class StepTrace:
     profile_id: str

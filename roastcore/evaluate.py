@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from roastcore import fsutil
+from roastcore import fsutil, run_generated
 from roastcore.baselines import CurveGenerator, Persistence, curve_1s
 from roastcore.batch import collate
 from roastcore.checkpoints import RunError, load_run, now_iso, read_json, run_usability
 from roastcore.dataset import RoastDataset
-from roastcore.diagnose import diagnose_metrics
+from roastcore.diagnose import default_trace_steps, diagnose_metrics, step_trace
 from roastcore.forecast_bands import ConformalBands
 from roastcore.generate import ModelGenerator
 from roastcore.io import dataset_fingerprint, load_source
@@ -548,10 +548,37 @@ def score_run(run_dir, profiles: Sequence[Profile] | None = None, device: str = 
            "data_source": str(manifest.get("data_source") or ""),
            "dataset_fingerprint": _dataset_fingerprint(profiles), "summary": _summary(report),
            "report": report.to_dict()}
+    store_generated(run_dir, profiles, split)  # first: scores.json appearing is what pages wait for
     fsutil.atomic_write_text(run_dir / SCORES, fsutil.to_json(doc))
     log.info("scored run %s in %.1f s on %d %s roasts: %s", run_dir.name, cost, report.n_profiles, report.split,
              report.diagnosis.get("verdict"))
     return report
+
+
+def store_generated(run_dir, profiles: Sequence[Profile], split: str = "val") -> bool:
+    """Generate what the dashboard draws first for the run and store it (RUN_DIR/generated.json,
+    roastcore.run_generated): the free-running curve of its first evaluated roast (Compare
+    curves) and that roast's step trace (Generation diagnostic), each exactly as the page would
+    generate it (one roast, on the CPU). Never raises: without the file a page generates, as
+    before. Returns whether it was written."""
+    run_dir = Path(run_dir)
+    try:
+        loaded = load_run(run_dir, "cpu")  # the dashboard generates on the CPU: store what it would draw
+        val, _, _ = evaluated_set(list(profiles), loaded.manifest or {}, split)
+        if not val:
+            return False
+        first, model = val[0], loaded.model
+        curve = ModelGenerator(model).generate_many([first])[0]
+        steps = default_trace_steps(model.config, first)
+        trace = step_trace(model, first, steps=steps).to_dict()
+        run_generated.write_generated(run_dir, run_generated.run_digest(run_dir),
+                                      [run_generated.curve_entry(first, curve)],
+                                      [run_generated.trace_entry(first, steps, trace)])
+        return True
+    except Exception:  # noqa: BLE001 - an optional speed-up: its failure must not fail scoring
+        log.exception("%s: could not store the generated curve and trace; the pages will generate them",
+                      run_dir.name)
+        return False
 
 
 def stored_report(run_dir) -> EvaluationReport | None:

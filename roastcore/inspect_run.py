@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from roastcore.diagnose import trace_length
 from roastcore.evaluate import evaluated_set
 from roastcore.generate import ModelGenerator, export_profile
 from roastcore.io.registry import sanitize_filename
@@ -52,7 +53,12 @@ def run_model_info(loaded) -> dict:
 
 def validation_profiles(loaded, profiles: Sequence[Profile]) -> tuple[list[Profile], str]:
     """The run's validation roasts found in `profiles` (evaluate.evaluated_set), and the split label."""
-    manifest = getattr(loaded, "manifest", None) or {}
+    return manifest_validation_profiles(getattr(loaded, "manifest", None) or {}, profiles)
+
+
+def manifest_validation_profiles(manifest: Mapping, profiles: Sequence[Profile]) -> tuple[list[Profile], str]:
+    """validation_profiles from the run's manifest alone (no model is built)."""
+    manifest = dict(manifest or {})
     try:
         val, label, _ = evaluated_set(list(profiles), manifest, "val")
     except ValueError:
@@ -67,9 +73,7 @@ def generate_curves(loaded, profiles: Sequence[Profile], prefix_s: float = 0.0) 
 
 def trace_steps(loaded, profile: Profile) -> tuple[int, float]:
     """(steps that cover `profile` at the model's step, capped at its max_len; the step in s)."""
-    step_s = float(loaded.model.config.step_s)
-    full = min(int(round(profile.duration_s / step_s)) + 1, int(loaded.model.config.max_len))
-    return full, step_s
+    return trace_length(loaded.model.config, profile)
 
 
 @dataclass
@@ -82,8 +86,10 @@ class RequestChoices:
     default_charge_f: float = DEFAULT_CHARGE_F
 
 
-def request_choices(loaded) -> RequestChoices:
-    enc = loaded.model.encoder
+def request_choices(source) -> RequestChoices:
+    """The choices of a checkpoints.LoadedRun, or of its encoder alone (checkpoints.load_encoder:
+    a form can offer them without building the model)."""
+    enc = source.model.encoder if hasattr(source, "model") else source
     vocab = getattr(enc, "vocabs", {})
     charge = getattr(enc, "cont_mean", {}).get("charge_temp_f")
     return RequestChoices(vocabs={f: list(vocab.get(f, [])) for f in REQUEST_FIELDS},

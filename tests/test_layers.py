@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1] / "roastcore"
 
 # Bottom to top. A module may import its own layer (if that stays acyclic) or any layer below.
 LAYERS: list[tuple[str, ...]] = [
-    ("roastcore", "fsutil", "profile", "threads", "liveness", "run_scores"),
+    ("roastcore", "fsutil", "profile", "threads", "liveness", "run_scores", "run_generated"),
     ("physics", "simulate", "io", "io.*"),
     ("features", "baselines", "splits", "batch"),
     ("prior", "metrics", "forecast_bands"),
