@@ -708,6 +708,86 @@ def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
     assert np.allclose(np.asarray(y, dtype=float), np.asarray(future.result(), dtype=float))
 
 
+def _plotted(fig, name: str):
+    import base64
+
+    import numpy as np
+
+    y = next(t for t in fig.data if t.name == name).y
+    if isinstance(y, dict):  # Plotly's binary encoding of a numpy array
+        y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
+    return np.asarray(y, dtype=float)
+
+
+def _scored_copy(runs: Path, name: str, demo: str = "demo_teacher_forced"):
+    """A copy of a demo run with its stored scores, and the roast Compare and the diagnostic
+    draw first for it on the page's data (synthetic:30)."""
+    from roastcore.checkpoints import read_json
+    from roastcore.inspect_run import manifest_validation_profiles
+    from roastcore.io import load_source
+
+    run = Path(shutil.copytree(REPO / "checkpoints" / demo, runs / name, ignore=shutil.ignore_patterns("eval_cache")))
+    val, _ = manifest_validation_profiles(read_json(run / "manifest.json"), load_source("synthetic:30").profiles)
+    return run, val[0]
+
+
+def _built(run: Path) -> bool:
+    """Whether the dashboard built (loaded) a model of `run` in this process."""
+    from pages import _ui
+
+    return any(Path(path) == run for path, _ in list(_ui._RUNS))
+
+
+def test_compare_draws_the_stored_curve_without_loading_the_model(own_runs):
+    """A run whose generated.json holds the curve for exactly this roast: Compare draws that
+    curve and builds no model. Stored for other run files or another roast: it generates."""
+    import dataclasses
+
+    import numpy as np
+
+    from roastcore import run_generated as rg
+    from roastcore.baselines import curve_1s
+    from roastcore.checkpoints import load_run
+    from roastcore.inspect_run import generate_curves
+
+    run, first = _scored_copy(own_runs, "stored-run")
+    planted = curve_1s(first) + 7.25  # not what the model generates: shows where the curve came from
+    rg.write_generated(run, rg.run_digest(run), [rg.curve_entry(first, planted)], [])
+    at = open_page("pages/compare_page.py", {"run": "stored-run"})
+    assert np.array_equal(_plotted(charts(at)[0], "stored-run"), planted)
+    assert not _built(run)
+
+    generated = generate_curves(load_run(run), [first])[0]
+    other_roast = dataclasses.replace(first, meta=dataclasses.replace(first.meta, origin="Nowhere"))
+    for run_sha, entry in (("0" * 64, rg.curve_entry(first, planted)),  # stored from other run files
+                           (rg.run_digest(run), rg.curve_entry(other_roast, planted))):  # for another roast
+        rg.write_generated(run, run_sha, [entry], [])
+        at = open_page("pages/compare_page.py", {"run": "stored-run"})
+        drawn = _plotted(charts(at)[0], "stored-run")
+        assert not np.allclose(drawn, planted) and np.allclose(drawn, generated, atol=1e-6)
+    assert _built(run)
+
+
+def test_diagnostic_shows_the_stored_step_trace_without_loading_the_model(own_runs):
+    from roastcore import run_generated as rg
+    from roastcore.checkpoints import load_run
+    from roastcore.diagnose import default_trace_steps, step_trace
+
+    run, first = _scored_copy(own_runs, "traced-run")
+    model = load_run(run).model
+    steps = default_trace_steps(model.config, first)
+    trace = dict(step_trace(model, first, steps=steps).to_dict(), variance_f2=4321.0)  # marked as the stored one
+    rg.write_generated(run, rg.run_digest(run), [], [rg.trace_entry(first, steps, trace)])
+    at = open_page("pages/diagnostic_page.py", {"run": "traced-run"})
+    assert "4321.0 °F²" in [m.value for m in at.metric]
+    assert any("Verdict:" in x.value for x in list(at.success) + list(at.info) + list(at.warning))
+    assert not _built(run)
+    # Another number of steps than the stored one is generated.
+    at.slider(key="diag_steps").set_value(steps + 5).run()
+    assert not at.exception and not at.error
+    assert "4321.0 °F²" not in [m.value for m in at.metric] and _built(run)
+
+
 # ---------------------------------------------------------------------------- Sweeps (issue 15)
 def _finished_sweep(runs: Path):
     """A sweep of 2 presets x lr in {1e-3, 2e-3} x 2 seeds whose jobs ended (recorded straight in

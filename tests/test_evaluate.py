@@ -512,6 +512,36 @@ def test_stored_scores_go_stale_with_other_weights_or_another_eval_version(run_c
     assert stored_report(run) is None
 
 
+def test_score_stores_the_curve_and_trace_the_pages_would_generate(run_copy, tmp_path):
+    """score_run also stores (RUN_DIR/generated.json) the free-running curve of the first
+    validation roast and its step trace, exactly as Compare and the diagnostic generate them;
+    retrained weights make them stale."""
+    import shutil
+
+    from roastcore.checkpoints import load_run
+    from roastcore.diagnose import default_trace_steps, step_trace
+    from roastcore.evaluate import evaluated_set, score_run
+    from roastcore.inspect_run import generate_curves
+    from roastcore.run_generated import load_generated
+
+    run, profiles, val = run_copy
+    assert load_generated(run) is None
+    score_run(run, profiles)
+    views = load_generated(run)
+    assert views is not None
+    loaded = load_run(run)
+    first, second = evaluated_set(profiles, loaded.manifest, "val")[0][:2]
+    expected = generate_curves(loaded, [first])[0]  # what the Compare page generates
+    assert np.allclose(views.curve(first), expected, atol=1e-9)
+    steps = default_trace_steps(loaded.model.config, first)
+    trace = views.trace(first, steps)
+    assert trace == step_trace(loaded.model, first, steps=steps).to_dict()
+    assert views.curve(second) is None and views.trace(first, steps + 1) is None  # only what is drawn first
+    retrained = _save_run(tmp_path / "retrained", profiles, [p.id for p in val], seed=1)
+    shutil.copy(retrained / "model.safetensors", run / "model.safetensors")
+    assert load_generated(run) is None
+
+
 def test_an_unusable_run_is_neither_evaluated_nor_scored(run_copy, capsys):
     import json
 
