@@ -33,19 +33,20 @@ class RunChoice:
     unusable_reason: str = ""
 
 
-def discover_runs(runs_dir, demo_dir: Path | None = None) -> list[RunChoice]:
+def discover_runs(runs_dir, demo_dir: Path | None = None, info_of=None) -> list[RunChoice]:
     """Runs listed by checkpoints.list_runs in `runs_dir`, plus the shipped demo runs
     (checkpoints/demo_*) that the runs directory does not already hold. Demo runs come first,
     then the others newest first (list_runs' order). A run that is not usable (cancelled or
     failed before its first epoch, no weights) is listed as such; one still training without
-    weights is left to the jobs page until it saves an epoch."""
+    weights is left to the jobs page until it saves an epoch. `info_of`: how each run folder is
+    read (checkpoints.list_runs; pages._ui passes a cached one)."""
     demo_dir = DEFAULT_RUNS_DIR if demo_dir is None else Path(demo_dir)
     sources = [Path(runs_dir)]
     if demo_dir.is_dir() and (not Path(runs_dir).exists() or demo_dir.resolve() != Path(runs_dir).resolve()):
         sources.append(demo_dir)
     found: dict[str, RunChoice] = {}
     for k, source in enumerate(sources):
-        for info in checkpoints.list_runs(source):
+        for info in checkpoints.list_runs(source, info_of=info_of):
             if k > 0 and not info.name.startswith(DEMO_PREFIX):
                 continue
             if not info.usable and info.status == "running":

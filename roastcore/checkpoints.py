@@ -410,38 +410,46 @@ class RunInfo:
     verdict: str | None = None  # the stored diagnosis, when scored
 
 
-def list_runs(runs_dir) -> list[RunInfo]:
-    """Runs under `runs_dir`, newest first. Broken or partial dirs are skipped with a warning."""
+def list_runs(runs_dir, info_of=None) -> list[RunInfo]:
+    """Runs under `runs_dir`, newest first. Broken or partial dirs are skipped with a warning.
+    `info_of(path)`: how each run is read (default `run_info`; the dashboard passes a cached one)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    runs = []
-    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        if not (path / CONFIG).exists() and not (path / MANIFEST).exists():
-            continue  # not a run at all
-        try:
-            config = read_json(path / CONFIG)
-            manifest = read_manifest(path)
-            metrics = read_metrics(path)
-            last_mae = next((m.get("val_tf_mae_f") for m in reversed(metrics) if "val_tf_mae_f" in m), None)
-            usable, why = run_usability(path, manifest, len(metrics))
-            scores = read_scores_summary(path) or {}
-            tf_mae, tf_from = scores.get("tf_mae_f"), "evaluation"
-            if tf_mae is None:
-                tf_mae, tf_from = last_mae, "last epoch" if last_mae is not None else ""
-            runs.append(RunInfo(
-                name=path.name, path=path, status=str(manifest.get("status", "unknown")),
-                preset=str(config.get("name", "")), param_count=manifest.get("param_count"),
-                best_epoch=manifest.get("best_epoch"), best_val_loss=manifest.get("best_val_loss"),
-                last_val_tf_mae_f=last_mae, epochs_run=len(metrics), device=str(manifest.get("device", "")),
-                data_source=str(manifest.get("data_source", "")), created=str(manifest.get("created", "")),
-                updated=str(manifest.get("updated", "")), usable=usable, unusable_reason=why,
-                tf_mae_f=tf_mae, tf_mae_from=tf_from, verdict=scores.get("verdict"),
-            ))
-        except (RunError, AttributeError, TypeError) as exc:
-            log.warning("skipping broken run directory %s: %s", path, exc)
+    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir())
+    runs = [info for info in map(info_of or run_info, folders) if info is not None]
     runs.sort(key=lambda r: r.updated, reverse=True)
     return runs
+
+
+def run_info(path) -> RunInfo | None:
+    """One run's RunInfo (what list_runs lists), or None for a folder that is not a run or is
+    broken (logged). The dashboard caches it per run and reads again only the runs that change."""
+    path = Path(path)
+    if not (path / CONFIG).exists() and not (path / MANIFEST).exists():
+        return None  # not a run at all
+    try:
+        config = read_json(path / CONFIG)
+        manifest = read_manifest(path)
+        metrics = read_metrics(path)
+        last_mae = next((m.get("val_tf_mae_f") for m in reversed(metrics) if "val_tf_mae_f" in m), None)
+        usable, why = run_usability(path, manifest, len(metrics))
+        scores = read_scores_summary(path) or {}
+        tf_mae, tf_from = scores.get("tf_mae_f"), "evaluation"
+        if tf_mae is None:
+            tf_mae, tf_from = last_mae, "last epoch" if last_mae is not None else ""
+        return RunInfo(
+            name=path.name, path=path, status=str(manifest.get("status", "unknown")),
+            preset=str(config.get("name", "")), param_count=manifest.get("param_count"),
+            best_epoch=manifest.get("best_epoch"), best_val_loss=manifest.get("best_val_loss"),
+            last_val_tf_mae_f=last_mae, epochs_run=len(metrics), device=str(manifest.get("device", "")),
+            data_source=str(manifest.get("data_source", "")), created=str(manifest.get("created", "")),
+            updated=str(manifest.get("updated", "")), usable=usable, unusable_reason=why,
+            tf_mae_f=tf_mae, tf_mae_from=tf_from, verdict=scores.get("verdict"),
+        )
+    except (RunError, AttributeError, TypeError) as exc:
+        log.warning("skipping broken run directory %s: %s", path, exc)
+        return None
 
 
 def delete_run(run_dir) -> None:

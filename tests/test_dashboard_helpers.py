@@ -460,3 +460,32 @@ def test_coffee_form_request():
     req = _coffee_form.roast_request({"charge_f": 400, "by": _coffee_form.BY_DROP, "length_s": 600, "drop_f": 405})
     assert req.duration_s is None and req.drop_temp_f == 405.0
     req.validate()
+
+
+def test_the_dashboards_run_list_sees_every_change_of_a_run(tmp_path):
+    """pages._ui reads each run once per change of its folder or files (not every run on every
+    script run): a run scored, added, removed or rewritten in place is listed as it now is."""
+    import json
+    import shutil
+
+    pytest.importorskip("streamlit")
+    from pages import _ui
+
+    demos = REPO / "checkpoints"
+    shutil.copytree(demos / "demo_collapsed", tmp_path / "a")
+    shutil.copytree(demos / "demo_teacher_forced", tmp_path / "b")
+
+    def listed() -> dict:
+        return {r.name: r for r in _ui.discover_runs(tmp_path) if not r.demo}
+
+    assert set(listed()) == {"a", "b"} and "(scored)" in listed()["a"].label
+    assert listed()["a"] is not listed()["a"]  # fresh RunChoice objects each time: callers cannot share state
+    (tmp_path / "a" / "scores.json").unlink()
+    assert "(scored)" not in listed()["a"].label
+    shutil.copytree(demos / "demo_recommended", tmp_path / "c")
+    shutil.rmtree(tmp_path / "b")
+    assert set(listed()) == {"a", "c"}
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    manifest.update(usable=False, unusable_reason="marked by hand")
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(manifest))  # in place, not renamed
+    assert listed()["c"].label == "c · not usable"
