@@ -526,6 +526,15 @@ def _summary(report: EvaluationReport) -> dict:
             "baseline_fit": report.baseline_fit.get("kind")}
 
 
+def run_profiles(run_dir, manifest: dict | None = None) -> list[Profile]:
+    """The roasts of the run's recorded data source (what it is scored on by default)."""
+    manifest = read_json(Path(run_dir) / "manifest.json") if manifest is None else manifest
+    source = str(manifest.get("data_source") or "").strip()
+    if not source or source.startswith("legacy:"):
+        raise ValueError(f"{run_dir}: the run records no data source to score it on; give the data")
+    return list(load_source(source).profiles)
+
+
 def score_run(run_dir, profiles: Sequence[Profile] | None = None, device: str = "cpu",
               progress: Callable[[int, int, str], None] | None = None) -> EvaluationReport:
     """Score a run on its own validation roasts (every roast when it records none) and store the
@@ -533,11 +542,7 @@ def score_run(run_dir, profiles: Sequence[Profile] | None = None, device: str = 
     loaded from its recorded data source). Returns the report."""
     run_dir = Path(run_dir)
     manifest = read_json(run_dir / "manifest.json")
-    if profiles is None:
-        source = str(manifest.get("data_source") or "").strip()
-        if not source or source.startswith("legacy:"):
-            raise ValueError(f"{run_dir}: the run records no data source to score it on; give the data")
-        profiles = load_source(source).profiles
+    profiles = run_profiles(run_dir, manifest) if profiles is None else profiles
     split = "val" if _val_ids(manifest) else "all"
     started = time.monotonic()
     report = evaluate_run(run_dir, profiles, split=split, use_cache=False, progress=progress, device=device)

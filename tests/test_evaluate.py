@@ -537,6 +537,15 @@ def test_score_stores_the_curve_and_trace_the_pages_would_generate(run_copy, tmp
     trace = views.trace(first, steps)
     assert trace == step_trace(loaded.model, first, steps=steps).to_dict()
     assert views.curve(second) is None and views.trace(first, steps + 1) is None  # only what is drawn first
+    # A run scored before generated.json existed gets it from `score --if-needed`, its scores kept.
+    from roastcore.cli import main
+    from roastcore.run_generated import GENERATED
+
+    scores_before = (run / "scores.json").read_bytes()
+    (run / GENERATED).unlink()
+    assert main(["score", "--checkpoint", str(run), "--if-needed"]) == 0
+    assert (run / "scores.json").read_bytes() == scores_before
+    assert np.allclose(load_generated(run).curve(first), expected, atol=1e-9)
     retrained = _save_run(tmp_path / "retrained", profiles, [p.id for p in val], seed=1)
     shutil.copy(retrained / "model.safetensors", run / "model.safetensors")
     assert load_generated(run) is None

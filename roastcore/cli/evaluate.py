@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, metavar="SOURCE",
                    help="the run's data (default: the data source its manifest records)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
-    p.add_argument("--if-needed", action="store_true", help="do nothing when current scores are stored")
+    p.add_argument("--if-needed", action="store_true",
+                   help="do nothing when current scores are stored (but store generated.json if it is missing)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_score)
 
@@ -119,13 +120,24 @@ def _evaluate(args) -> int:
 
 def _score(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
-    from roastcore.evaluate import needs_scoring, score_run, stored_report, to_json
+    from roastcore.evaluate import (
+        needs_scoring,
+        run_profiles,
+        score_run,
+        store_generated,
+        stored_report,
+        to_json,
+    )
+    from roastcore.run_generated import load_generated
 
     run_dir = _check_run(args.checkpoint)
     if args.if_needed and not needs_scoring(run_dir):
         report = stored_report(run_dir)
         if report is None:  # current scores absent but not needed: the run is not usable
             raise CliError(f"--checkpoint {run_dir}: not usable, nothing to score")
+        if load_generated(run_dir) is None:  # scored before generated.json existed: only that is stored
+            profiles = _load_profiles(args.data) if args.data else run_profiles(run_dir)
+            store_generated(run_dir, profiles, "all" if report.split.startswith("all") else "val")
         print(to_json(report) if args.json else f"{run_dir}: scores are current; nothing to do")
         return 0
     profiles = _load_profiles(args.data) if args.data else None
