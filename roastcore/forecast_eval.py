@@ -43,12 +43,15 @@ FACTORIES: dict[str, Callable[[], Forecaster]] = {
 
 def make_forecaster(name: str, model=None, seed: int = 0) -> Forecaster:
     """A fresh forecaster by method name; `model` is required for the model methods.
-    'forecast' wraps a model already fine-tuned by `finetune_on_prefixes`. `seed`: the
+    'model' corrects the run's own prior, the prefix kNN for a run of preset `forecast`
+    (`model.forecast_prior`). 'forecast' wraps a model already fine-tuned by `finetune_on_prefixes`. `seed`: the
     learned correction's random training cuts ('knn_residual'); the others here are deterministic."""
     if name in MODEL_METHODS:
         if model is None:
             raise ValueError(f"method {name!r} needs a trained model (--checkpoint)")
-        fc = ModelForecaster(model, prior="run" if name == "model" else "prefix_knn")
+        # 'model' uses the prior the run was trained to correct: a forecast run's is the prefix kNN.
+        own = getattr(model, "forecast_prior", "run")
+        fc = ModelForecaster(model, prior=own if name == "model" else "prefix_knn")
         fc.name = name
         return fc
     if name not in FACTORIES:

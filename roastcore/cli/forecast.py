@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn")
 # The run's model correcting the prefix kNN (prior models); 'forecast' fine-tunes it per fold
-# first (forecast-eval only: the fine-tuned model is not saved); 'knn_residual' is the prefix kNN
+# first (forecast-eval only; the preset `forecast` trains and saves such a model: 'model' of its run); 'knn_residual' is the prefix kNN
 # with a learned ridge correction (roastcore/forecast_residual.py; no checkpoint needed).
 EXTRA_METHODS = ("model_prefix_prior", "forecast", "knn_residual")
 MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
@@ -154,7 +154,8 @@ def _forecast(args) -> int:
     results = []
     for name in methods:
         fc = make_forecaster(name, model).fit(train)
-        exclude = fc.exclusion(roast) if name == "model" else own
+        # The run's own aligned kNN knows which roasts it holds; every prefix kNN leaves out `own`.
+        exclude = fc.exclusion(roast) if name == "model" and fc.prior == "run" else own
         req = make_request(roast, at_s=args.at, exclude_group=exclude)
         results.append(fc.forecast_requests([req], [horizon])[0])
     if args.json:
@@ -257,7 +258,7 @@ def _forecast_eval(args) -> int:
 def _fold_trainer(preset: str, notes: list[str]):
     # deferred: training pulls torch and the trainer; `roastcore --help` stays fast
     from roastcore.experiments import get_preset
-    from roastcore.train import run_experiment
+    from roastcore.forecast_train import run_experiment  # with the preset's stages (`forecast`)
 
     try:
         experiment = get_preset(preset).experiment
