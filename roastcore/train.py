@@ -414,6 +414,8 @@ def data_source_record(spec) -> str:
     text = str(spec or "").strip()
     if not text or text.partition(":")[0].lower() == "synthetic" or text.startswith("legacy:"):
         return text
+    if "," in text and not Path(text).expanduser().exists():  # several sources (io.load_source)
+        return ",".join(data_source_record(part) for part in text.split(","))
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text
 
