@@ -44,8 +44,9 @@ FACTORIES: dict[str, Callable[[], Forecaster]] = {
 def make_forecaster(name: str, model=None, seed: int = 0) -> Forecaster:
     """A fresh forecaster by method name; `model` is required for the model methods.
     'model' corrects the run's own prior, the prefix kNN for a run of preset `forecast`
-    (`model.forecast_prior`). 'forecast' wraps a model already fine-tuned by `finetune_on_prefixes`. `seed`: the
-    learned correction's random training cuts ('knn_residual'); the others here are deterministic."""
+    (`model.forecast_prior`). 'forecast' wraps a model already fine-tuned by
+    `finetune_on_prefixes`. `seed`: the learned correction's random training cuts
+    ('knn_residual'); the others here are deterministic."""
     if name in MODEL_METHODS:
         if model is None:
             raise ValueError(f"method {name!r} needs a trained model (--checkpoint)")
@@ -154,6 +155,7 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     for fi, (tr, va) in enumerate(plan):
         train = [profiles[i] for i in tr] + extra
         test = [profiles[i] for i in va]
+        test_labels = [labels[i] for i in va] if labels is not None else [None] * len(va)
         fold_model = model_fn(train, fi) if model_fn is not None and set(methods) & set(MODEL_METHODS) else None
         for m in methods:
             started = time.monotonic()
@@ -169,11 +171,12 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
             params[m].append({**fc.describe(), "fit_s": round(time.monotonic() - started, 2)})
             exclude = fc.exclusion if isinstance(fc, ModelForecaster) else None
             for c in cuts:
-                reqs, drop_h, tgt_h, reals, fcs = [], [], [], [], []
-                for p in test:
+                reqs, drop_h, tgt_h, reals, fcs, kept = [], [], [], [], [], []
+                for p, label in zip(test, test_labels, strict=True):
                     real = curve_1s(p)
                     if c + MIN_REST_S > real.size - 1:
                         continue
+                    kept.append(label)
                     reqs.append(Request(real[: c + 1].copy(), p.meta, events_before(p, c),
                                         exclude(p) if exclude else None))
                     drop_h.append(Horizon.drop_at(real.size - 1))
@@ -185,12 +188,8 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
                     continue
                 f_drop = fc.forecast_requests(reqs, drop_h)
                 f_tgt = fc.forecast_requests(reqs, tgt_h)
-                per[(m, c)][fi] = [_score(a, b, r, c, s) for a, b, r, s
-                                   in zip(f_drop, f_tgt, reals, fcs, strict=True)]
-                if labels is not None:
-                    kept = [i for i in va if c + MIN_REST_S <= curve_1s(profiles[i]).size - 1]
-                    for row, i in zip(per[(m, c)][fi], kept, strict=True):
-                        row["stratum"] = labels[i]
+                per[(m, c)][fi] = [{**_score(a, b, r, c, s), "stratum": label} for a, b, r, s, label
+                                   in zip(f_drop, f_tgt, reals, fcs, kept, strict=True)]
             if progress:
                 progress(f"fold {fi + 1}/{len(plan)}: {m} ({time.monotonic() - started:.1f} s)")
     results, fold_rows = _summarise(methods, cuts, per)

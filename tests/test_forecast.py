@@ -391,6 +391,29 @@ def test_cli_forecast_eval_json_shape(capsys):
     assert any("'model' skipped" in n for n in out["notes"])
 
 
+def test_cli_forecast_eval_scores_several_sources_per_source(tmp_path, capsys):
+    from roastcore.cli import main
+    from roastcore.io import write_csv
+
+    parts = []
+    for name, seed, n in (("first", 8, 12), ("second", 9, 9)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, p in enumerate(generate_dataset(n=n, seed=seed)):
+            write_csv(p, folder / f"{name}{i}.csv")
+        parts.append(str(folder))
+    code = main(["forecast-eval", "--data", ",".join(parts), "--methods", "linear_projection", "--cuts", "240",
+                 "--folds", "3", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["by_stratum"]) == parts
+    assert [out["by_stratum"][s]["results"][0]["n_profiles"] for s in parts] == [12, 9]
+    assert out["results"][0]["n_profiles"] == 21
+    assert any("folds made within each source" in n for n in out["notes"])
+    assert main(["forecast-eval", "--data", f"{parts[0]},,{parts[1]}", "--methods", "linear_projection"]) == 2
+    assert "empty part" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_cli_forecast_json_shape(tmp_path, capsys):
     from roastcore.cli import main
