@@ -36,7 +36,8 @@ METHOD_HELP = {
     "prefix_knn": "past roasts matched on this roast's first minutes, continued and averaged",
     "linear_projection": "Artisan's projection line: the last 30 s rate of rise, straight on",
     "ror_decay": "the rate of rise decaying exponentially, as fitted on the last minutes",
-    "model": "the checkpoint's model generating from the real prefix (~200 ms a frame)",
+    "model": ("the checkpoint's model generating from the real prefix; a run of the preset 'forecast' "
+              "corrects the prefix kNN, as it was trained to (~200 ms a frame)"),
     "model_prefix_prior": "the checkpoint's prior model correcting the prefix kNN (~200 ms a frame)",
 }
 DEFAULT_METHODS = ("prefix_knn", "linear_projection")  # milliseconds a frame: a smooth replay
@@ -162,7 +163,7 @@ class Frame:
 def exclusion(method: str, fc: Forecaster, profile) -> str | None:
     """What the method's library must leave out: the replayed roast's product (it may be among
     the training roasts); the run's model says itself which roasts its prior holds."""
-    if method == "model" and hasattr(fc, "exclusion"):
+    if method == "model" and hasattr(fc, "exclusion") and getattr(fc, "prior", "run") == "run":
         return fc.exclusion(profile)
     return profile.group
 

@@ -8,7 +8,8 @@ A run directory holds
     scaler.json        TemperatureScaler
     metrics.jsonl      one JSON line per epoch, appended
     manifest.json      data source, dataset fingerprint, split (incl. validation ids), code
-                       version, status, best epoch / val loss, param count, device, times
+                       version, status, best epoch / val loss, param count, device, times;
+                       `forecast` for a run trained for forecasting (roastcore.forecast_train)
     progress.json      heartbeat for job runners (epoch, batch, elapsed, heartbeat time)
     run.lock           held (flock) by the training process while it writes; removed at the end
     scores.json        the run scored on its validation roasts (written by roastcore.evaluate,
@@ -177,15 +178,27 @@ class RunWriter:
     # -- the trainer's callbacks ------------------------------------------------------------
     def on_batch_end(self, p: dict) -> None:
         self._n_batches = p["n_batches"]
-        self.progress(epoch=p["epoch"], epochs=p["epochs"], batch=p["batch"], n_batches=p["n_batches"])
+        self.progress(epoch=p["epoch"], epochs=p["epochs"], batch=p["batch"], n_batches=p["n_batches"],
+                      stage=p.get("stage", "train"))
 
     def on_epoch_end(self, metrics: dict) -> None:
         self.append_metrics(metrics)
-        self.progress(force=True, epoch=metrics["epoch"], epochs=self._epochs, batch=self._n_batches,
-                      n_batches=self._n_batches)
+        # A later stage's epochs say their own total (stage 1's epochs plus the stage's).
+        self.progress(force=True, epoch=metrics["epoch"], epochs=metrics.get("epochs", self._epochs),
+                      batch=self._n_batches, n_batches=self._n_batches, stage=metrics.get("stage", "train"))
 
     def on_best(self, model: torch.nn.Module, epoch: int | None, score: float) -> Path:
         return self.save_best(model, epoch, score)
+
+    def on_stage_best(self, model: torch.nn.Module, stage: str, record: dict) -> Path:
+        """A later stage's best weights (forecast_train): saved atomically, the stage's record in
+        the manifest (`forecast`: what load_run reads to serve the model with the prefix kNN)."""
+        path = save_weights(self.run_dir / WEIGHTS, model)
+        self.update_manifest(**{stage: record})
+        return path
+
+    def on_stage_end(self, stage: str, record: dict) -> None:
+        self.update_manifest(**{stage: record})
 
     def on_train_end(self, result) -> None:
         """Final weights and prior of a finished run, then its status (train.TrainResult)."""
@@ -354,6 +367,9 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
             model.prior_library = PriorLibrary.load(run_dir)
         except ValueError as exc:
             raise RunError(str(exc)) from None
+        stage = manifest.get("forecast")
+        if isinstance(stage, dict) and stage.get("prior") == "prefix_knn":
+            model.forecast_prior = "prefix_knn"  # its weights were tuned to correct the prefix kNN
     model.to(device).eval()
     return LoadedRun(model=model, config=config, encoder=encoder, scaler=scaler, manifest=manifest,
                      metrics=read_metrics(run_dir), run_dir=run_dir)

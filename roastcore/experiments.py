@@ -58,17 +58,22 @@ class TrainConfig:
     select_on: str = "val_loss"
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
+    # A second stage for forecasting a roast in progress (preset `forecast`): epochs of rollouts
+    # from random cut points against prefix-kNN priors, run by roastcore.forecast_train after the
+    # training from the charge; 0 = none (a charge model). Its epoch 0 is the model as trained.
+    forecast_epochs: int = 0
+    forecast_lr: float = 3e-4
 
     def __post_init__(self):
         def bad(name, why):
             raise ValueError(f"TrainConfig.{name}: {getattr(self, name)!r} {why}")
 
-        for name in ("batch_size", "epochs", "patience", "seed"):
+        for name in ("batch_size", "epochs", "patience", "seed", "forecast_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 bad(name, "must be an integer")
         for name in ("lr", "weight_decay", "grad_clip", "warmup_frac", "val_frac", "ss_max_ratio",
-                     "ss_k", "rollout_weight", "input_noise_f"):
+                     "ss_k", "rollout_weight", "input_noise_f", "forecast_lr"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 bad(name, "must be a number")
@@ -101,6 +106,10 @@ class TrainConfig:
             bad("rollout_weight", "must be in [0, 1000]")
         if not 0 <= self.input_noise_f <= 100:
             bad("input_noise_f", "must be in [0, 100] °F")
+        if not 0 <= self.forecast_epochs <= 1000:
+            bad("forecast_epochs", "must be in 0..1000 (0: no forecast stage)")
+        if not 0 < self.forecast_lr <= 100:
+            bad("forecast_lr", "must be in (0, 100]")
         if self.device not in DEVICES:
             bad("device", f"is not one of {DEVICES}")
         if self.select_on not in SELECT_ON:
@@ -131,6 +140,15 @@ class ExperimentConfig:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"ExperimentConfig.name: {self.name!r} must be a non-empty string")
+        if self.train.forecast_epochs and self.model.prior == "none":
+            # The stage corrects prefix-kNN neighbours: only a prior model has a prior input.
+            raise ValueError(f"ExperimentConfig {self.name!r}: train.forecast_epochs "
+                             f"{self.train.forecast_epochs} needs a prior model (model.prior 'aligned_knn')")
+
+    @property
+    def forecasting(self) -> bool:
+        """Trained for forecasting a roast in progress (a forecast stage after the charge training)."""
+        return self.train.forecast_epochs > 0
 
     def to_dict(self) -> dict:
         return {"name": self.name, "model": self.model.to_dict(), "train": self.train.to_dict()}
@@ -271,6 +289,13 @@ add_preset("recommended", "added", "small GRU (d16) correcting the aligned-kNN p
 add_preset("recommended_transformer", "added", "the recommended recipe with a small transformer (d16 x 2) "
            "instead of the GRU", base="recommended", model_type="transformer", d_model=16, n_layers=2,
            n_heads=2, d_ff=64)
+# Issue 16: the recommended model trained from the charge, then fine-tuned in the same job on
+# rollouts from random cut points, each correcting the prefix kNN's neighbours for that cut
+# (roastcore/forecast_train.py). Its run serves `forecast` / the Roast in progress page with the
+# prefix-kNN prior; the stage's epoch is picked by the forecast MAE on the run's validation roasts.
+add_preset("forecast", "added", "the recommended GRU, then fine-tuned on rollouts from random cut points "
+           "against prefix-kNN priors: a model for forecasting a roast in progress", base="recommended",
+           forecast_epochs=12, forecast_lr=3e-4)
 
 
 def get_preset(name: str) -> Preset:

@@ -27,7 +27,7 @@ from roastcore.forecast_model import FinetuneConfig, ModelForecaster, finetune_o
 from roastcore.forecast_residual import ResidualConfig, ResidualKNN
 from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import Profile, ProfileMeta
-from roastcore.splits import group_kfold
+from roastcore.splits import group_kfold, stratified_group_kfold
 
 METHODS = ("linear_projection", "ror_decay", "prefix_knn", "knn_residual", "model", "model_prefix_prior",
            "forecast")
@@ -43,12 +43,16 @@ FACTORIES: dict[str, Callable[[], Forecaster]] = {
 
 def make_forecaster(name: str, model=None, seed: int = 0) -> Forecaster:
     """A fresh forecaster by method name; `model` is required for the model methods.
-    'forecast' wraps a model already fine-tuned by `finetune_on_prefixes`. `seed`: the
-    learned correction's random training cuts ('knn_residual'); the others here are deterministic."""
+    'model' corrects the run's own prior, the prefix kNN for a run of preset `forecast`
+    (`model.forecast_prior`). 'forecast' wraps a model already fine-tuned by
+    `finetune_on_prefixes`. `seed`: the learned correction's random training cuts
+    ('knn_residual'); the others here are deterministic."""
     if name in MODEL_METHODS:
         if model is None:
             raise ValueError(f"method {name!r} needs a trained model (--checkpoint)")
-        fc = ModelForecaster(model, prior="run" if name == "model" else "prefix_knn")
+        # 'model' uses the prior the run was trained to correct: a forecast run's is the prefix kNN.
+        own = getattr(model, "forecast_prior", "run")
+        fc = ModelForecaster(model, prior=own if name == "model" else "prefix_knn")
         fc.name = name
         return fc
     if name not in FACTORIES:
@@ -100,7 +104,8 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
                   folds: int = 5, seed: int = 0, model=None, extra_train: Sequence[Profile] | None = None,
                   progress: Callable[[str], None] | None = None,
                   model_fn: Callable[[list[Profile], int], object] | None = None,
-                  finetune: FinetuneConfig | None = None, method_seed: int = 0) -> dict:
+                  finetune: FinetuneConfig | None = None, method_seed: int = 0,
+                  strata: Callable[[Profile], str] | None = None) -> dict:
     """Score forecasting methods by grouped k-fold CV over `profiles`.
 
     Each fold's roasts are forecast at every cut by methods fitted (and calibrated) on the other
@@ -119,6 +124,9 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     - physics_valid_pct: share of forecasts (prefix + rest) passing physics.check_curve.
     `seed` fixes the folds (and the bands' inner folds); `method_seed` the learned methods' own
     randomness ('knn_residual''s training cuts, 'forecast''s fine-tuning), so seeds can vary with the same folds.
+    `strata(profile)` (e.g. its data source): folds made within each stratum and merged
+    (`splits.stratified_group_kfold`, so a stratum's test folds are those of a study of it alone),
+    and the rows again per stratum under "by_stratum" (training always uses every stratum).
     Returns {"results": rows, "folds": per-fold rows, "params": fitted settings per fold}.
     """
     profiles = list(profiles)
@@ -126,12 +134,19 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     n_groups = len({p.group for p in profiles})
     if n_groups < 2:
         raise ValueError("forecast-eval: need at least 2 product groups for grouped folds")
+    labels = [str(strata(p)) for p in profiles] if strata is not None else None
+    if labels is not None:  # each stratum must fill every fold
+        n_groups = min(len({p.group for p, lab in zip(profiles, labels, strict=True) if lab == s})
+                       for s in set(labels))
+        if n_groups < 2:
+            raise ValueError("forecast-eval: every stratum needs at least 2 product groups")
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown forecast method {m!r}; expected one of {METHODS}")
     if set(methods) & set(MODEL_METHODS) and model is None and model_fn is None:
         raise ValueError(f"forecast-eval: {sorted(set(methods) & set(MODEL_METHODS))} need a model or model_fn")
-    plan = group_kfold(profiles, min(folds, n_groups), seed)
+    plan = (group_kfold(profiles, min(folds, n_groups), seed) if strata is None
+            else stratified_group_kfold(profiles, min(folds, n_groups), strata, seed))
     per: dict[tuple[str, int], list[list[dict]]] = {(m, c): [[] for _ in plan] for m in methods for c in cuts}
     params: dict[str, list] = {m: [] for m in methods}
     # A fixed model keeps its generations memoised across folds; a per-fold model is new each fold.
@@ -140,6 +155,7 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     for fi, (tr, va) in enumerate(plan):
         train = [profiles[i] for i in tr] + extra
         test = [profiles[i] for i in va]
+        test_labels = [labels[i] for i in va] if labels is not None else [None] * len(va)
         fold_model = model_fn(train, fi) if model_fn is not None and set(methods) & set(MODEL_METHODS) else None
         for m in methods:
             started = time.monotonic()
@@ -155,11 +171,12 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
             params[m].append({**fc.describe(), "fit_s": round(time.monotonic() - started, 2)})
             exclude = fc.exclusion if isinstance(fc, ModelForecaster) else None
             for c in cuts:
-                reqs, drop_h, tgt_h, reals, fcs = [], [], [], [], []
-                for p in test:
+                reqs, drop_h, tgt_h, reals, fcs, kept = [], [], [], [], [], []
+                for p, label in zip(test, test_labels, strict=True):
                     real = curve_1s(p)
                     if c + MIN_REST_S > real.size - 1:
                         continue
+                    kept.append(label)
                     reqs.append(Request(real[: c + 1].copy(), p.meta, events_before(p, c),
                                         exclude(p) if exclude else None))
                     drop_h.append(Horizon.drop_at(real.size - 1))
@@ -171,10 +188,25 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
                     continue
                 f_drop = fc.forecast_requests(reqs, drop_h)
                 f_tgt = fc.forecast_requests(reqs, tgt_h)
-                per[(m, c)][fi] = [_score(a, b, r, c, s) for a, b, r, s
-                                   in zip(f_drop, f_tgt, reals, fcs, strict=True)]
+                per[(m, c)][fi] = [{**_score(a, b, r, c, s), "stratum": label} for a, b, r, s, label
+                                   in zip(f_drop, f_tgt, reals, fcs, kept, strict=True)]
             if progress:
                 progress(f"fold {fi + 1}/{len(plan)}: {m} ({time.monotonic() - started:.1f} s)")
+    results, fold_rows = _summarise(methods, cuts, per)
+    out = {"results": results, "folds": fold_rows, "params": params, "n_folds": len(plan), "cuts_s": list(cuts)}
+    if labels is not None:
+        out["by_stratum"] = {}
+        for s in dict.fromkeys(labels):
+            only = {key: [[r for r in fr if r["stratum"] == s] for fr in folds_rows]
+                    for key, folds_rows in per.items()}
+            res, frs = _summarise(methods, cuts, only)
+            out["by_stratum"][s] = {"results": res, "folds": frs,
+                                    "n_profiles": sum(lab == s for lab in labels)}
+    return out
+
+
+def _summarise(methods, cuts, per) -> tuple[list[dict], list[dict]]:
+    """(pooled rows per method and cut, with per-fold MAEs; per-fold rows) from per-roast scores."""
     results, fold_rows = [], []
     for m in methods:
         for c in cuts:
@@ -189,8 +221,7 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
                 agg["fold_finish_mae_f"] = [round(_aggregate(m, c, fr)["finish_mae_f"], 3)
                                             for fr in folds_rows if fr]
                 results.append(agg)
-    return {"results": results, "folds": fold_rows, "params": params,
-            "n_folds": len(plan), "cuts_s": list(cuts)}
+    return results, fold_rows
 
 
 def _aggregate(method: str, cut: int, rows: list[dict]) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,9 @@ from roastcore.splits import train_val_split
 from roastcore.threads import single_thread
 
 log = logging.getLogger(__name__)
+
+# What a run trained for forecasting (preset `forecast`) corrects, recorded in its manifest.json.
+FORECAST_PRIOR = "prefix_knn"
 
 
 # ------------------------------------------------------------------ a run's model
@@ -111,7 +114,7 @@ class ModelForecaster(Forecaster):
         return [self._memo[k].copy() for k in keys]
 
     def describe(self):
-        return {**super().describe(), "step_s": self.generator.step_s,
+        return {**super().describe(), "step_s": self.generator.step_s, "prior": self.prior,
                 "calibration_note": self.calibration_note}
 
 
@@ -152,6 +155,114 @@ def _rollout_item(model, real: np.ndarray, meta: ProfileMeta, cut: int, prior_1s
             "k": int(np.sum(grid <= cut + 1e-9))}
 
 
+def _rollout_rows(model, inner: Sequence[Profile], knn: PrefixKNN, cuts_s) -> list[list[dict]]:
+    """Per training roast, one item per cut: the prefix kNN's neighbours for that cut (its own
+    product left out) as the prior the model corrects."""
+    rows: list[list[dict]] = []
+    for p in inner:
+        real = curve_1s(p)
+        items = []
+        for c in cuts_s:
+            if c + MIN_REST_S > real.size - 1:
+                continue
+            req = Request(real[: c + 1].copy(), p.meta, exclude_group=p.group)
+            item = _rollout_item(model, real, p.meta, c, knn.neighbour_curve(req, real.size))
+            if item is not None:
+                items.append(item)
+        if items:
+            rows.append(items)
+    return rows
+
+
+def finetune_in_place(model, inner: Sequence[Profile], val: Sequence[Profile], cfg: FinetuneConfig, *,
+                      on_batch: Callable[[dict], None] | None = None,
+                      on_epoch: Callable[[dict], None] | None = None,
+                      on_best: Callable[[int, float], None] | None = None,
+                      cancel: Callable[[], bool] | None = None) -> dict:
+    """Fine-tune the prior `model` itself (CPU) on rollouts from random cut points of `inner`,
+    keeping the epoch with the lowest forecast MAE at 120/240/360 s on `val` (epoch 0: as given).
+
+    The callbacks see every batch ({epoch, epochs, batch, n_batches, loss, lr}), every epoch
+    ({epoch, train_loss, val_forecast_mae_f}) and every new best (epoch, MAE; epoch 0 first) while
+    the model holds those weights, so a caller can save them. `cancel()` true stops at the next
+    batch. Returns info: status (succeeded | cancelled), best_epoch, val_mae_f_by_epoch, sizes.
+    The model ends in eval mode with the best weights.
+    """
+    if getattr(model, "prior_library", None) is None:
+        raise ValueError("forecast fine-tune: the model must be a prior model (config prior='aligned_knn')")
+    if not inner or not val:
+        raise ValueError(f"forecast fine-tune: needs training and validation roasts "
+                         f"(got {len(inner)} and {len(val)})")
+    knn = PrefixKNN()
+    knn._fit_common(list(inner))
+    knn._fit_point(list(inner))
+    rows = _rollout_rows(model, inner, knn, cfg.cuts_s)
+    if not rows:
+        raise ValueError("forecast fine-tune: no training roast is long enough for a cut in "
+                         f"FinetuneConfig.cuts_s {cfg.cuts_s}")
+    model._trained_head = None  # scale_correction must scale what fine-tuning leaves
+    scorer = ModelForecaster(model, prior="prefix_knn")
+    scorer.ender = knn
+
+    def val_mae() -> float:
+        scorer._memo.clear()
+        # A product on both sides (an ungrouped split) must not be its own neighbour.
+        res = residuals_on(scorer, val, EVAL_CUTS_S, exclude=lambda p: p.group)
+        return float(np.mean([np.mean(np.abs(r)) for _, _, r in res]))
+
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_batches = -(-len(rows) // cfg.batch_size)
+    history = [val_mae()]
+    best = (history[0], 0, copy.deepcopy(model.state_dict()))
+    if on_best:
+        on_best(0, history[0])
+    status = "succeeded"
+    with single_thread():
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            picks = [items[rng.integers(len(items))] for items in rows]
+            order = rng.permutation(len(picks))
+            loss_sum = 0.0
+            for b, start in enumerate(range(0, len(order), cfg.batch_size), start=1):
+                if cancel is not None and cancel():
+                    status = "cancelled"
+                    break
+                chunk = [picks[i] for i in order[start:start + cfg.batch_size]]
+                batch = collate(chunk)
+                k = min(it["k"] for it in chunk)  # one prefix length per batch: the shortest
+                ro = model.rollout(batch, prefix_steps=k)
+                mask = batch.mask[:, k:].to(torch.float32)
+                loss = ((ro.pred_f[:, k:] - batch.temps_f[:, k:]).abs() * mask).sum() / mask.sum().clamp(min=1)
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                loss_sum += float(loss.detach()) * len(chunk)
+                if on_batch:
+                    on_batch({"epoch": epoch, "epochs": cfg.epochs, "batch": b, "n_batches": n_batches,
+                              "loss": float(loss.detach()), "lr": cfg.lr})
+            if status == "cancelled":
+                break
+            model.eval()
+            history.append(val_mae())
+            if on_epoch:
+                on_epoch({"epoch": epoch, "train_loss": loss_sum / len(picks), "val_forecast_mae_f": history[-1]})
+            if history[-1] < best[0]:
+                best = (history[-1], epoch, copy.deepcopy(model.state_dict()))
+                if on_best:
+                    on_best(epoch, history[-1])
+    model.load_state_dict(best[2])
+    model.eval()
+    info = {"status": status, "best_epoch": best[1], "best_val_mae_f": round(best[0], 3),
+            "val_mae_f_by_epoch": [round(h, 3) for h in history],
+            "n_inner_train": len(inner), "n_val": len(val)}
+    log.info("forecast fine-tune: %s, best epoch %d, val MAE by epoch %s", status, best[1],
+             info["val_mae_f_by_epoch"])
+    return info
+
+
 def finetune_on_prefixes(model, profiles: Sequence[Profile], config: FinetuneConfig | None = None):
     """A copy of a prior `model` fine-tuned to correct the prefix kNN from random cut points.
 
@@ -162,60 +273,6 @@ def finetune_on_prefixes(model, profiles: Sequence[Profile], config: FinetuneCon
     if getattr(model, "prior_library", None) is None:
         raise ValueError("finetune_on_prefixes: the model must be a prior model (config prior='aligned_knn')")
     inner, val = train_val_split(list(profiles), cfg.val_frac, cfg.seed, grouped=True)
-    knn = PrefixKNN()
-    knn._fit_common(inner)
-    knn._fit_point(inner)
-    rows: list[list[dict]] = []  # per training roast, one item per cut
-    for p in inner:
-        real = curve_1s(p)
-        items = []
-        for c in cfg.cuts_s:
-            if c + MIN_REST_S > real.size - 1:
-                continue
-            req = Request(real[: c + 1].copy(), p.meta, exclude_group=p.group)
-            item = _rollout_item(model, real, p.meta, c, knn.neighbour_curve(req, real.size))
-            if item is not None:
-                items.append(item)
-        if items:
-            rows.append(items)
     tuned = copy.deepcopy(model)
-    tuned._trained_head = None  # scale_correction must scale what fine-tuning leaves
-    scorer = ModelForecaster(tuned, prior="prefix_knn")
-    scorer.ender = knn
-
-    def val_mae() -> float:
-        scorer._memo.clear()
-        res = residuals_on(scorer, val, EVAL_CUTS_S)
-        return float(np.mean([np.mean(np.abs(r)) for _, _, r in res]))
-
-    rng = np.random.default_rng(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(tuned.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history = [val_mae()]
-    best = (history[0], 0, copy.deepcopy(tuned.state_dict()))
-    with single_thread():
-        for epoch in range(1, cfg.epochs + 1):
-            tuned.train()
-            picks = [items[rng.integers(len(items))] for items in rows]
-            order = rng.permutation(len(picks))
-            for start in range(0, len(order), cfg.batch_size):
-                chunk = [picks[i] for i in order[start:start + cfg.batch_size]]
-                batch = collate(chunk)
-                k = min(it["k"] for it in chunk)  # one prefix length per batch: the shortest
-                ro = tuned.rollout(batch, prefix_steps=k)
-                mask = batch.mask[:, k:].to(torch.float32)
-                loss = ((ro.pred_f[:, k:] - batch.temps_f[:, k:]).abs() * mask).sum() / mask.sum().clamp(min=1)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(tuned.parameters(), cfg.grad_clip)
-                opt.step()
-            tuned.eval()
-            history.append(val_mae())
-            if history[-1] < best[0]:
-                best = (history[-1], epoch, copy.deepcopy(tuned.state_dict()))
-    tuned.load_state_dict(best[2])
-    tuned.eval()
-    info = {"best_epoch": best[1], "val_mae_f_by_epoch": [round(h, 3) for h in history],
-            "n_inner_train": len(inner), "n_val": len(val)}
-    log.info("forecast fine-tune: best epoch %d, inner val MAE %s", best[1], info["val_mae_f_by_epoch"])
+    info = finetune_in_place(tuned, inner, val, cfg)
     return tuned, info

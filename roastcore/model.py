@@ -325,6 +325,9 @@ class RoastModel(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, 1)
         self.prior_library = None  # prior.PriorLibrary for prior models; set by the trainer / load_run
+        # The prior a forecast from a prefix corrects: "run" (its aligned kNN), or "prefix_knn" for
+        # a run trained for it (preset `forecast`; set by its stage / load_run from manifest.json).
+        self.forecast_prior = "run"
         self._trained_head = None  # (weight, bias) before scale_correction
 
     def _init_weights(self):

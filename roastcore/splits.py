@@ -52,3 +52,22 @@ def group_kfold(profiles: list[Profile], k: int, seed: int = 0) -> list[tuple[li
         min(folds, key=len).extend(groups[g])
     everyone = set(range(len(profiles)))
     return [(sorted(everyone - set(f)), sorted(f)) for f in folds]
+
+
+def stratified_group_kfold(profiles: list[Profile], k: int, stratum, seed: int = 0) -> list[tuple[list[int], list[int]]]:
+    """`group_kfold` within each stratum (`stratum(profile)` -> label, e.g. its data source),
+    fold i the union of every stratum's fold i: each stratum's test folds are exactly those of
+    `group_kfold` on its profiles alone (in their order), so per-stratum figures pair with a
+    study of that stratum alone. A product group in two strata is refused (it would leak)."""
+    labels = [str(stratum(p)) for p in profiles]
+    owner: dict[str, str] = {}
+    for p, label in zip(profiles, labels, strict=True):
+        if owner.setdefault(p.group, label) != label:
+            raise ValueError(f"product group {p.group!r} is in strata {owner[p.group]!r} and {label!r}")
+    test: list[list[int]] = [[] for _ in range(k)]
+    for label in dict.fromkeys(labels):
+        idx = [i for i, lab in enumerate(labels) if lab == label]
+        for f, (_, va) in enumerate(group_kfold([profiles[i] for i in idx], k, seed)):
+            test[f].extend(idx[j] for j in va)
+    everyone = set(range(len(profiles)))
+    return [(sorted(everyone - set(f)), sorted(f)) for f in test]

@@ -40,6 +40,7 @@ from roastcore.features import FeatureEncoder
 from roastcore.forecast_eval import METHODS as FORECAST_METHODS
 from roastcore.forecast_eval import MODEL_METHODS as FORECAST_MODEL_METHODS
 from roastcore.forecast_eval import forecast_eval
+from roastcore.forecast_train import run_experiment
 from roastcore.fsutil import atomic_write_text, to_json
 from roastcore.generate import ModelGenerator
 from roastcore.io import dataset_fingerprint
@@ -47,7 +48,7 @@ from roastcore.metrics import free_run_metrics, score_baselines
 from roastcore.profile import Profile
 from roastcore.splits import group_kfold
 from roastcore.threads import torch_threads
-from roastcore.train import data_source_record, run_experiment
+from roastcore.train import data_source_record
 
 log = logging.getLogger(__name__)
 

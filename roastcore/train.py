@@ -70,6 +70,12 @@ class Callback:
 
     def on_checkpoint_saved(self, path: Path) -> None: ...
 
+    def on_stage_best(self, model: RoastModel, stage: str, record: dict) -> Path | None:
+        """A stage after the training from the charge (forecast_train.ForecastStage) has new best
+        weights; `record` describes the stage so far. A callback that saves them returns the path."""
+
+    def on_stage_end(self, stage: str, record: dict) -> None: ...
+
     def on_train_end(self, result: TrainResult) -> None: ...
 
     def on_run_finished(self, result: TrainResult) -> None:
@@ -90,6 +96,7 @@ class TrainResult:
     run_dir: Path | None = None
     correction_scale: float | None = None  # prior models: the factor chosen for the correction
     corrected_score: float | None = None  # val free-run MAE with that factor
+    stages: dict = field(default_factory=dict)  # per stage after the charge training, its record
 
     def summary(self) -> dict:
         return {"status": self.status, "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
@@ -138,7 +145,7 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _is_cancelled(cancel) -> bool:
+def is_cancelled(cancel) -> bool:
     if cancel is None:
         return False
     if isinstance(cancel, threading.Event):
@@ -265,7 +272,7 @@ class Trainer:
                 tf_ratio = teacher_forcing_ratio(tcfg, epoch - 1)
                 loss_sum, seen = 0.0, 0
                 for batch_idx, batch in enumerate(loader, start=1):
-                    if _is_cancelled(self.cancel):
+                    if is_cancelled(self.cancel):
                         status, reason = "cancelled", f"cancelled during epoch {epoch}"
                         break
                     batch = batch.to(self.device)
@@ -323,7 +330,7 @@ class Trainer:
                 if tcfg.patience and epochs_since_best >= tcfg.patience:
                     reason = f"early stop: no {tcfg.select_on} improvement for {tcfg.patience} epochs"
                     break
-                if _is_cancelled(self.cancel):
+                if is_cancelled(self.cancel):
                     status, reason = "cancelled", f"cancelled after epoch {epoch}"
                     break
         except Exception as exc:  # report, don't crash the runner; the traceback goes to the log
@@ -407,14 +414,24 @@ def data_source_record(spec) -> str:
     text = str(spec or "").strip()
     if not text or text.partition(":")[0].lower() == "synthetic" or text.startswith("legacy:"):
         return text
+    if "," in text and not Path(text).expanduser().exists():  # several sources (io.load_source)
+        return ",".join(data_source_record(part) for part in text.split(","))
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text
 
 
 def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=(), cancel=None,
-          device: str | None = None, run_dir=None, data_source: str = "", split: dict | None = None) -> TrainResult:
+          device: str | None = None, run_dir=None, data_source: str = "", split: dict | None = None,
+          stages=()) -> TrainResult:
     """Build everything for `experiment`, train it on a given split and finish it; with `run_dir`
-    a RunWriter records the run."""
+    a RunWriter records the run. `stages`: callables (trainer, result, train_profiles,
+    val_profiles) run in order after a prior model's training succeeded, before the run is
+    finished (forecast_train.ForecastStage; forecast_train.stages_for gives an experiment's)."""
+    if experiment.forecasting and not stages:
+        # The stage lives above this layer (it needs the forecasters): refuse rather than skip it.
+        raise ValueError(f"experiment {experiment.name!r}: train.forecast_epochs "
+                         f"{experiment.train.forecast_epochs} needs its forecast stage; train it with "
+                         "roastcore.forecast_train.run_experiment (or pass stages=stages_for(experiment))")
     train_profiles, val_profiles = list(train_profiles), list(val_profiles)
     if not train_profiles:
         raise ValueError("train: no training profiles")
@@ -444,6 +461,10 @@ def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=
         if parts.prior is not None and result.status == "succeeded":
             if tcfg.select_on == "val_free_mae" and result.best_epoch:
                 result.correction_scale, result.corrected_score = tune_correction_scale(trainer, result.best_val_loss)
+            for stage in stages:
+                stage(trainer, result, train_profiles, val_profiles)
+                if result.status != "succeeded":
+                    break
             # Serve with every training-side profile as a neighbour (the inner validation
             # products too): more neighbours, same recipe as the aligned kNN it corrects.
             model.prior_library = PriorLibrary.fit(train_profiles + val_profiles)
@@ -456,7 +477,7 @@ def train(experiment: ExperimentConfig, train_profiles, val_profiles, callbacks=
 
 
 def run_experiment(experiment: ExperimentConfig, profiles, run_dir=None, data_source: str = "",
-                   callbacks=(), cancel=None, device: str | None = None) -> TrainResult:
+                   callbacks=(), cancel=None, device: str | None = None, stages=()) -> TrainResult:
     """Split `profiles` by the TrainConfig (seed, val_frac, grouped), record the split, train."""
     t = experiment.train
     train_profiles, val_profiles = train_val_split(profiles, t.val_frac, t.seed, t.grouped_split)
@@ -464,4 +485,4 @@ def run_experiment(experiment: ExperimentConfig, profiles, run_dir=None, data_so
              "n_train": len(train_profiles), "n_val": len(val_profiles),
              "val_ids": [p.id for p in val_profiles]}
     return train(experiment, train_profiles, val_profiles, callbacks=callbacks, cancel=cancel, device=device,
-                 run_dir=run_dir, data_source=data_source, split=split)
+                 run_dir=run_dir, data_source=data_source, split=split, stages=stages)

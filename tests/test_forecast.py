@@ -22,7 +22,7 @@ from roastcore.forecast_residual import ResidualConfig, ResidualKNN
 from roastcore.io import write_json
 from roastcore.profile import ProfileMeta
 from roastcore.simulate import generate_dataset
-from roastcore.splits import train_val_split
+from roastcore.splits import group_kfold, stratified_group_kfold, train_val_split
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_RUN = REPO / "checkpoints" / "demo_recommended"
@@ -216,6 +216,38 @@ def test_forecast_eval_rows_per_method_and_cut():
     json.dumps(out)
 
 
+def test_folds_within_strata_are_each_stratum_s_own_folds():
+    a, b = generate_dataset(n=18, seed=4), generate_dataset(n=14, seed=5)
+    profiles = a + b
+    label = {id(p): ("a" if i < len(a) else "b") for i, p in enumerate(profiles)}
+    plan = stratified_group_kfold(profiles, 3, lambda p: label[id(p)], seed=1)
+    for stratum, offset in ((a, 0), (b, len(a))):
+        alone = group_kfold(stratum, 3, seed=1)
+        got = [[i - offset for i in va if offset <= i < offset + len(stratum)] for _, va in plan]
+        assert got == [va for _, va in alone]
+    assert sorted(i for _, va in plan for i in va) == list(range(len(profiles)))
+    shared = dataclasses.replace(b[0], meta=dataclasses.replace(b[0].meta, product=a[0].group))
+    with pytest.raises(ValueError, match="product group"):
+        stratified_group_kfold(a + [shared], 3, lambda p: "b" if p is shared else "a")
+
+
+def test_forecast_eval_per_stratum_pairs_with_each_stratum_alone():
+    a, b = generate_dataset(n=15, seed=6), generate_dataset(n=12, seed=7)
+    source = {id(p): ("a" if i < len(a) else "b") for i, p in enumerate(a + b)}
+    out = forecast_eval(["linear_projection"], a + b, cuts=(240,), folds=3, strata=lambda p: source[id(p)])
+    assert list(out["by_stratum"]) == ["a", "b"]
+    assert [out["by_stratum"][s]["n_profiles"] for s in "ab"] == [15, 12]
+    for s, alone in (("a", a), ("b", b)):
+        row, = out["by_stratum"][s]["results"]
+        solo, = forecast_eval(["linear_projection"], alone, cuts=(240,), folds=3)["results"]
+        # A straight projection needs no training: same folds, so the same per-fold errors.
+        assert row["fold_mae_f"] == solo["fold_mae_f"] and row["n_profiles"] == len(alone)
+        assert row["mae_f"] == pytest.approx(solo["mae_f"])
+    pooled, = out["results"]
+    assert pooled["n_profiles"] == 27
+    json.dumps(out)
+
+
 def test_forecast_eval_rejects_unknown_methods():
     with pytest.raises(ValueError, match="unknown forecast method"):
         forecast_eval(["nope"], generate_dataset(n=10, seed=0))
@@ -357,6 +389,29 @@ def test_cli_forecast_eval_json_shape(capsys):
     assert len(out["results"]) == 4
     assert all(set(ROW_KEYS) <= set(r) for r in out["results"])
     assert any("'model' skipped" in n for n in out["notes"])
+
+
+def test_cli_forecast_eval_scores_several_sources_per_source(tmp_path, capsys):
+    from roastcore.cli import main
+    from roastcore.io import write_csv
+
+    parts = []
+    for name, seed, n in (("first", 8, 12), ("second", 9, 9)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, p in enumerate(generate_dataset(n=n, seed=seed)):
+            write_csv(p, folder / f"{name}{i}.csv")
+        parts.append(str(folder))
+    code = main(["forecast-eval", "--data", ",".join(parts), "--methods", "linear_projection", "--cuts", "240",
+                 "--folds", "3", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["by_stratum"]) == parts
+    assert [out["by_stratum"][s]["results"][0]["n_profiles"] for s in parts] == [12, 9]
+    assert out["results"][0]["n_profiles"] == 21
+    assert any("folds made within each source" in n for n in out["notes"])
+    assert main(["forecast-eval", "--data", f"{parts[0]},,{parts[1]}", "--methods", "linear_projection"]) == 2
+    assert "empty part" in capsys.readouterr().err
 
 
 @pytest.mark.slow

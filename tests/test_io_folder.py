@@ -146,6 +146,31 @@ def test_load_source_single_files_and_synthetic_spec(tmp_path):
             load_source(spec)
 
 
+def test_several_sources_in_one_spec(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    write_csv(make_profile(duration_s=600), first / "a.csv")
+    write_csv(make_profile(duration_s=650), first / "b.csv")
+    write_csv(make_profile(duration_s=700), second / "c.csv")
+    write_csv(make_profile(duration_s=600), second / "a_again.csv")  # the same curve as first/a.csv
+    report = load_source(f"{first}, {second}")
+    assert [round(p.duration_s) for p in report.profiles] == [600, 650, 700]  # in order, once each
+    assert report.source == f"{first},{second}"
+    assert [report.origins[p.id] for p in report.profiles] == [str(first), str(first), str(second)]
+    assert report.duplicates == [(f"{second}: a_again.csv", f"{first}: a.csv")]
+    assert load_source(str(first)).origins == {}  # one source: nothing to tell apart
+    with pytest.raises(ValueError, match="empty part"):
+        load_source(f"{first},,{second}")
+    with pytest.raises(ValueError, match="twice"):
+        load_source(f"{first},{first}")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_source(f"{first},{tmp_path / 'nowhere'}")
+    odd = tmp_path / "a,b.csv"  # a real path with a comma is that path
+    write_csv(make_profile(duration_s=620), odd)
+    assert len(load_source(str(odd)).profiles) == 1
+
+
 def test_dataset_fingerprint_is_stable_and_order_independent():
     profiles = [make_profile(duration_s=d) for d in (600, 650, 700)]
     fp = dataset_fingerprint(profiles)

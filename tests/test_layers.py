@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("generate", "train"),
     ("diagnose",),
     ("evaluate", "predict"),
-    ("forecast", "forecast_methods", "forecast_model", "forecast_residual", "forecast_eval"),
+    ("forecast", "forecast_methods", "forecast_model", "forecast_residual", "forecast_eval", "forecast_train"),
     ("study", "plotting", "sweep_charts", "inspect_run", "roastformer_import"),
     ("jobs", "jobs.*", "cli", "cli.*", "__main__"),
 ]

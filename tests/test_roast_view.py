@@ -182,3 +182,23 @@ def test_the_full_table_runs_in_the_background_and_is_then_stored(tmp_path):
         time.sleep(0.5)
         bad = view.eval_job_status(tmp_path, "bad")
     assert bad["state"] == "failed" and "missing" in bad["reason"]
+
+
+def test_a_forecast_run_replays_with_the_prefix_knn_and_leaves_the_roast_s_product_out(tmp_path, profiles):
+    import shutil
+
+    from roastcore.checkpoints import load_run, read_json, write_json
+    from roastcore.forecast_eval import make_forecaster
+
+    run = tmp_path / "forecast_run"
+    shutil.copytree(REPO / "checkpoints" / "demo_recommended", run)
+    plain = make_forecaster("model", load_run(run).model)
+    manifest = read_json(run / "manifest.json")
+    write_json(run / "manifest.json", {**manifest, "forecast": {"prior": "prefix_knn", "status": "succeeded"}})
+    tuned = make_forecaster("model", load_run(run).model)
+    assert (plain.prior, tuned.prior) == ("run", "prefix_knn")
+    roast = profiles[0]
+    # The run's own aligned kNN decides for itself; a prefix kNN fitted on the page's roasts must
+    # be told to leave the replayed roast's product out.
+    assert view.exclusion("model", plain, roast) == plain.exclusion(roast)
+    assert view.exclusion("model", tuned, roast) == roast.group and tuned.exclusion(roast) is None

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 ALL_METHODS = ("model", "linear_projection", "ror_decay", "prefix_knn")
 # The run's model correcting the prefix kNN (prior models); 'forecast' fine-tunes it per fold
-# first (forecast-eval only: the fine-tuned model is not saved); 'knn_residual' is the prefix kNN
+# first (forecast-eval only; the preset `forecast` trains and saves such a model: 'model' of its run); 'knn_residual' is the prefix kNN
 # with a learned ridge correction (roastcore/forecast_residual.py; no checkpoint needed).
 EXTRA_METHODS = ("model_prefix_prior", "forecast", "knn_residual")
 MODEL_METHODS = ("model", "model_prefix_prior", "forecast")
@@ -58,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "validation roasts (the rest always train); --split all scores every roast.")
     p.add_argument("--checkpoint", default=None, metavar="RUN_DIR",
                    help="run whose model is the 'model' method (without it 'model' is skipped)")
-    p.add_argument("--data", required=True, metavar="SOURCE", help="synthetic[:N], or a file/folder/zip")
+    p.add_argument("--data", required=True, metavar="SOURCE",
+                   help="synthetic[:N], or a file/folder/zip; several separated by commas are scored "
+                        "together, with folds and tables per source")
     p.add_argument("--split", choices=("val", "all"), default=None,
                    help="default: val with --checkpoint (all when the data is not the run's), else all")
     p.add_argument("--cuts", default="120,240,360", help="cut points in seconds (default 120,240,360)")
@@ -106,15 +108,22 @@ def _load_model(run_dir: str | None):
 
 
 def _load_profiles(spec: str):
+    return _load_report(spec).profiles
+
+
+def _load_report(spec: str):
     # deferred: importers pull numpy-heavy modules; `roastcore --help` stays fast
     from roastcore.io import load_source
 
-    report = load_source(spec)
+    try:
+        report = load_source(spec)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--data {spec}: {exc}") from None
     if report.rejected:
         log.warning("%d files in %s were rejected (first: %s)", len(report.rejected), spec, report.rejected[0])
     if not report.profiles:
         raise CliError(f"--data {spec}: no usable profiles")
-    return report.profiles
+    return report
 
 
 def _forecast(args) -> int:
@@ -154,7 +163,8 @@ def _forecast(args) -> int:
     results = []
     for name in methods:
         fc = make_forecaster(name, model).fit(train)
-        exclude = fc.exclusion(roast) if name == "model" else own
+        # The run's own aligned kNN knows which roasts it holds; every prefix kNN leaves out `own`.
+        exclude = fc.exclusion(roast) if name == "model" and fc.prior == "run" else own
         req = make_request(roast, at_s=args.at, exclude_group=exclude)
         results.append(fc.forecast_requests([req], [horizon])[0])
     if args.json:
@@ -212,7 +222,8 @@ def _forecast_eval(args) -> int:
         notes.append(f"no --checkpoint: {', '.join(repr(m) for m in skipped)} skipped")
         if not methods:
             raise CliError("no method left to score: give --checkpoint or other --methods")
-    profiles = _load_profiles(args.data)
+    report = _load_report(args.data)
+    profiles = report.profiles
     if args.min_charge is not None:
         kept = [p for p in profiles if p.charge_f >= args.min_charge]
         notes.append(f"--min-charge {args.min_charge:g}: {len(kept)} of {len(profiles)} roasts kept")
@@ -236,7 +247,14 @@ def _forecast_eval(args) -> int:
                  + (f" (+{len(train)} training roasts in every fold)" if train else ""))
     if model is not None and manifest.get("data_source") not in (None, args.data):
         notes.append(f"the run was trained on {manifest.get('data_source')!r}, scored here on {args.data!r}")
-    out = forecast_eval(methods, val, cuts=cuts, folds=args.folds, seed=args.seed, model=model,
+    strata = None
+    if len(set(report.origins.values())) > 1:  # several sources: folds and tables per source
+        strata = lambda p: report.origins[p.id]  # noqa: E731 (the source a roast came from)
+        counts = {s: sum(report.origins[p.id] == s for p in val) for s in dict.fromkeys(report.origins.values())}
+        notes.append("several sources: folds made within each source and merged (each source's test folds "
+                     "are those of a study of it alone), training on every source; scored roasts by source: "
+                     + ", ".join(f"{s} {n}" for s, n in counts.items()))
+    out = forecast_eval(methods, val, cuts=cuts, folds=args.folds, seed=args.seed, model=model, strata=strata,
                         extra_train=train, model_fn=model_fn,
                         finetune=FinetuneConfig(epochs=args.finetune_epochs, seed=args.method_seed),
                         method_seed=args.method_seed,
@@ -249,6 +267,9 @@ def _forecast_eval(args) -> int:
         print(text)
     else:
         print(format_table(out["results"]))
+        for source, part in out.get("by_stratum", {}).items():
+            print(f"\n{source} ({part['n_profiles']} roasts):")
+            print(format_table(part["results"]))
         for note in notes:
             print(f"note: {note}")
     return 0
@@ -257,7 +278,7 @@ def _forecast_eval(args) -> int:
 def _fold_trainer(preset: str, notes: list[str]):
     # deferred: training pulls torch and the trainer; `roastcore --help` stays fast
     from roastcore.experiments import get_preset
-    from roastcore.train import run_experiment
+    from roastcore.forecast_train import run_experiment  # with the preset's stages (`forecast`)
 
     try:
         experiment = get_preset(preset).experiment

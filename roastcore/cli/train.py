@@ -145,6 +145,12 @@ class ProgressBar:
     def on_epoch_end(self, m: dict) -> None:
         if self.tty:
             self.stream.write("\n")
+        if m.get("stage") == "forecast":  # forecast_train's stage: rollouts from cut points
+            self.stream.write(f"epoch {m['epoch']} (forecast stage): train L1 {m['train_loss']:.4g}  "
+                              f"val forecast MAE {m['val_forecast_mae_f']:.2f} °F  "
+                              f"{m['elapsed_s']:.0f}s elapsed, eta {m['eta_s']:.0f}s\n")
+            self.stream.flush()
+            return
         self.stream.write(f"epoch {m['epoch']}: train {m['train_loss']:.4g}  val {m['val_loss']:.4g}  "
                           f"val TF MAE {m['val_tf_mae_f']:.2f} °F  tf_ratio {m['tf_ratio']:.2f}  "
                           f"{m['elapsed_s']:.0f}s elapsed, eta {m['eta_s']:.0f}s\n")
@@ -153,10 +159,11 @@ class ProgressBar:
 
 def run_training(experiment, data: str, out: str, device: str | None = None, progress: bool = True):
     """Load `data`, split, train into `out` with SIGTERM/SIGINT as cooperative cancel."""
-    # deferred: torch-heavy, and `roastcore --help` stays fast
+    # deferred: torch-heavy, and `roastcore --help` stays fast; forecast_train's run_experiment
+    # is train.run_experiment with the preset's stages (the `forecast` fine-tune)
     from roastcore.evaluate import ScoreOnFinish
+    from roastcore.forecast_train import run_experiment
     from roastcore.io import load_source
-    from roastcore.train import run_experiment
 
     report = load_source(data)
     if len(report.profiles) < 2:

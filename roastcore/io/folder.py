@@ -75,6 +75,8 @@ class ImportReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file, duplicate_of)
     skipped: list[str] = field(default_factory=list)  # not a roast format (other suffix, sidecar)
     source: str = ""
+    # Several sources in one spec ("a,b"): profile id -> the part it came from; empty otherwise.
+    origins: dict[str, str] = field(default_factory=dict)
 
     def rejected_by_code(self) -> dict[str, int]:
         return dict(Counter(r.code for r in self.rejected).most_common())

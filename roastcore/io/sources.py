@@ -18,8 +18,12 @@ DEFAULT_SYNTHETIC_N = 200
 
 def load_source(spec: str | os.PathLike) -> ImportReport:
     """`synthetic` / `synthetic:N` (simulate.generate_dataset(n=N, seed=0)), or a path to one
-    file, a folder or a .zip. Bad files become rejections in the report; a missing path raises
-    FileNotFoundError. A folder literally named "synthetic" needs "./synthetic"."""
+    file, a folder or a .zip, or several of those separated by commas (`onyx-dev,artisan`: all
+    their profiles in order, `origins` saying which part each came from). Bad files become
+    rejections in the report; a missing path raises FileNotFoundError. A folder literally named
+    "synthetic" needs "./synthetic"; a path with a comma in its name is read as that path."""
+    if isinstance(spec, str) and "," in spec and not Path(spec).expanduser().exists():
+        return load_sources(split_sources(spec))
     if isinstance(spec, str):
         text = spec.strip()
         head, sep, count = text.partition(":")
@@ -46,6 +50,39 @@ def load_source(spec: str | os.PathLike) -> ImportReport:
         report.profiles.append(read_profile(path))  # a pipe or device is refused unread
     except ImportFailure as exc:
         report.rejected.append(Rejection(path.name, exc.reason, exc.code))
+    return report
+
+
+def split_sources(spec: str) -> list[str]:
+    """The parts of a comma-separated source spec; an empty part or a repeated one is an error."""
+    parts = [part.strip() for part in spec.split(",")]
+    if any(not part for part in parts):
+        raise ValueError(f"data source {spec!r}: an empty part between commas")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"data source {spec!r}: a part is given twice")
+    return parts
+
+
+def load_sources(parts: list[str]) -> ImportReport:
+    """Every part's profiles in order; a curve already read from an earlier part is a duplicate
+    (kept once), so no roast is counted, or split, twice."""
+    report = ImportReport(source=",".join(parts))
+    seen: dict[str, str] = {}  # curves of the earlier parts (a part's own are its importer's business)
+    for part in parts:
+        sub = load_source(part)
+        mine: dict[str, str] = {}
+        for p in sub.profiles:
+            key, name = p.fingerprint(), f"{part}: {p.meta.source_file or p.id}"
+            if key in seen:
+                report.duplicates.append((name, seen[key]))
+                continue
+            mine.setdefault(key, name)
+            report.profiles.append(p)
+            report.origins[p.id] = part
+        seen.update(mine)
+        report.rejected.extend(sub.rejected)
+        report.duplicates.extend(sub.duplicates)
+        report.skipped.extend(sub.skipped)
     return report
 
 
