@@ -73,7 +73,6 @@ def new_coffee(c: _ui.Ctx) -> None:
                                                Provenance.for_request(c.primary.name, request))
     if st.session_state.get("new_profile"):
         run_name, prof, provenance = st.session_state["new_profile"]
-        _ui.plotly(overlay_figure(None, {f"{run_name} (new coffee)": prof.bt}, 1.0, colors=c.colors),
-                   "new_chart", "new_coffee")
+        _ui.chart(overlay_figure(None, {f"{run_name} (new coffee)": prof.bt}, 1.0, colors=c.colors), "new_chart")
         st.caption(f"{fmt_mmss(prof.duration_s)} · charge {prof.charge_f:.0f} °F · drop {prof.finish_f:.0f} °F")
         downloads(prof, f"new_coffee_{run_name}", "new_dl", provenance)

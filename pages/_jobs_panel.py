@@ -82,7 +82,7 @@ def jobs_view(c: _ui.Ctx, r, jobs) -> None:
         st.info("No epochs finished yet for the chosen jobs; curves appear after the first epoch (the "
                 "progress bar above follows its batches).")
     else:
-        _ui.plotly(loss_figure(history, colors=c.colors), "jobs_loss", "losses")
+        _ui.chart(loss_figure(history, colors=c.colors), "jobs_loss")
         st.caption("Losses are in model units. The train objective adds rollout and scheduled-sampling "
                    "terms when a preset uses them, so it can sit far above the validation loss; compare "
                    "runs by val TF MAE (°F) in the table.")

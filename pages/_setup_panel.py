@@ -111,7 +111,7 @@ def health(c: _ui.Ctx, experiment, invalid: str | None) -> None:
     cols[1].metric("Training roasts", n_train, help=f"{c.data_label}, {experiment.train.val_frac:.0%} held out")
     cols[2].metric("Params per roast", f"{per_sample:,.0f}", band, delta_color="off")
     with cols[3]:
-        st.plotly_chart(health_band_figure(per_sample, HEALTH_BANDS), key="set_health")
+        _ui.chart(health_band_figure(per_sample, HEALTH_BANDS), "set_health")
     {"healthy": st.success, "high": st.info, "severe": st.warning}.get(band, st.error)(
         f"Health: **{band}**. The prior work's 6.4M-parameter model on ~120 roasts sat near 53,000 "
         "parameters per roast (severe), and collapsed.")

@@ -25,6 +25,7 @@ from streamlit.runtime.scriptrunner import RerunException, StopException
 
 from pages._state import Selection, default_data_spec, path_mtime, runs_dir_from_env
 from roastcore import inspect_run
+from roastcore.plotting import split_panels
 
 log = logging.getLogger("roastcore.app")
 CTX_KEY = "_roast_ctx"
@@ -541,13 +542,14 @@ def _warm_up() -> None:
     """What the first view of a page would otherwise pay once per server, measured in the
     browser at 2-3 s on 2 cores: roastcore's model, evaluation and generation modules; torch's
     lazily imported reference ops that building a model on the meta device pulls in (load_run,
-    parameter counts); Plotly's per-trace-type validators (each figure kind built once);
+    parameter counts); the chart specs and their Arrow encoding (each kind built once);
     pandas' Styler (jinja2); Streamlit's emoji table (the first st.success)."""
     try:
         import numpy as np
         import pandas as pd
         import streamlit.emojis  # noqa: F401 - imported to warm up
         from pandas.io.formats import style  # noqa: F401 - imported to warm up
+        from streamlit import dataframe_util
 
         from roastcore import diagnose, evaluate, generate, plotting  # noqa: F401 - imported to warm up
         from roastcore.experiments import PRESETS, preset_parameter_count
@@ -557,14 +559,16 @@ def _warm_up() -> None:
         preset_parameter_count(PRESETS["micro_model"])
         roast = generate_dataset(n=1, seed=0)[0]
         t = np.arange(20.0)
-        plotting.curves_figure([roast]).to_plotly_json()
-        plotting.overlay_figure(roast, {"a": roast.bt}, 1.0).to_plotly_json()
-        plotting.grid_figure([("a", roast, {"a": roast.bt})], 1.0).to_plotly_json()
-        plotting.step_trace_figure(t, t, t, t).to_plotly_json()
-        plotting.tf_comparison_figure(pd.DataFrame({"run": ["a"], "tf_mae_f": [1.0], "persistence_mae_f": [2.0],
-                                                    "step_s": [1.0], "best": ["★"]})).to_plotly_json()
-        plotting.loss_figure(pd.DataFrame({"run": ["a"], "epoch": [1], "train_loss": [1.0], "val_loss": [1.0],
-                                           "tf_ratio": [1.0]})).to_plotly_json()
+        specs = [plotting.curves_figure([roast]), plotting.overlay_figure(roast, {"a": roast.bt}, 1.0),
+                 plotting.grid_figure([("a", roast, {"a": roast.bt})], 1.0), plotting.step_trace_figure(t, t, t, t),
+                 plotting.tf_comparison_figure(pd.DataFrame({"run": ["a"], "tf_mae_f": [1.0],
+                                                             "persistence_mae_f": [2.0], "step_s": [1.0],
+                                                             "best": ["★"]})),
+                 plotting.loss_figure(pd.DataFrame({"run": ["a"], "epoch": [1], "train_loss": [1.0],
+                                                    "val_loss": [1.0], "tf_ratio": [1.0]}))]
+        for spec in specs:
+            for frame in spec["datasets"].values():
+                dataframe_util.convert_anything_to_arrow_bytes(frame)
         pd.DataFrame({"a": [1.0]}).style.format(precision=2).to_html()
     except Exception:  # noqa: BLE001 - a warm-up failure only costs time later
         log.exception("warm-up failed")
@@ -625,12 +629,12 @@ def clean_leftovers_once(runs_dir: str) -> int:
     return len(clean_leftovers(runs_dir))
 
 
-def plotly(fig, key: str, filename: str = "roast_lab") -> None:
-    """st.plotly_chart with the toolbar's PNG export (the camera button) configured."""
-    st.plotly_chart(fig, key=key, config={
-        "displaylogo": False,
-        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
-    })
+def chart(spec: dict, key: str) -> None:
+    """Draw a roastcore.plotting chart (a Vega-Lite spec): BT and its RoR panel one under the
+    other (plotting.split_panels), each as wide as the page. Streamlit's chart toolbar offers
+    "Download as PNG" and "Show data" (the rows, downloadable as CSV)."""
+    for i, part in enumerate(split_panels(spec)):
+        st.vega_lite_chart(part, key=key if i == 0 else f"{key}_{i}")
 
 
 def keep_choice(key: str, options, default=None) -> None:

@@ -44,7 +44,7 @@ with _ui.guard("the comparison page"):
         with st.spinner("Generating…"):
             per_run = {r.name: _ui.generated(r, c.data_spec, ids) for r in runs}
         panels = [(i, by_id[i], {name: curves[k] for name, curves in per_run.items()}) for k, i in enumerate(ids)]
-        _ui.plotly(grid_figure(panels, 1.0, colors=c.colors, cols=3 if n == 9 else 2), "cmp_grid", "roast_grid")
+        _ui.chart(grid_figure(panels, 1.0, colors=c.colors, cols=3 if n == 9 else 2), "cmp_grid")
     else:
         # Keyed on dataset and primary run: another choice gets a fresh picker, never stale labels.
         pid = st.selectbox("Validation roast", list(labels), key=f"cmp_profile:{c.data_key}:{runs[0].name}",
@@ -59,7 +59,7 @@ with _ui.guard("the comparison page"):
         bands = {r.name: b for r in runs if (b := ((_ui.scores(r) or {}).get("free_run") or {}).get("band"))}
         fig = overlay_figure(real, curves, 1.0, colors=c.colors, show_ror=show_ror, show_events=show_events,
                              bands=bands)
-        _ui.plotly(fig, "cmp_chart", f"roast_{pid}")
+        _ui.chart(fig, "cmp_chart")
         if bands:
             st.caption("Shaded: the 80% band of " + ", ".join(bands) + ", from its errors on the roasts its "
                        "stored scores were taken on (its validation roasts when it was scored after training).")

@@ -64,8 +64,8 @@ with tab_browse, _ui.guard("the dataset browser"):
     show_ror = opts[0].toggle("Rate of rise", value=True, key="data_ror")
     show_events = opts[1].toggle("Events", value=True, key="data_events")
     if picked:
-        _ui.plotly(curves_figure([by_id[i] for i in picked], show_ror=show_ror, show_events=show_events),
-                   "data_curves", "roasts")
+        _ui.chart(curves_figure([by_id[i] for i in picked], show_ror=show_ror, show_events=show_events),
+                  "data_curves")
     else:
         st.info("Pick one or more roasts to draw their curves.")
     st.subheader("Summary statistics")

@@ -45,7 +45,7 @@ with _ui.guard("the diagnostic page"):
     with st.spinner("Generating…"):
         trace = _ui.step_trace(run, c.data_spec, pid, int(steps))
     t, raw, clamped, real = step_trace_arrays(trace)
-    _ui.plotly(step_trace_figure(t, raw, clamped, real, name=run_name), "diag_chart", f"trace_{run_name}")
+    _ui.chart(step_trace_figure(t, raw, clamped, real, name=run_name), "diag_chart")
 
     m = st.columns(3)
     m[0].metric("Variance of the generated values", f"{trace['variance_f2']:.1f} °F²")

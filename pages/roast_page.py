@@ -85,8 +85,7 @@ with _ui.guard("the roast-in-progress page"):
             fitted = {m: t.result for m, t in tasks.items() if t.done and t.error is None}
             fr = view.frame(fitted, profile, at, view.horizon(kind, value))
             x_max, y_range = view.axes(profile)
-            _ui.plotly(forecast_figure(profile, at, fr.forecasts, x_max=x_max, y_range=y_range), "rp_chart",
-                       f"roast_{pid}_at_{at}")
+            _ui.chart(forecast_figure(profile, at, fr.forecasts, x_max=x_max, y_range=y_range), "rp_chart")
             st.dataframe(view.frame_rows(fr, profile), hide_index=True, width="stretch", key="rp_frame",
                          column_config=_ui.column_help(view.FRAME_HELP))
             if any(m in view.SLOW_METHODS for m in methods):

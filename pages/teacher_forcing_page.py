@@ -44,7 +44,7 @@ with _ui.guard("the teacher-forcing page"):
             st.info("None of the chosen checkpoints can be scored.")
         st.stop()
     table = tf_table(entries)
-    _ui.plotly(tf_comparison_figure(table, colors=c.colors), "tf_chart", "teacher_forcing")
+    _ui.chart(tf_comparison_figure(table, colors=c.colors), "tf_chart")
 
     kind, text = tf_conclusion(table)
     style = {"scheduled_sampling": st.warning, "struggles": st.warning, "no_skill": st.warning, "ok": st.success}

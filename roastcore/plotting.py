@@ -1,11 +1,23 @@
-"""Plotly figures of roasts and model results: curves, overlays, losses, teacher forcing, traces.
+"""Vega-Lite charts of roasts and model results: curves, overlays, losses, teacher forcing,
+step traces, health bands, forecasts.
 
-    from roastcore.plotting import curves_figure, overlay_figure
-    curves_figure(profiles).show()
+    from roastcore.plotting import curves_figure, to_altair
+    spec = curves_figure(profiles)     # a Vega-Lite spec (dict); st.vega_lite_chart(spec) draws it
+    to_altair(spec)                    # an Altair chart: displays in a notebook, .save("c.html")
 
-Figures are built from what profile.py, evaluate.py, diagnose.py and the job store return; nothing
+Charts are built from what profile.py, evaluate.py, diagnose.py and the job store return; nothing
 here runs a model. Time axes read m:ss from CHARGE; temperatures are °F. The dashboard draws the
-same figures (pages/), and so can a notebook.
+same charts (pages/), and so can a notebook. Vega-Lite, not Plotly: a browser draws a Vega chart
+0.5-0.9 s sooner in a new tab (benchmarks/probe_plotly_floor.py, issue 14).
+
+Specs are plain dicts, not Altair objects: building and serialising an Altair layer chart
+(deep copies, schema validation) cost 0.1-0.4 s a chart on two busy cores, on every render;
+the dicts cost milliseconds, and tests/test_plotting.py validates every kind against the
+Vega-Lite schema. Data are long-form DataFrames in the spec's `datasets` (Streamlit sends them
+as Arrow): curves are rows (t, y, series, style, w) with `series` the legend's full name; a hover
+layer holds one row per time with its m:ss label and each curve's value (v0, v1, ... in legend
+order), so the tooltip lists every curve at the pointer. Charts render with Vega's SVG renderer
+(`usermeta`): legend and label texts stay in the page, which the browser tests read.
 """
 
 from __future__ import annotations
@@ -18,28 +30,22 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.subplots import make_subplots
 
 from roastcore.forecast_bands import ConformalBands
 from roastcore.metrics import MAE_BANDS
 from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import EVENT_NAMES, Profile, rate_of_rise
 
-# One colour per checkpoint, stable across pages: Plotly's qualitative palette (colour-blind
-# friendlier than matplotlib's tab10 for the first few).
+# One colour per checkpoint, stable across pages (colour-blind friendlier than matplotlib's
+# tab10 for the first few).
 PALETTE = (
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
 )
-# Theme-following colours. Streamlit's st.plotly_chart (theme="streamlit", its default) rewrites
-# these placeholder colours in the figure to the current theme's: INK becomes the theme's
-# near-black (light theme) or near-white (dark theme), BACKGROUND the page background. Anywhere
-# else (a notebook, a PNG) they read as near-black and near-black-blue, fine on plotly_white.
-# The real curve, reference lines and outlines use INK so they stay visible in both themes.
-INK = "#000037"  # streamlit_plotly_theme.GRAY_90
-BACKGROUND = "#000038"  # streamlit_plotly_theme.BG_COLOR
+# The real curve and reference marks: a mid grey with about 4.4:1 contrast on a white and on
+# Streamlit's dark background (#0e1117) alike. A Vega mark cannot follow the theme the way
+# st.plotly_chart's placeholder colours did, so the colour itself has to read on both.
+INK = "#777777"
 REAL_COLOR = INK
 EVENT_COLORS = {"TP": "#6c757d", "DRY_END": "#b8860b", "FCs": "#c0392b", "FCe": "#e67e22",
                 "DROP": "#8e44ad"}
@@ -55,6 +61,15 @@ TF_BANDS = tuple((limit, label, BAND_FILLS[label]) for limit, label in MAE_BANDS
 # A band is labelled only when it spans at least this share of the (log) axis, so labels of
 # narrow bands never overlap their neighbours'.
 BAND_LABEL_MIN_SHARE = 0.12
+# Line styles (Vega strokeDash) by name.
+DASHES = {"solid": [1, 0], "dash": [7, 4], "dot": [2, 3], "dashdot": [7, 3, 2, 3]}
+# Vega's SVG renderer: texts stay in the page (tests, benchmarks, screen readers); Streamlit
+# would pick canvas for the larger charts.
+USERMETA = {"embedOptions": {"renderer": "svg"}}
+# m:ss labels of a time axis in seconds, in the browser.
+MMSS_EXPR = ("(datum.value < 0 ? '-' : '') + floor(abs(datum.value) / 60) + ':' + "
+             "format(floor(abs(datum.value) % 60), '02d')")
+HOVER_RULE = "rgba(128,128,128,0.6)"
 
 
 # ---------------------------------------------------------------------------- time axis
@@ -94,110 +109,149 @@ def color_for(name: str, colors: Mapping[str, str] | None = None) -> str:
     return PALETTE[digest % len(PALETTE)]
 
 
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
 # ---------------------------------------------------------------------------- building blocks
-def _time_axis(fig: go.Figure, max_s: float, row=None, col=None, title: str = "time (m:ss)") -> None:
-    vals, text = time_ticks(max_s)
-    kw = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(tickmode="array", tickvals=vals, ticktext=text, title_text=title, **kw)
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 
 
-def _layout_values(height: int = 420, title: str | None = None) -> dict:
-    values = dict(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                  hovermode="x unified", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                  template=_white())
-    if title is not None:
-        values["title"] = dict(text=title)
-    return values
-
-
-def _figure(data: list[dict], layout: dict) -> go.Figure:
-    """A figure from plain trace and layout dicts, without Plotly's per-property validation:
-    validating cost 0.1-0.2 s a figure on an idle core and 0.3-1 s on two busy ones, on every
-    render of a dashboard page (issue 14's "any page <= 1 s"). The dicts carry only what Plotly
-    accepts (tests/test_plotting.py validates every figure this module builds) and
-    layout['template'] is the plotly_white object (_white), which validation would resolve."""
-    return go.Figure(data=[_without_none(t) for t in data], layout=_without_none(layout), _validate=False)
-
-
-def _without_none(value):
-    """Dicts (and lists of dicts) without their None entries, as validation leaves them."""
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list) and value and isinstance(value[0], dict):
-        return [_without_none(v) for v in value]
-    return value
-
-
-def _layout(fig: go.Figure, height: int = 420, title: str | None = None) -> go.Figure:
-    fig.update_layout(**_layout_values(height, title))
-    return fig
-
-
-def _hover_t(times: np.ndarray) -> np.ndarray:
-    """m:ss labels of the times (every curve of a figure shares its grid: computed once)."""
-    times = np.asarray(times, dtype=float)
-    return _hover_labels(times.tobytes())
-
-
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=64)
 def _hover_labels(raw: bytes) -> np.ndarray:
     labels = np.array([fmt_mmss(t) for t in np.frombuffer(raw, dtype=float)], dtype=object)
-    labels.flags.writeable = False  # shared between figures
+    labels.flags.writeable = False  # shared between charts
     return labels
 
 
-def curve_trace(times_s, temps_f, name: str, color: str, dash: str | None = None, width: float = 2.0,
-                showlegend: bool = True, legendgroup: str | None = None, unit: str = "°F") -> dict:
-    """One temperature (or RoR) line with an m:ss hover, as a Plotly trace dict."""
-    times_s = np.asarray(times_s, dtype=float)
-    temps_f = np.asarray(temps_f, dtype=float)
-    return dict(type="scatter", x=times_s, y=temps_f, name=name, mode="lines", customdata=_hover_t(times_s),
-                line=dict(color=color, dash=dash, width=width), showlegend=showlegend,
-                legendgroup=legendgroup or name,
-                hovertemplate=f"%{{customdata}} · %{{y:.1f}} {unit}<extra>{name}</extra>")
+def _mmss(times) -> np.ndarray:
+    """m:ss labels of the times (curves of a chart share their grid: computed once)."""
+    return _hover_labels(np.ascontiguousarray(times, dtype=float).tobytes())
 
 
-def add_curve(fig: go.Figure, times_s, temps_f, name: str, color: str, row=None, col=None,
-              dash: str | None = None, width: float = 2.0, showlegend: bool = True,
-              legendgroup: str | None = None, unit: str = "°F") -> None:
-    """One temperature (or RoR) line with an m:ss hover."""
-    kw = {} if row is None else {"row": row, "col": col}
-    fig.add_trace(go.Scatter(curve_trace(times_s, temps_f, name, color, dash, width, showlegend, legendgroup,
-                                         unit)), **kw)
+class Curves:
+    """The lines of one chart panel, in legend order: name -> (t, y, colour, style, width)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, tuple[np.ndarray, np.ndarray, str, str, float]] = {}
+
+    def add(self, name: str, t, y, color: str, style: str = "solid", width: float = 2.0) -> None:
+        self.items[name] = (np.asarray(t, dtype=float), np.asarray(y, dtype=float), color, style, width)
+
+    def frame(self) -> pd.DataFrame:
+        """Long form: one row per point (t, y, series, style, w)."""
+        parts = [pd.DataFrame({"t": t, "y": y, "series": name, "style": style, "w": width})
+                 for name, (t, y, _, style, width) in self.items.items() if t.size]
+        if not parts:
+            return pd.DataFrame({"t": [], "y": [], "series": [], "style": [], "w": []})
+        return pd.concat(parts, ignore_index=True)
+
+    def hover(self, extra: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> pd.DataFrame:
+        """One row per time: its m:ss and each curve's value (v0, v1, ... in legend order), then
+        the `extra` columns (name -> (t, values)); NaN where a curve has no point."""
+        series = [(t, y) for t, y, *_ in self.items.values() if t.size] + list((extra or {}).values())
+        if not series:
+            return pd.DataFrame({"t": [], "time": []})
+        t_all = np.unique(np.concatenate([t for t, _ in series]))
+        out = {"t": t_all, "time": _mmss(t_all)}
+        for i, (t, y) in enumerate(series):
+            col = np.full(t_all.size, np.nan)
+            col[np.searchsorted(t_all, t)] = y
+            out[f"v{i}"] = col
+        return pd.DataFrame(out)
+
+    def scale(self) -> dict:
+        return {"domain": list(self.items), "range": [c for _, _, c, _, _ in self.items.values()]}
 
 
-def event_trace(profile: Profile, names=EVENT_NAMES, color: str | None = None, symbol: str = "diamond",
-                label_suffix: str = "", labels: bool = True) -> dict | None:
-    """Markers for the profile's events (TP / DRY_END / FCs / FCe / DROP) on its BT curve, as a
-    Plotly trace dict (None without events)."""
-    show_text = labels
-    xs, ys, labels, colors = [], [], [], []
+def _q(field: str, **kw) -> dict:
+    return {"field": field, "type": "quantitative", **kw}
+
+
+def _n(field: str, **kw) -> dict:
+    return {"field": field, "type": "nominal", **kw}
+
+
+def _fixed(field: str) -> dict:
+    """A channel whose values are the colours (or shapes) themselves."""
+    return {"field": field, "type": "nominal", "scale": None}
+
+
+def _time_x(max_s: float, title: str | None = "time (m:ss)", domain: Sequence[float] | None = None) -> dict:
+    domain = [float(v) for v in (domain or [0.0, max_s])]
+    vals, _ = time_ticks(domain[1])
+    return _q("t", title=title, scale={"domain": domain, "nice": False},
+              axis={"values": vals, "labelExpr": MMSS_EXPR})
+
+
+def _bt_y(title: str | None = "BT (°F)", domain: Sequence[float] | None = None) -> dict:
+    scale = {"zero": False, **({"domain": [float(v) for v in domain]} if domain is not None else {})}
+    return _q("y", title=title, scale=scale)
+
+
+def _legend(n: int) -> dict:
+    # Full run names (labelLimit 0: no cut), up to 4 entries a row above the plot.
+    # Line symbols at full opacity: the first layer (a translucent band) would set a pale disc.
+    return {"title": None, "orient": "top", "labelLimit": 0, "columns": min(max(n, 1), 4), "symbolType": "stroke",
+            "symbolStrokeWidth": 3, "symbolOpacity": 1}
+
+
+def _lines(data: str, curves: Curves, x: dict, y: dict, legend: bool = True, scale: dict | None = None) -> dict:
+    """The panel's curves: colour by series (the legend), dash and width per curve."""
+    return {"data": {"name": data}, "mark": {"type": "line", "clip": True}, "encoding": {
+        "x": x, "y": y,
+        "color": _n("series", scale=scale or curves.scale(), legend=_legend(len(curves.items)) if legend else None),
+        "strokeDash": _n("style", scale={"domain": list(DASHES), "range": list(DASHES.values())}, legend=None),
+        "strokeWidth": _q("w", scale=None), "detail": _n("series")}}
+
+
+def _hover(data: str, curves: Curves, x: dict, param: str, unit: str = "°F", fmt: str = ".1f",
+           extra: Mapping[str, str] | None = None) -> dict:
+    """A rule at the time nearest the pointer whose tooltip lists every curve's value there (the
+    m:ss time first); `extra`: further columns after the curves' (title -> Vega format)."""
+    names = [n for n, item in curves.items.items() if item[0].size]
+    tips = [_n("time", title="time")]
+    tips += [_q(f"v{i}", title=f"{n} ({unit})", format=fmt) for i, n in enumerate(names)]
+    tips += [_q(f"v{len(names) + j}", title=title, format=f) for j, (title, f) in enumerate((extra or {}).items())]
+    return {"data": {"name": data}, "mark": {"type": "rule", "color": HOVER_RULE, "strokeWidth": 1},
+            "params": [{"name": param, "select": {"type": "point", "nearest": True, "on": "pointerover",
+                                                   "fields": ["t"], "clear": "pointerout"}}],
+            "encoding": {"x": x, "tooltip": tips,
+                         "opacity": {"condition": {"param": param, "empty": False, "value": 1.0}, "value": 0.0}}}
+
+
+def _event_rows(profile: Profile, names=EVENT_NAMES, color: str | None = None, shape: str = "diamond",
+                labels: bool = True, series: str = "events") -> list[dict]:
+    """A row per event of the profile among `names` on its BT curve (t, y, event, time, fill,
+    shape, label, series)."""
+    rows = []
     for name in names:
         t = profile.event_time(name)
         if t is None:
             continue
-        xs.append(t)
-        ys.append(float(np.interp(t, profile.times_s, profile.bt)))
-        labels.append(name)
-        colors.append(color or EVENT_COLORS.get(name, INK))
-    if not xs:
-        return None
-    return dict(
-        type="scatter", x=xs, y=ys, mode="markers+text" if show_text else "markers", text=labels,
-        textposition="top center",
-        marker=dict(size=9, color=colors, symbol=symbol, line=dict(width=1, color=BACKGROUND)),
-        name=f"events{label_suffix}", showlegend=False,
-        customdata=np.array([[lab, fmt_mmss(x)] for lab, x in zip(labels, xs, strict=True)], dtype=object),
-        hovertemplate="%{customdata[0]} at %{customdata[1]} · %{y:.1f} °F<extra></extra>")
+        rows.append({"t": float(t), "y": float(np.interp(t, profile.times_s, profile.bt)), "event": name,
+                     "time": fmt_mmss(t), "fill": color or EVENT_COLORS.get(name, INK), "shape": shape,
+                     "label": name if labels else "", "series": series})
+    return rows
 
 
-def add_event_markers(fig: go.Figure, profile: Profile, row=None, col=None, names=EVENT_NAMES,
-                      color: str | None = None, symbol: str = "diamond", label_suffix: str = "",
-                      labels: bool = True) -> None:
-    """Markers for the profile's events (TP / DRY_END / FCs / FCe / DROP) on its BT curve."""
-    trace = event_trace(profile, names, color, symbol, label_suffix, labels)
-    if trace is not None:
-        fig.add_trace(go.Scatter(trace), **({} if row is None else {"row": row, "col": col}))
+EVENT_COLUMNS = ["t", "y", "event", "time", "fill", "shape", "label", "series"]
+
+
+def _events(data: str, x: dict, y: dict) -> list[dict]:
+    """Event markers (fill and shape per row; hover: event, m:ss, °F, whose) and labels above."""
+    tips = [_n("event", title="event"), _n("time", title="at"), _q("y", title="BT (°F)", format=".1f"),
+            _n("series", title="of")]
+    return [{"data": {"name": data}, "mark": {"type": "point", "filled": True, "size": 90, "opacity": 1, "clip": True},
+             "encoding": {"x": x, "y": y, "fill": _fixed("fill"), "shape": _fixed("shape"), "tooltip": tips}},
+            {"data": {"name": data}, "mark": {"type": "text", "dy": -12, "fontSize": 11, "clip": True},
+             "encoding": {"x": x, "y": y, "text": _n("label"), "fill": _fixed("fill")}}]
+
+
+def _spec(datasets: Mapping[str, pd.DataFrame], **body) -> dict:
+    """A top-level spec: its datasets (DataFrames), SVG rendering, then `body`."""
+    return {"$schema": SCHEMA, "usermeta": USERMETA, "datasets": dict(datasets), **body}
 
 
 def ror_range(curves: Iterable[tuple[np.ndarray, float]], skip_s: float = 90.0) -> list[float]:
@@ -217,70 +271,97 @@ def ror_range(curves: Iterable[tuple[np.ndarray, float]], skip_s: float = 90.0) 
     return [float(min(-5.0, lo - 5.0)), float(max(30.0, hi * 1.15 + 2.0))]
 
 
+def split_panels(spec: Mapping) -> list[dict]:
+    """A spec's panels as specs of their own (a vconcat's parts, each with the datasets it
+    reads; any other spec alone). Streamlit stretches a single view to the page's width but not
+    a vconcat of layers, so the dashboard draws BT and its RoR panel one under the other."""
+    if "vconcat" not in spec:
+        return [dict(spec)]
+    out = []
+    for part in spec["vconcat"]:
+        used = {name for name in spec["datasets"] if f'"name": "{name}"' in json.dumps(part, default=str)}
+        out.append({"$schema": SCHEMA, "usermeta": spec.get("usermeta", USERMETA),
+                    "datasets": {k: v for k, v in spec["datasets"].items() if k in used}, **part})
+    return out
+
+
+def to_altair(spec: Mapping):
+    """The spec as an Altair chart (validated), for a notebook: its DataFrames become inline
+    rows. Slow (schema validation): the dashboard draws the dict itself."""
+    import altair as alt
+
+    kind = next((k for k in ("layer", "vconcat", "concat") if k in spec), None)
+    cls = {"layer": alt.LayerChart, "vconcat": alt.VConcatChart, "concat": alt.ConcatChart}.get(kind, alt.Chart)
+    return cls.from_dict(inline(spec))
+
+
+def inline(spec: Mapping) -> dict:
+    """The spec with its DataFrames as JSON rows (None for NaN), as a browser or a schema reads it."""
+    def rows(df: pd.DataFrame) -> list[dict]:
+        return json.loads(df.to_json(orient="records"))
+
+    return json.loads(json.dumps({**spec, "datasets": {k: rows(v) for k, v in spec.get("datasets", {}).items()}}))
+
+
 # ---------------------------------------------------------------------------- roast curves
 def curves_figure(profiles: Sequence[Profile], show_ror: bool = True, show_events: bool = True,
-                  height: int = 520) -> go.Figure:
-    """BT curves (and an RoR subplot) of real profiles, with their events."""
-    rows = 2 if show_ror else 1
-    bt_axes, ror_axes = dict(xaxis="x", yaxis="y"), dict(xaxis="x2", yaxis="y2")
-    traces: list[dict] = []
+                  height: int = 520) -> dict:
+    """BT curves of real profiles with their events, over an RoR panel (a vconcat: BT, RoR)."""
+    bt, ror, events = Curves(), Curves(), []
     max_s = 1.0
     for i, p in enumerate(profiles):
         color = PALETTE[i % len(PALETTE)]
-        label = p.id
-        traces.append({**curve_trace(p.times_s, p.bt, label, color), **bt_axes})
-        if show_ror:
-            traces.append({**curve_trace(p.times_s, p.ror(), f"{label} RoR", color, width=1.2, showlegend=False,
-                                         legendgroup=label, unit="°F/min"), **ror_axes})
-        if show_events and (events := event_trace(p, labels=i == 0)) is not None:
-            traces.append({**events, **bt_axes})
+        bt.add(p.id, p.times_s, p.bt, color)
+        ror.add(p.id, p.times_s, p.ror(), color, width=1.4)
+        if show_events:
+            events += _event_rows(p, labels=i == 0, series=p.id)
         max_s = max(max_s, p.duration_s)
-    layout = {**json.loads(_stack_layout(rows)), **_layout_values(height)}
-    layout["yaxis"]["title"] = dict(text="BT (°F)")
-    layout[f"xaxis{rows if rows > 1 else ''}"].update(_time_axis_dict(max_s))
-    if show_ror:
-        layout["yaxis2"].update(title=dict(text="RoR (°F/min)"),
-                                range=ror_range((p.bt, p.interval_s) for p in profiles))
-        layout["xaxis"].update(_time_axis_dict(max_s, title=""))
-    return _figure(traces, layout)
+    return _bt_ror(bt, ror if show_ror else None, events, max_s, height, [(p.bt, p.interval_s) for p in profiles])
 
 
-@functools.lru_cache(maxsize=4)
-def _stack_layout(rows: int) -> str:
-    """make_subplots' layout for `rows` stacked plots sharing x (BT over RoR), as JSON: building
-    it with make_subplots and add_trace(row=...) on every render cost ~0.1 s (seconds on a busy
-    machine), the figure built from dicts a few ms."""
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        row_heights=[0.68, 0.32] if rows == 2 else [1.0])
-    layout = fig.layout.to_plotly_json()
-    layout.pop("template", None)  # set once by the caller: validating a template costs ~30 ms
-    return json.dumps(layout)
-
-
-def _time_axis_dict(max_s: float, title: str = "time (m:ss)") -> dict:
-    vals, text = time_ticks(max_s)
-    return dict(tickmode="array", tickvals=vals, ticktext=text, title=dict(text=title))
+def _bt_ror(bt: Curves, ror: Curves | None, events: list[dict], max_s: float, height: int, ror_basis,
+            title: str | None = None, bands: pd.DataFrame | None = None) -> dict:
+    bt_height = int(height * 0.68) if ror is not None else height
+    x, y = _time_x(max_s, title=None if ror is not None else "time (m:ss)"), _bt_y()
+    data = {"bt": bt.frame(), "bt_hover": bt.hover()}
+    layers = []
+    if bands is not None and not bands.empty:
+        data["bands"] = bands
+        layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "opacity": 0.16, "clip": True},
+                       "encoding": {"x": x, "y": _q("lo"), "y2": {"field": "hi"},
+                                    "color": _n("series", scale=bt.scale()), "detail": _n("series")}})
+    layers.append(_lines("bt", bt, x, y))
+    if events:
+        data["events"] = pd.DataFrame(events, columns=EVENT_COLUMNS)
+        layers += _events("events", x, y)
+    layers.append(_hover("bt_hover", bt, x, "hover_bt"))
+    top = {"layer": layers, "height": bt_height, **({"title": title} if title else {})}
+    if ror is None:
+        return _spec(data, **top)
+    data.update(ror=ror.frame(), ror_hover=ror.hover())
+    x2 = _time_x(max_s)
+    y2 = _q("y", title="RoR (°F/min)", scale={"domain": ror_range(ror_basis), "zero": False})
+    bottom = {"layer": [_lines("ror", ror, x2, y2, legend=False),
+                        _hover("ror_hover", ror, x2, "hover_ror", unit="°F/min")],
+              "height": max(height - bt_height - 40, 100)}
+    return _spec(data, vconcat=[top, bottom], spacing=6)
 
 
 def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], step_s: float,
                    colors: Mapping[str, str] | None = None, show_ror: bool = True,
                    show_events: bool = True, height: int = 560, title: str | None = None,
-                   bands: Mapping[str, dict] | None = None) -> go.Figure:
+                   bands: Mapping[str, dict] | None = None) -> dict:
     """The real curve against each checkpoint's generated curve (same time grid `step_s`),
-    with an RoR subplot and event markers (real: diamonds; generated: detected TP, DROP).
+    with an RoR panel and event markers (real: diamonds; generated: detected TP, DROP, circles).
     `bands`: a run's 80% band (evaluate.charge_band, a ConformalBands dict) drawn around its
-    curve."""
-    rows = 2 if show_ror else 1
-    bt_axes, ror_axes = dict(xaxis="x", yaxis="y"), dict(xaxis="x2", yaxis="y2")
-    traces: list[dict] = []
+    curve as an area."""
+    bt, ror, events, band_rows = Curves(), Curves(), [], []
     max_s = 1.0
     if real is not None:
-        traces.append({**curve_trace(real.times_s, real.bt, "real", REAL_COLOR, width=2.6), **bt_axes})
-        if show_ror:
-            traces.append({**curve_trace(real.times_s, real.ror(), "real RoR", REAL_COLOR, width=1.4,
-                                         showlegend=False, legendgroup="real", unit="°F/min"), **ror_axes})
-        if show_events and (events := event_trace(real)) is not None:
-            traces.append({**events, **bt_axes})
+        bt.add("real", real.times_s, real.bt, REAL_COLOR, width=2.6)
+        ror.add("real", real.times_s, real.ror(), REAL_COLOR, width=1.6)
+        if show_events:
+            events += _event_rows(real, series="real")
         max_s = real.duration_s
     for name, curve in generated.items():
         curve = np.asarray(curve, dtype=float)
@@ -289,117 +370,119 @@ def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], st
             continue
         t = np.arange(curve.size) * float(step_s)
         color = color_for(name, colors)
+        bt.add(name, t, curve, color, style="dash")
+        ror.add(name, t, rate_of_rise(curve, float(step_s)), color, style="dash", width=1.3)
         if (band := (bands or {}).get(name)) is not None:
-            traces += [{**edge, **bt_axes} for edge in _charge_band_traces(t, curve, band, name, color)]
-        traces.append({**curve_trace(t, curve, name, color, dash="dash"), **bt_axes})
-        if show_ror:
-            traces.append({**curve_trace(t, rate_of_rise(curve, float(step_s)), f"{name} RoR", color, width=1.2,
-                                         dash="dash", showlegend=False, legendgroup=name, unit="°F/min"),
-                           **ror_axes})
+            band_rows.append(charge_band_rows(t, curve, band, name))
         if show_events and curve.size >= 3:
             try:
-                events = event_trace(Profile(bt=curve, interval_s=float(step_s), id=name), names=("TP", "DROP"),
-                                     color=color, symbol="circle", label_suffix=f" {name}")
+                events += _event_rows(Profile(bt=curve, interval_s=float(step_s), id=name), names=("TP", "DROP"),
+                                      color=color, shape="circle", series=name)
             except ValueError:
-                events = None  # an implausible generated curve: draw it, skip its markers
-            if events is not None:
-                traces.append({**events, **bt_axes})
-        max_s = max(max_s, t[-1])
-    layout = {**json.loads(_stack_layout(rows)), **_layout_values(height, title)}
-    layout["yaxis"]["title"] = dict(text="BT (°F)")
-    layout[f"xaxis{rows if rows > 1 else ''}"].update(_time_axis_dict(max_s))
-    if show_ror:
-        basis = [(real.bt, real.interval_s)] if real is not None else [
-            (np.asarray(c, dtype=float), float(step_s)) for c in generated.values()]
-        layout["yaxis2"].update(title=dict(text="RoR (°F/min)"), range=ror_range(basis))
-        layout["xaxis"].update(_time_axis_dict(max_s, title=""))
-    return _figure(traces, layout)
+                pass  # an implausible generated curve: draw it, skip its markers
+        max_s = max(max_s, float(t[-1]))
+    basis = [(real.bt, real.interval_s)] if real is not None else [
+        (np.asarray(c, dtype=float), float(step_s)) for c in generated.values()]
+    band_frame = pd.concat(band_rows, ignore_index=True) if band_rows else None
+    return _bt_ror(bt, ror if show_ror else None, events, max_s, height, basis, title=title, bands=band_frame)
 
 
-def _charge_band_traces(t: np.ndarray, curve: np.ndarray, band: dict, name: str, color: str) -> list[dict]:
-    """The upper edge, then the lower edge filled up to it ('tonexty'), of a generated curve's band."""
+def charge_band_rows(t: np.ndarray, curve: np.ndarray, band: dict, name: str) -> pd.DataFrame:
+    """A generated curve's 80% band after its start: rows (t, lo, hi, series)."""
     bands = ConformalBands(**band)
     cut = bands.cuts_s[0]
     after = t > cut
     if after.sum() < 2:
-        return []
+        return pd.DataFrame({"t": [], "lo": [], "hi": [], "series": []})
     lo, hi = bands.offsets(cut, t[after] - cut)
-    edge = dict(type="scatter", x=t[after], mode="lines", line=dict(width=0, color=color),
-                name=f"{name} 80% band", legendgroup=name, showlegend=False, hoverinfo="skip")
-    return [edge | dict(y=curve[after] + hi),
-            edge | dict(y=curve[after] + lo, fill="tonexty", fillcolor=_rgba(color, 0.14))]
+    return pd.DataFrame({"t": t[after], "lo": curve[after] + lo, "hi": curve[after] + hi, "series": name})
 
 
 def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndarray]]], step_s: float,
-                colors: Mapping[str, str] | None = None, cols: int = 2, height_per_row: int = 260) -> go.Figure:
-    """Small multiples: one panel per profile (title, real profile, generated curves by run)."""
-    n = max(len(panels), 1)
-    rows = math.ceil(n / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p[0] for p in panels],
-                        vertical_spacing=0.12 / max(rows - 1, 1) if rows > 1 else 0.1)
-    seen: set[str] = set()
-    max_s = 1.0
-    for k, (_, real, generated) in enumerate(panels):
-        r, c = k // cols + 1, k % cols + 1
+                colors: Mapping[str, str] | None = None, cols: int = 2, height_per_row: int = 260,
+                width: int = 1100) -> dict:
+    """Small multiples: one panel per profile (title, real profile, generated curves by run),
+    `cols` to a row within about `width` pixels; one legend for all."""
+    prepared, max_s = [], 1.0
+    for title, real, generated in panels:
+        curves = Curves()
         if real is not None:
-            add_curve(fig, real.times_s, real.bt, "real", REAL_COLOR, row=r, col=c, width=2.2,
-                      showlegend="real" not in seen, legendgroup="real")
-            seen.add("real")
+            curves.add("real", real.times_s, real.bt, REAL_COLOR, width=2.2)
             max_s = max(max_s, real.duration_s)
         for name, curve in generated.items():
             curve = np.asarray(curve, dtype=float)
             curve = curve[np.isfinite(curve)]
             t = np.arange(curve.size) * float(step_s)
-            add_curve(fig, t, curve, name, color_for(name, colors), row=r, col=c, dash="dash",
-                      showlegend=name not in seen, legendgroup=name)
-            seen.add(name)
+            curves.add(name, t, curve, color_for(name, colors), style="dash")
             if t.size:
-                max_s = max(max_s, t[-1])
-    for k in range(len(panels)):
-        r, c = k // cols + 1, k % cols + 1
-        _time_axis(fig, max_s, row=r, col=c, title="")
-        fig.update_yaxes(title_text="°F" if c == 1 else "", row=r, col=c)
-    return _layout(fig, max(300, rows * height_per_row))
+                max_s = max(max_s, float(t[-1]))
+        prepared.append((str(title), curves))
+    # One colour scale over every panel's names, so the legend lists each curve once.
+    names: dict[str, str] = {}
+    for _, curves in prepared:
+        names.update({n: item[2] for n, item in curves.items.items()})
+    scale = {"domain": list(names), "range": list(names.values())}
+    x = _time_x(max_s, title=None)
+    data, charts = {}, []
+    for k, (title, curves) in enumerate(prepared):
+        data[f"p{k}"], data[f"p{k}_hover"] = curves.frame(), curves.hover()
+        lines = _lines(f"p{k}", curves, x, _bt_y("°F" if k % cols == 0 else None), scale=scale)
+        lines["encoding"]["color"]["legend"] = _legend(len(names)) if k == 0 else None
+        charts.append({"title": title, "height": height_per_row - 60, "width": max(int(width / max(cols, 1)) - 70, 150),
+                       "layer": [lines, _hover(f"p{k}_hover", curves, x, f"hover_{k}")]})
+    return _spec(data, concat=charts, columns=max(cols, 1))
 
 
 # ---------------------------------------------------------------------------- training and scoring
 def loss_figure(history: pd.DataFrame, colors: Mapping[str, str] | None = None, height: int = 380,
-                log_y: bool = True) -> go.Figure:
+                log_y: bool = True) -> dict:
     """Train/val loss per epoch for one or more runs; the teacher-forcing ratio (when the run uses
-    scheduled sampling) on a secondary axis. Epoch ticks are whole numbers; log-axis ticks read
-    as numbers (0.3, 0.5, 1), never as Plotly's bare mantissas (3, 5).
+    scheduled sampling) on a second axis at the right. Epoch ticks are whole numbers; log-axis
+    ticks read as numbers (0.3, 0.5, 1).
 
     `history` columns: run, epoch, train_loss, val_loss and optionally tf_ratio. Losses are in
     model units; the train loss is the training objective (it may add rollout or scheduled-
     sampling terms), so it need not be comparable with the validation loss.
     """
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    if history is None or history.empty:
-        return _layout(fig, height)
-    for run, df in history.groupby("run", sort=False):
+    rows, ratio_rows, domain, rng = [], [], [], []
+    for run, df in (history.groupby("run", sort=False) if history is not None and not history.empty else ()):
         color = color_for(str(run), colors)
         df = df.sort_values("epoch")
-        if "train_loss" in df and df["train_loss"].notna().any():
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df["train_loss"], name=f"{run} train objective",
-                                     mode="lines", line=dict(color=color, dash="dot"),
-                                     hovertemplate="epoch %{x} · train objective %{y:.4g}<extra></extra>"),
-                          secondary_y=False)
-        if "val_loss" in df and df["val_loss"].notna().any():
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df["val_loss"], name=f"{run} val loss", mode="lines+markers",
-                                     line=dict(color=color), marker=dict(size=4),
-                                     hovertemplate="epoch %{x} · val loss %{y:.4g}<extra></extra>"),
-                          secondary_y=False)
+        for col, label, style in (("train_loss", "train objective", "dot"), ("val_loss", "val loss", "solid")):
+            values = pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(dtype=float)
+            keep = values.notna() & ((values > 0) if log_y else True)
+            if keep.any():
+                rows.append(pd.DataFrame({"epoch": df["epoch"][keep].to_numpy(float), "y": values[keep].to_numpy(float),
+                                          "series": f"{run} {label}", "style": style}))
+                domain.append(f"{run} {label}")
+                rng.append(color)
         if "tf_ratio" in df and df["tf_ratio"].notna().any() and df["tf_ratio"].nunique() > 1:
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df["tf_ratio"], name=f"{run} teacher forcing",
-                                     mode="lines", line=dict(color=color, dash="dashdot", width=1)),
-                          secondary_y=True)
-    max_epoch = float(pd.to_numeric(history["epoch"], errors="coerce").max())
-    fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=0, dtick=epoch_dtick(max_epoch),
-                     tickformat="d")
-    fig.update_yaxes(title_text="loss (model units)", type="log" if log_y else "linear", tickformat="~g",
-                     secondary_y=False)
-    fig.update_yaxes(title_text="teacher-forcing ratio", range=[0, 1.05], secondary_y=True, showgrid=False)
-    return _layout(fig, height)
+            part = df[df["tf_ratio"].notna()]
+            ratio_rows.append(pd.DataFrame({"epoch": part["epoch"].to_numpy(float), "y": part["tf_ratio"].to_numpy(float),
+                                            "series": f"{run} teacher forcing", "style": "dashdot"}))
+            domain.append(f"{run} teacher forcing")
+            rng.append(color)
+    columns = ["epoch", "y", "series", "style"]
+    losses = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+    max_epoch = float(losses["epoch"].max()) if rows else 1.0
+    step = epoch_dtick(max_epoch)
+    x = _q("epoch", title="epoch", scale={"nice": False},
+           axis={"values": list(range(0, int(max_epoch) + step, step)), "format": "d"})
+    color = _n("series", scale={"domain": domain, "range": rng}, legend=_legend(len(domain)))
+    dash = _n("style", scale={"domain": list(DASHES), "range": list(DASHES.values())}, legend=None)
+    tips = [_n("series", title="curve"), _q("epoch", title="epoch", format="d"), _q("y", title="value", format=".4g")]
+    layers = [{"data": {"name": "losses"}, "mark": {"type": "line", "point": {"size": 18, "filled": True}, "clip": True},
+               "encoding": {"x": x, "y": _q("y", title="loss (model units)", axis={"format": "~g"},
+                                            scale={"type": "log" if log_y else "linear", "zero": False}),
+                            "color": color, "strokeDash": dash, "tooltip": tips}}]
+    data = {"losses": losses}
+    if ratio_rows:
+        data["tf_ratio"] = pd.concat(ratio_rows, ignore_index=True)
+        layers.append({"data": {"name": "tf_ratio"}, "mark": {"type": "line", "strokeWidth": 1},
+                       "encoding": {"x": x, "y": _q("y", title="teacher-forcing ratio", scale={"domain": [0, 1.05]},
+                                                    axis={"orient": "right", "grid": False}),
+                                    "color": color, "strokeDash": dash, "tooltip": tips}})
+    return _spec(data, layer=layers, height=height, **({"resolve": {"scale": {"y": "independent"}}} if ratio_rows else {}))
 
 
 def epoch_dtick(max_epoch: float, max_ticks: int = 12) -> int:
@@ -422,26 +505,32 @@ def _tf_best(df: pd.DataFrame) -> str | None:
     return None if ok.empty else str(ok.sort_values("tf_mae_f").iloc[0]["run"])
 
 
+def _note(text: str, height: int = 120) -> dict:
+    """A chart holding only a note (nothing to draw)."""
+    return _spec({"note": pd.DataFrame({"note": [text]})}, data={"name": "note"},
+                 mark={"type": "text", "fontSize": 13, "color": INK}, encoding={"text": _n("note")}, height=height)
+
+
 def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
-                         colors: Mapping[str, str] | None = None, height: int = 420) -> go.Figure:
+                         colors: Mapping[str, str] | None = None, height: int = 420) -> dict:
     """Horizontal bars of teacher-forcing MAE per checkpoint (sorted, best on top) on a log axis
     (one run at 300 °F does not squash the rest), each with its own persistence mark: the
     persistence MAE at that run's step size (a 5 s persistence is never drawn against a 1 s
     model). The interpretation bands are shaded; only a run that beats its persistence is
-    marked "★ best".
+    marked "★ best" (outlined, and in its figures, which an axis at the right lists).
 
     `table` columns: run, tf_mae_f, and persistence_mae_f, step_s, best where known (as
     pages/_eval_tables.tf_table makes them). `baseline_mae` stands in for a missing
     persistence_mae_f.
     """
-    empty = _figure([], _layout_values(height))
+    empty = "No teacher-forcing MAE to draw."
     if table is None or table.empty:
-        return empty
+        return _note(empty)
     df = table.copy()
     df["tf_mae_f"] = pd.to_numeric(df["tf_mae_f"], errors="coerce")
     df = df[df["tf_mae_f"].notna() & (df["tf_mae_f"] > 0)]
     if df.empty:
-        return empty
+        return _note(empty)
     if "persistence_mae_f" not in df:
         df["persistence_mae_f"] = np.nan
     df["persistence_mae_f"] = pd.to_numeric(df["persistence_mae_f"], errors="coerce")
@@ -455,33 +544,47 @@ def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
     values = values[values > 0]
     lo, hi = math.log10(values.min() / 3.0), math.log10(values.max() * 1.5)
     lo, hi = min(lo, math.log10(0.5)), max(hi, math.log10(20.0))
-    shapes, notes = _log_band_parts(TF_BANDS, lo, hi)
     runs = [str(r) for r in df["run"]]
-    texts = [_tf_bar_text(row, best) for row in df.itertuples()]
-    data = [dict(
-        type="bar", y=np.asarray(runs, dtype=object), x=df["tf_mae_f"].to_numpy(float), orientation="h",
-        name="teacher-forcing MAE",
-        marker=dict(color=[color_for(r, colors) for r in runs],
-                    line=dict(color=[INK if r == best else "rgba(0,0,0,0)" for r in runs], width=2)),
-        text=texts, textposition="none", showlegend=False, hovertemplate="%{y}: %{text}<extra></extra>",
-    )]
-    # The figures in a column right of the plot: beside the bars they would cross the marks.
-    notes += [dict(x=1.0, xref="paper", xanchor="left", xshift=8, y=run, yref="y", text=text, showarrow=False,
-                   align="left", font=dict(size=12), name=f"value {run}") for run, text in zip(runs, texts, strict=True)]
-    for step, part in df[df["persistence_mae_f"].notna()].groupby(df["step_s"].fillna(-1.0), sort=True):
-        label = "persistence" + (f" at {step:g} s steps" if step > 0 else "")
-        data.append(dict(
-            type="scatter", y=np.asarray([str(r) for r in part["run"]], dtype=object),
-            x=part["persistence_mae_f"].to_numpy(float), mode="markers", name=label,
-            marker=dict(symbol="line-ns", size=26, line=dict(width=3, color=INK)),
-            hovertemplate="%{y}: " + label + " %{x:.2f} °F<extra></extra>",
-        ))
-    layout = _layout_values(max(height, 140 + 44 * len(df)))
-    layout["margin"]["r"] = 250
-    layout.update(shapes=shapes, annotations=notes, showlegend=True, bargap=0.35,
-                  xaxis=dict(title=dict(text="teacher-forcing MAE (°F, log scale, lower is better)"), type="log",
-                             range=[lo, hi], tickformat="~g"))
-    return _figure(data, layout)
+    bars = pd.DataFrame({
+        "run": runs, "tf_mae_f": df["tf_mae_f"].to_numpy(float), "x0": 10.0 ** lo,
+        "fill": [color_for(r, colors) for r in runs], "best": [r == best for r in runs],
+        "text": [_tf_bar_text(row, best) for row in df.itertuples()]})
+    scale = {"type": "log", "domain": [10.0 ** lo, 10.0 ** hi], "nice": False}
+    y = _n("run", sort=runs[::-1], title=None, axis={"labelLimit": 0})  # best (lowest) on top
+    data = {"bands": log_band_rows(TF_BANDS, lo, hi), "bars": bars}
+    layers = _log_bands("bands", scale)
+    layers.append({"data": {"name": "bars"}, "mark": {"type": "bar", "height": {"band": 0.65}}, "encoding": {
+        "x": _q("x0", scale=scale, title="teacher-forcing MAE (°F, log scale, lower is better)",
+                axis={"format": "~g"}),
+        "x2": {"field": "tf_mae_f"}, "y": y, "fill": _fixed("fill"),
+        # The best run's outline: only a run that beats its persistence is marked.
+        "stroke": {"condition": {"test": "datum.best", "value": INK}, "value": None},
+        "strokeWidth": {"condition": {"test": "datum.best", "value": 2.5}, "value": 0},
+        "tooltip": [_n("run", title="run"), _n("text", title="teacher-forcing MAE")]}})
+    persistence = df[df["persistence_mae_f"].notna()]
+    if not persistence.empty:
+        labels = ["persistence" + (f" at {s:g} s steps" if s > 0 else "")
+                  for s in persistence["step_s"].fillna(-1.0).to_numpy(float)]
+        data["persistence"] = pd.DataFrame({"run": [str(r) for r in persistence["run"]], "persistence": labels,
+                                            "persistence_mae_f": persistence["persistence_mae_f"].to_numpy(float)})
+        domain = list(dict.fromkeys(labels))
+        shades = [INK, "#b8860b", "#8e44ad", "#17becf", "#bcbd22"]
+        layers.append({"data": {"name": "persistence"}, "mark": {"type": "tick", "thickness": 3, "size": 26},
+                       "encoding": {
+                           "x": _q("persistence_mae_f", scale=scale), "y": {**y, "axis": None},
+                           "color": _n("persistence", legend={"title": None, "orient": "top", "labelLimit": 0},
+                                       scale={"domain": domain, "range": [shades[i % len(shades)]
+                                                                          for i in range(len(domain))]}),
+                           "tooltip": [_n("run", title="run"), _n("persistence", title="baseline"),
+                                       _q("persistence_mae_f", title="MAE (°F)", format=".2f")]}})
+    # The figures on an axis at the right: beside the bars they would cross the marks.
+    lookup = json.dumps(dict(zip(runs, bars["text"], strict=True)), ensure_ascii=False)
+    layers.append({"data": {"name": "bars"}, "mark": {"type": "point", "opacity": 0}, "encoding": {
+        "y": _n("run", sort=runs[::-1], title=None, axis={
+            "orient": "right", "labelExpr": f"{lookup}[datum.value]", "labelLimit": 0, "ticks": False,
+            "domain": False})}})
+    return _spec(data, layer=layers, height=max(height, 100 + 44 * len(df)) - 80,
+                 resolve={"axis": {"y": "independent"}})
 
 
 def _tf_bar_text(row, best: str | None) -> str:
@@ -493,29 +596,33 @@ def _tf_bar_text(row, best: str | None) -> str:
     return text + ("  ★ best" if row.run == best else "")
 
 
-def _log_band_parts(bands: Sequence[tuple[float, str, str]], lo: float, hi: float,
-                    font_size: int = 11) -> tuple[list[dict], list[dict]]:
-    """(shapes, annotations) shading (upper limit, label, fill) bands over a log axis showing
-    [lo, hi] (log10 units); each band spanning at least BAND_LABEL_MIN_SHARE of the axis is
-    labelled, centred in it, so no two labels overlap. Shapes take data units on a log axis,
-    annotations log10 units. Plain dicts: add_vrect costs ~25 ms a band."""
+def log_band_rows(bands: Sequence[tuple[float, str, str]], lo: float, hi: float) -> pd.DataFrame:
+    """(upper limit, label, fill) bands over a log axis showing [lo, hi] (log10 units) as rows
+    (x0, x1, label, fill, labelled, mid): each band spanning at least BAND_LABEL_MIN_SHARE of
+    the axis is labelled at its (log) centre `mid`, so no two labels overlap."""
     start = 10.0 ** lo
-    shapes, notes = [], []
+    rows = []
     for limit, label, fill in bands:
         x0, x1 = max(start, 10.0 ** lo), min(float(limit), 10.0 ** hi)
         start = float(limit)
         if x1 <= x0:
             continue
-        shapes.append(dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, fillcolor=fill,
-                           opacity=1.0, line=dict(width=0), layer="below"))
         share = (math.log10(x1) - math.log10(x0)) / (hi - lo)
-        if share >= BAND_LABEL_MIN_SHARE:
-            notes.append(dict(x=(math.log10(x0) + math.log10(x1)) / 2, xref="x", y=1.0, yref="paper",
-                              yanchor="top", text=label, showarrow=False, font=dict(size=font_size),
-                              name=f"band {label}"))
+        rows.append({"x0": x0, "x1": x1, "label": label, "fill": fill, "labelled": share >= BAND_LABEL_MIN_SHARE,
+                     "mid": 10.0 ** ((math.log10(x0) + math.log10(x1)) / 2)})
         if limit >= 10.0 ** hi:
             break
-    return shapes, notes
+    return pd.DataFrame(rows, columns=["x0", "x1", "label", "fill", "labelled", "mid"])
+
+
+def _log_bands(data: str, scale: dict) -> list[dict]:
+    """Shaded bands over the log x axis and, for the wide ones, their labels at the top."""
+    return [{"data": {"name": data}, "mark": {"type": "rect"},
+             "encoding": {"x": _q("x0", scale=scale), "x2": {"field": "x1"}, "fill": _fixed("fill"),
+                          "tooltip": [_n("label", title="band")]}},
+            {"data": {"name": data}, "transform": [{"filter": "datum.labelled"}],
+             "mark": {"type": "text", "baseline": "top", "y": 4, "fontSize": 11, "color": INK},
+             "encoding": {"x": _q("mid", scale=scale), "text": _n("label")}}]
 
 
 def step_trace_arrays(trace: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -526,37 +633,51 @@ def step_trace_arrays(trace: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def step_trace_figure(times_s, raw_f, clamped_f, real_f, clamp: tuple[float, float] | None = DEFAULT_CLAMP_F,
-                      height: int = 460, name: str = "model") -> go.Figure:
+                      height: int = 460, name: str = "model") -> dict:
     """Raw vs clamped vs real per generation step with the clamp band shaded."""
     t = np.asarray(times_s, dtype=float)
-    layout = _layout_values(height)
-    layout.update(yaxis=dict(title=dict(text="BT (°F)")), xaxis=_time_axis_dict(float(t[-1]) if t.size else 1.0))
+    curves = Curves()
+    curves.add("real", t, real_f, REAL_COLOR, width=2.6)
+    curves.add(f"{name} raw", t, raw_f, "#d62728", style="dot")
+    curves.add(f"{name} clamped", t, clamped_f, "#1f77b4")
+    x = _time_x(float(t[-1]) if t.size else 1.0)
+    data = {"curves": curves.frame(), "hover": curves.hover()}
+    # The y axis follows the curves (the clamp band, 100-500 °F, would squash them): the band is
+    # drawn within it.
+    values = data["curves"]["y"].to_numpy(float)
+    values = values[np.isfinite(values)]
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    pad = max((hi - lo) * 0.08, 5.0)
+    y = _bt_y(domain=[lo - pad, hi + pad])
+    layers = []
     if clamp is not None:
-        layout.update(
-            shapes=[dict(type="rect", xref="paper", yref="y", x0=0, x1=1, y0=clamp[0], y1=clamp[1],
-                         fillcolor="rgba(13,110,253,0.15)", opacity=1.0, line=dict(width=0), layer="below")],
-            annotations=[dict(xref="paper", yref="y", x=0, y=clamp[1], xanchor="left", yanchor="top",
-                              text=f"clamp {clamp[0]:.0f}–{clamp[1]:.0f} °F", showarrow=False)])
-    return _figure([curve_trace(t, real_f, "real", REAL_COLOR, width=2.6),
-                    curve_trace(t, raw_f, f"{name} raw", "#d62728", dash="dot"),
-                    curve_trace(t, clamped_f, f"{name} clamped", "#1f77b4")], layout)
+        data["clamp"] = pd.DataFrame({"lo": [max(float(clamp[0]), lo - pad)], "hi": [min(float(clamp[1]), hi + pad)],
+                                      "label": [f"clamp {clamp[0]:.0f}–{clamp[1]:.0f} °F"]})
+        layers += [{"data": {"name": "clamp"}, "mark": {"type": "rect", "color": "rgba(13,110,253,0.12)"},
+                    "encoding": {"y": _q("lo", scale=y["scale"]), "y2": {"field": "hi"}}},
+                   {"data": {"name": "clamp"}, "mark": {"type": "text", "align": "left", "baseline": "top", "x": 4,
+                                                        "dy": 4, "color": INK},
+                    "encoding": {"y": _q("hi", scale=y["scale"]), "text": _n("label")}}]
+    layers += [_lines("curves", curves, x, y), _hover("hover", curves, x, "hover")]
+    return _spec(data, layer=layers, height=height)
 
 
-def health_band_figure(per_sample: float, bands: Sequence[tuple[float, str]], height: int = 150) -> go.Figure:
+def health_band_figure(per_sample: float, bands: Sequence[tuple[float, str]], height: int = 150) -> dict:
     """The params-per-training-sample health bands (log axis) with the current value marked.
     `bands`: (upper limit, label) pairs, as experiments.HEALTH_BANDS."""
     top = max(float(per_sample or 1.0) * 3, bands[-2][0] * 10 if len(bands) > 1 else 1e5)
     fills = [(limit, label, HEALTH_COLORS.get(label, "rgba(128,128,128,0.3)")) for limit, label in bands]
-    shapes, notes = _log_band_parts(fills, 0.0, math.log10(top))
-    x = max(float(per_sample or 1.0), 1.0)
-    marker = dict(type="scatter", x=[x], y=[0.45], mode="markers+text", text=[f"{per_sample:,.0f}"],
-                  textposition="bottom center", marker=dict(size=16, color=INK, symbol="diamond"),
-                  hovertemplate="%{x:,.0f} params per training roast<extra></extra>", showlegend=False)
-    layout = dict(height=height, margin=dict(l=10, r=10, t=10, b=10), template=_white(), shapes=shapes,
-                  annotations=notes, yaxis=dict(visible=False, range=[0, 1]),
-                  xaxis=dict(type="log", range=[0, math.log10(top)], title=dict(text="parameters per training roast"),
-                             tickformat="~s"))
-    return _figure([marker], layout)
+    scale = {"type": "log", "domain": [1.0, top], "nice": False}
+    x = _q("x", scale=scale, title="parameters per training roast", axis={"format": "~s"})
+    data = {"bands": log_band_rows(fills, 0.0, math.log10(top)),
+            "value": pd.DataFrame({"x": [max(float(per_sample or 1.0), 1.0)], "text": [f"{per_sample:,.0f}"]})}
+    layers = _log_bands("bands", scale) + [
+        {"data": {"name": "value"}, "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 220,
+                                             "color": INK},
+         "encoding": {"x": x, "tooltip": [_n("text", title="params per training roast")]}},
+        {"data": {"name": "value"}, "mark": {"type": "text", "dy": 22, "color": INK, "fontWeight": "bold"},
+         "encoding": {"x": _q("x", scale=scale), "text": _n("text")}}]
+    return _spec(data, layer=layers, height=height - 50)
 
 
 # ---------------------------------------------------------------------------- forecasts (issue 16)
@@ -564,13 +685,8 @@ def health_band_figure(per_sample: float, bands: Sequence[tuple[float, str]], he
 FORECAST_COLORS = {"prefix_knn": "#1f77b4", "linear_projection": "#ff7f0e", "ror_decay": "#2ca02c",
                    "model": "#d62728", "model_prefix_prior": "#9467bd", "forecast": "#8c564b",
                    "knn_residual": "#e377c2"}
-# The real rest of a replayed roast, greyed in: a mid grey reads on the light and the dark theme.
-REST_COLOR = "rgba(128,128,128,0.65)"
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+# The real rest of a replayed roast, greyed in and dotted: lighter than the observed part.
+REST_COLOR = "rgba(150,150,150,0.6)"
 
 
 def _time_band(t, lo, hi) -> str:
@@ -579,30 +695,9 @@ def _time_band(t, lo, hi) -> str:
     return f"{fmt_mmss(t)} ({lo_text}–{hi_text})"
 
 
-def _line(x, y, name: str, color: str, dash: str | None = None, width: float = 2.0, **kw) -> dict:
-    """A temperature line as a plain trace dict with an m:ss hover."""
-    x = np.asarray(x, dtype=float)
-    return dict(type="scatter", x=x, y=np.asarray(y, dtype=float), name=name, mode="lines",
-                line=dict(color=color, dash=dash, width=width), customdata=_hover_t(x), legendgroup=name,
-                hovertemplate=f"%{{customdata}} · %{{y:.1f}} °F<extra>{name}</extra>") | kw
-
-
-def _events(profile: Profile, names, color: str | None, name: str) -> list[dict]:
-    """The profile's events (TP .. DROP) among `names` as markers on its curve."""
-    ts = [(n, profile.event_time(n)) for n in names if profile.event_time(n) is not None]
-    if not ts:
-        return []
-    x = [t for _, t in ts]
-    return [dict(type="scatter", x=x, y=np.interp(x, profile.times_s, profile.bt), mode="markers+text",
-                 text=[n for n, _ in ts], textposition="top center", name=name, showlegend=False,
-                 marker=dict(size=9, symbol="diamond", line=dict(width=1, color=BACKGROUND),
-                             color=[color or EVENT_COLORS.get(n, INK) for n, _ in ts]),
-                 customdata=[[n, fmt_mmss(t)] for n, t in ts],
-                 hovertemplate="%{customdata[0]} at %{customdata[1]} · %{y:.1f} °F<extra></extra>")]
-
-
-def _moments(method: str, f, color: str) -> dict:
-    """The predicted first crack (▲) and DROP (■) on a forecast, their bands as horizontal bars."""
+def moment_rows(method: str, f, color: str) -> list[dict]:
+    """The predicted first crack (▲) and DROP (■) of a forecast with their time bands (lo, hi:
+    the moment itself where a band is unknown)."""
     t = np.asarray(f.times_s, dtype=float)
     points = []
     if f.fcs_s is not None:
@@ -612,76 +707,77 @@ def _moments(method: str, f, color: str) -> dict:
         lo = None if f.time_to_target_lo_s is None else f.at_s + f.time_to_target_lo_s
         hi = None if f.time_to_target_hi_s is None else f.at_s + f.time_to_target_hi_s
     points.append(("DROP", "square", float(t[-1]), lo, hi, float(f.bt_f[-1])))
-    return dict(type="scatter", x=[p[2] for p in points], y=[p[5] for p in points], mode="markers",
-                name=f"{method} FCs/DROP", legendgroup=method, showlegend=False,
-                marker=dict(size=10, color=color, symbol=[p[1] for p in points],
-                            line=dict(width=1, color=BACKGROUND)),
-                error_x=dict(type="data", symmetric=False, color=color, thickness=2, width=6,
-                             array=[0.0 if p[4] is None else max(p[4] - p[2], 0.0) for p in points],
-                             arrayminus=[0.0 if p[3] is None else max(p[2] - p[3], 0.0) for p in points]),
-                customdata=[[p[0], _time_band(p[2], p[3], p[4])] for p in points],
-                hovertemplate=f"%{{customdata[0]}} %{{customdata[1]}} · %{{y:.1f}} °F<extra>{method}</extra>")
+    return [{"series": method, "event": name, "shape": shape, "t": float(x), "y": y, "fill": color,
+             "lo": float(x if a is None else min(a, x)), "hi": float(x if b is None else max(b, x)),
+             "when": _time_band(x, a, b)} for name, shape, x, a, b, y in points]
 
 
 def forecast_figure(profile: Profile, at_s: float, forecasts: Mapping[str, object],
                     colors: Mapping[str, str] | None = None, show_rest: bool = True,
                     x_max: float | None = None, y_range: Sequence[float] | None = None,
-                    height: int = 540) -> go.Figure:
+                    height: int = 540) -> dict:
     """A roast replayed to `at_s`: the observed part, each method's forecast (dashed) inside its
     80% band, its predicted FCs (▲) and DROP (■) with their time bands as bars, the real rest
     greyed in for comparison and a 'now' line.
 
     `forecasts` maps a method name to a `roastcore.forecast.Forecast` (times_s, bt_f, lo_f, hi_f,
     fcs_s/fcs_lo_s/fcs_hi_s, horizon, time_to_target_s/_lo_s/_hi_s, at_s). Fixed axes
-    (`x_max`, `y_range`) and `uirevision` keep the view still while a replay plays. Built from
-    plain dicts without Plotly's per-property validation (a replay draws a frame every half
-    second; validation costs ~100 ms a frame); tests check the result validates.
+    (`x_max`, `y_range`) keep the view still while a replay plays.
     """
     times, bt = profile.times_s, profile.bt
     seen = times <= at_s + 1e-9
-    data: list[dict] = []
+    curves, bands, moments, widths = Curves(), [], [], {}
+    curves.add("observed", times[seen], bt[seen], REAL_COLOR, width=2.8)
     if show_rest and np.any(~seen):
         # From the last observed sample, so the grey continues the observed line without a gap.
         start = max(int(np.sum(seen)) - 1, 0)
-        data.append(_line(times[start:], bt[start:], "real rest", REST_COLOR, dash="dot", width=2.2))
-    data.append(_line(times[seen], bt[seen], "observed", REAL_COLOR, width=2.8))
+        curves.add("real rest", times[start:], bt[start:], REST_COLOR, style="dot", width=2.2)
     shown = [n for n in EVENT_NAMES if profile.event_time(n) is not None and profile.event_time(n) <= at_s]
-    data += _events(profile, shown, None, "events")
+    events = _event_rows(profile, shown, series="observed")
     if show_rest:
-        data += _events(profile, [n for n in EVENT_NAMES if n not in shown], REST_COLOR, "events (real rest)")
+        events += _event_rows(profile, [n for n in EVENT_NAMES if n not in shown], REST_COLOR, series="real rest")
     end = float(profile.duration_s)
     for method, f in forecasts.items():
         t = np.asarray(f.times_s, dtype=float)
         if t.size == 0:
             continue
         color = (colors or {}).get(method) or FORECAST_COLORS.get(method) or color_for(method)
-        band = dict(type="scatter", x=t, mode="lines", line=dict(width=0, color=color), name=f"{method} 80% band",
-                    legendgroup=method, showlegend=False, hoverinfo="skip")
-        # The band: upper edge, then the lower edge filled up to it ('tonexty').
-        data += [band | dict(y=np.asarray(f.hi_f, dtype=float)),
-                 band | dict(y=np.asarray(f.lo_f, dtype=float), fill="tonexty", fillcolor=_rgba(color, 0.18))]
-        hover = [[fmt_mmss(x), f"{lo:.0f}–{hi:.0f}"] for x, lo, hi in zip(t, f.lo_f, f.hi_f, strict=True)]
-        data.append(_line(t, f.bt_f, method, color, dash="dash", width=2.2, customdata=hover,
-                          hovertemplate=f"%{{customdata[0]}} · %{{y:.1f}} °F (80%: %{{customdata[1]}})"
-                                        f"<extra>{method}</extra>"))
-        moments = _moments(method, f, color)
-        data.append(moments)
-        end = max([end, float(t[-1])] + [x + e for x, e in zip(moments["x"], moments["error_x"]["array"], strict=True)])
+        lo, hi = np.asarray(f.lo_f, dtype=float), np.asarray(f.hi_f, dtype=float)
+        curves.add(method, t, f.bt_f, color, style="dash", width=2.2)
+        bands.append(pd.DataFrame({"t": t, "lo": lo, "hi": hi, "series": method}))
+        widths[f"{method} 80% band width (°F)"] = (t, hi - lo)
+        rows = moment_rows(method, f, color)
+        moments += rows
+        end = max([end, float(t[-1])] + [r["hi"] for r in rows])
     x_max = float(x_max) if x_max is not None else end * 1.05
-    ticks, labels = time_ticks(x_max)
-    layout = dict(
-        template=_white(), height=height, margin=dict(l=10, r=10, t=10, b=10), hovermode="x unified",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), uirevision=profile.id or "roast",
-        xaxis=dict(range=[0.0, x_max], tickmode="array", tickvals=ticks, ticktext=labels,
-                   title=dict(text="time (m:ss)")),
-        yaxis=dict(title=dict(text="BT (°F)"), **({"range": list(y_range)} if y_range is not None else {})),
-        shapes=[dict(type="line", x0=float(at_s), x1=float(at_s), xref="x", y0=0, y1=1, yref="paper",
-                     line=dict(color=INK, dash="dot", width=1))],
-        annotations=[dict(x=float(at_s), xref="x", y=1, yref="paper", text=f"now {fmt_mmss(at_s)}",
-                          showarrow=False, xanchor="right", yanchor="top")])
-    return go.Figure(data=data, layout=layout, _validate=False)
-
-
-def _white():
-    """The plotly_white template object: resolving the name validates and copies it (~50 ms)."""
-    return pio.templates["plotly_white"]
+    x = _time_x(x_max)
+    y = _bt_y(domain=y_range)
+    data = {"curves": curves.frame(), "hover": curves.hover(widths),
+            "now": pd.DataFrame({"t": [float(at_s)], "label": [f"now {fmt_mmss(at_s)}"]})}
+    layers = []
+    if bands:
+        data["bands"] = pd.concat(bands, ignore_index=True)
+        layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "opacity": 0.18, "clip": True},
+                       "encoding": {"x": x, "y": _q("lo"), "y2": {"field": "hi"},
+                                    "color": _n("series", scale=curves.scale()), "detail": _n("series")}})
+    layers.append(_lines("curves", curves, x, y))
+    if events:
+        data["events"] = pd.DataFrame(events, columns=EVENT_COLUMNS)
+        layers += _events("events", x, y)
+    if moments:
+        data["moments"] = pd.DataFrame(moments)
+        tips = [_n("series", title="method"), _n("event", title="predicted"), _n("when", title="at (80% band)"),
+                _q("y", title="BT (°F)", format=".1f")]
+        layers += [{"data": {"name": "moments"}, "mark": {"type": "rule", "strokeWidth": 2, "clip": True},
+                    "encoding": {"x": _q("lo", scale=x["scale"]), "x2": {"field": "hi"}, "y": y,
+                                 "stroke": _fixed("fill"), "tooltip": tips}},
+                   {"data": {"name": "moments"}, "mark": {"type": "point", "filled": True, "size": 110, "opacity": 1,
+                                                          "clip": True},
+                    "encoding": {"x": x, "y": y, "fill": _fixed("fill"), "shape": _fixed("shape"), "tooltip": tips}}]
+    layers += [{"data": {"name": "now"}, "mark": {"type": "rule", "strokeDash": [2, 3], "color": INK},
+                "encoding": {"x": x}},
+               {"data": {"name": "now"}, "mark": {"type": "text", "align": "right", "baseline": "top", "dx": -4, "y": 4,
+                                                  "color": INK},
+                "encoding": {"x": x, "text": _n("label")}},
+               _hover("hover", curves, x, "hover", extra={k: ".0f" for k in widths})]
+    return _spec(data, layer=layers, height=height)
