@@ -27,7 +27,7 @@ def downloads(profile, stem: str, key: str, provenance: Provenance) -> None:
                             icon=":material/download:")
     cols[1].download_button("CSV", lambda: export_bytes(profile, ".csv", provenance=provenance), f"{stem}.csv",
                             mime="text/csv", key=f"{key}_csv", icon=":material/download:")
-    cols[2].caption("PNG: the camera button in the chart's toolbar.")
+    cols[2].caption("PNG: 'Download as PNG' in the chart's toolbar (top right, on hover).")
 
 
 def free_run_metrics(c: _ui.Ctx, runs) -> None:

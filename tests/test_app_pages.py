@@ -59,15 +59,41 @@ def open_page(page: str | None, query: dict | None = None) -> AppTest:
     return at
 
 
-def charts(at: AppTest) -> list:
-    """The Plotly figures on the page (plotly Figure objects, so binary-encoded arrays decode)."""
-    import plotly.graph_objects as go
+class Chart:
+    """A roastcore.plotting chart as the page sent it: its Vega-Lite spec and its datasets
+    (Arrow bytes, decoded to DataFrames)."""
 
-    return [go.Figure(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
+    def __init__(self, element) -> None:
+        from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+        self.spec = json.loads(element.proto.spec)
+        self.data = {d.name: convert_arrow_bytes_to_pandas_df(d.data.data) for d in element.proto.datasets}
+
+    def lines(self):
+        """Every curve's points (t or epoch, y, series): the datasets of line marks."""
+        import pandas as pd
+
+        names = {la["data"]["name"] for la in self.spec.get("layer", []) if la.get("mark", {}).get("type") == "line"}
+        return pd.concat([self.data[n] for n in sorted(names)], ignore_index=True)
+
+    def curve(self, name: str):
+        lines = self.lines()
+        return lines[lines["series"] == name]
+
+    def layer(self, mark: str) -> dict:
+        return next(la for la in self.spec["layer"] if la["mark"]["type"] == mark)
 
 
-def trace_names(fig) -> list[str]:
-    return [t.name for t in fig.data]
+def charts(at: AppTest) -> list[Chart]:
+    """The roastcore.plotting charts on the page (SVG-rendered Vega-Lite: the Sweeps page's
+    Altair charts are not among them)."""
+    return [Chart(c) for c in at.get("vega_lite_chart")
+            if json.loads(c.proto.spec).get("usermeta", {}).get("embedOptions", {}).get("renderer") == "svg"]
+
+
+def trace_names(chart: Chart) -> list[str]:
+    """The chart's curves by legend name, in order."""
+    return list(dict.fromkeys(chart.lines()["series"]))
 
 
 def sidebar_box(at: AppTest, label: str):
@@ -123,8 +149,9 @@ def test_data_page_browses_the_dataset(runs_dir):
     assert any(w.label == "Roasts" for w in at.number_input) and any(w.label == "Seed" for w in at.number_input)
 
 
-def _roast_curves(fig) -> list[str]:
-    return [n for n in trace_names(fig) if n and not n.startswith("events") and "RoR" not in n]
+def _roast_curves(chart) -> list[str]:
+    assert "BT (°F)" in json.dumps(chart.spec)  # the BT panel (its RoR panel is the next chart)
+    return trace_names(chart)
 
 
 def test_data_page_switching_datasets_draws_the_new_datasets_roasts(runs_dir):
@@ -211,7 +238,7 @@ def test_setup_page_live_params_validation_and_diff(runs_dir):
     at = open_page("pages/setup_page.py")
     assert at.selectbox(key="set_preset").value == "micro_model"
     params = next(m for m in at.metric if m.label == "Parameters").value
-    assert at.get("plotly_chart"), "the health-band chart is missing"
+    assert any("parameters per training roast" in json.dumps(c.spec) for c in charts(at)), "no health-band chart"
     # A bigger model -> more parameters, and the diff lists the change.
     at.select_slider(key="set_d_model").set_value(64).run()
     assert next(m for m in at.metric if m.label == "Parameters").value != params
@@ -329,9 +356,10 @@ def test_jobs_page_labels_figures_keeps_finished_curves_and_offers_the_run(runs_
         assert row["best"].endswith("val loss (epoch 2)") or row["best"].endswith("val loss (epoch 1)")
         assert row["val TF MAE °F"] > 0
         # The finished job's curve is drawn by default, next to the running one's (once it has one).
-        fig = charts(at)[-1]
-        assert any(n.startswith("quick-run") for n in trace_names(fig))
-        assert fig.layout.yaxis.tickformat and fig.layout.xaxis.dtick == 1
+        chart = charts(at)[-1]
+        assert any(n.startswith("quick-run") for n in trace_names(chart))
+        enc = chart.layer("line")["encoding"]
+        assert enc["y"]["axis"]["format"] == "~g" and enc["x"]["axis"]["format"] == "d"
         # The Job selector names the run and its state; the finished run can be selected.
         at.selectbox(key="jobs_pick").set_value(quick.id).run()
         assert at.selectbox(key="jobs_pick").options[
@@ -347,8 +375,8 @@ def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):
     names = demo_names()
     at = open_page("pages/teacher_forcing_page.py", {"run": names[0]})
     assert len(at.dataframe[0].value) == 1
-    fig = charts(at)[0]
-    assert list(fig.data[0].y) == [names[0]]
+    chart = charts(at)[0]
+    assert list(chart.data["bars"]["run"]) == [names[0]]
     # Adding a comparison checkpoint in the sidebar adds it to the chart and the table.
     next(w for w in at.sidebar.multiselect if w.label == "Compare with").set_value(names[1:3]).run()
     assert not at.exception and not at.error
@@ -359,10 +387,11 @@ def test_teacher_forcing_page_ranks_the_selected_checkpoints(runs_dir):
     starred = table[table["best"] == "★"]
     assert len(starred) <= 1 and (starred["TF MAE °F"] < starred["persistence MAE °F"]).all()
     assert (table["step s"] > 0).all()
-    fig = charts(at)[0]
-    assert fig.layout.xaxis.type == "log"
+    chart = charts(at)[0]
+    assert chart.layer("bar")["encoding"]["x"]["scale"]["type"] == "log"
     steps = {f"persistence at {s:g} s steps" for s in table["step s"]}
-    assert steps == {tr.name for tr in fig.data if tr.type == "scatter"}  # persistence per step size
+    assert steps == set(chart.data["persistence"]["persistence"])  # persistence per step size
+    assert set(chart.data["bars"]["run"]) == set(names[:3])
     helps = json.loads(at.dataframe[0].proto.columns)
     assert helps["MAE / persistence"]["help"]  # full text on hover
     alerts = [a.value for a in list(at.warning) + list(at.success) + list(at.info)]
@@ -390,12 +419,12 @@ def test_sidebar_and_teacher_forcing_page_show_the_same_tf_mae(runs_dir):
 def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
     names = demo_names()
     at = open_page("pages/diagnostic_page.py", {"run": names[0]})
-    fig = charts(at)[0]
-    assert {"real", f"{names[0]} raw", f"{names[0]} clamped"} <= set(trace_names(fig))
+    chart = charts(at)[0]
+    assert {"real", f"{names[0]} raw", f"{names[0]} clamped"} <= set(trace_names(chart))
     steps = at.slider(key="diag_steps")
     assert steps.min == 10
     steps.set_value(20).run()
-    assert len(charts(at)[0].data[1].customdata) == 20
+    assert len(charts(at)[0].curve(f"{names[0]} raw")) == 20
     # The verdict is wrapped text, not a metric that cuts "constant output (collapsed)" short.
     assert any(m.value.startswith("Variance verdict") for m in at.markdown)
     # The sidebar's checkpoint is the page's: no second "Checkpoint" selector.
@@ -412,8 +441,9 @@ def test_diagnostic_page_traces_steps_and_follows_the_sidebar(runs_dir):
 def test_compare_page_overlays_physics_and_exports(runs_dir):
     names = demo_names()
     at = open_page("pages/compare_page.py", {"run": names[0]})
-    fig = charts(at)[0]
-    assert "real" in trace_names(fig) and names[0] in trace_names(fig)
+    chart = charts(at)[0]
+    assert "real" in trace_names(chart) and names[0] in trace_names(chart)
+    assert "RoR (°F/min)" in json.dumps(charts(at)[1].spec)  # the RoR panel under it
     physics = next(df.value for df in at.dataframe if "all pass" in df.value.columns)
     assert list(physics["curve"]) == ["real", names[0]]
     # Free-running metrics come from the stored scores, at once.
@@ -430,7 +460,9 @@ def test_compare_page_overlays_physics_and_exports(runs_dir):
     # The grid view draws one panel per roast.
     at.get("button_group")[0].set_value("Grid").run()
     assert not at.exception and not at.error
-    assert len([t for t in charts(at)[0].data if t.name == "real"]) == 4
+    grid = charts(at)[0]
+    assert len(grid.spec["concat"]) == 4
+    assert all("real" in set(grid.data[f"p{k}"]["series"]) for k in range(4))
 
 
 def test_compare_page_generates_for_a_new_coffee(runs_dir):
@@ -440,9 +472,9 @@ def test_compare_page_generates_for_a_new_coffee(runs_dir):
     at.slider(key="new_len").set_value(600)
     at.button(key="FormSubmitter:new_coffee-Generate").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    fig = next(f for f in charts(at) if any("new coffee" in (n or "") for n in trace_names(f)))
-    curve = next(t for t in fig.data if "new coffee" in (t.name or ""))
-    assert len(curve.customdata) == 601  # 10:00 at 1 s
+    chart = next(f for f in charts(at) if any("new coffee" in n for n in trace_names(f)))
+    curve = next(n for n in trace_names(chart) if "new coffee" in n)
+    assert len(chart.curve(curve)) == 601  # 10:00 at 1 s
     # One .alog/.csv pair for the comparison curve, one for the new coffee.
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels.count("Artisan .alog") == 2 and labels.count("CSV") == 2
@@ -698,14 +730,10 @@ def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
     assert future is not None and future.done() and future.exception() is None
     at.switch_page("pages/compare_page.py").run()
     assert not at.exception and not at.error
-    import base64
-
     import numpy as np
 
-    y = next(t for t in charts(at)[0].data if t.name == "fetch-me").y
-    if isinstance(y, dict):  # Plotly's binary encoding of a numpy array
-        y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
-    assert np.allclose(np.asarray(y, dtype=float), np.asarray(future.result(), dtype=float))
+    y = charts(at)[0].curve("fetch-me")["y"].to_numpy(float)
+    assert np.allclose(y, np.asarray(future.result(), dtype=float))
 
 
 def _plotted(fig, name: str):
@@ -971,38 +999,28 @@ def _fitted(at: AppTest, timeout_s: float = 300.0) -> AppTest:
     return at
 
 
-def _forecast_trace(at: AppTest, method: str):
-    return next(t for t in charts(at)[0].data if t.name == method)
-
-
-def _values(array) -> list[float]:
-    """A trace's x or y: a list, or Plotly's binary encoding {dtype, bdata}."""
-    import base64
-
-    import numpy as np
-
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-    return list(array)
+def _forecast_times(at: AppTest, method: str) -> list[float]:
+    """The times of a drawn curve of the forecast chart."""
+    return charts(at)[0].curve(method)["t"].tolist()
 
 
 def test_roast_page_replays_a_roast_and_follows_the_slider(runs_dir):
     at = _fitted(open_page("pages/roast_page.py", {"run": "demo_recommended"}))
     assert at.header[0].value == "Roast in progress"
     names = trace_names(charts(at)[0])
-    assert {"observed", "real rest", "prefix_knn", "linear_projection", "prefix_knn 80% band"} <= set(names)
+    assert {"observed", "real rest", "prefix_knn", "linear_projection"} <= set(names)
     moment = next(w for w in at.select_slider if w.label.startswith("Moment"))
     assert moment.value == 240
-    knn = _forecast_trace(at, "prefix_knn")
-    assert _values(knn.x)[0] == 241  # the forecast starts right after the cut
+    assert _forecast_times(at, "prefix_knn")[0] == 241  # the forecast starts right after the cut
+    assert set(charts(at)[0].data["bands"]["series"]) == {"prefix_knn", "linear_projection"}  # 80% bands
     frame = at.dataframe[0].value
     assert list(frame["method"]) == ["prefix_knn", "linear_projection", "real"]
     assert frame["ms"].iloc[0] < 1000
     # Scrub later: the forecast starts later and the observed part grows.
     moment.set_value(420).run()
     assert not at.exception and not at.error
-    assert _values(_forecast_trace(at, "prefix_knn").x)[0] == 421
-    assert max(_values(_forecast_trace(at, "observed").x)) == 420
+    assert _forecast_times(at, "prefix_knn")[0] == 421
+    assert max(_forecast_times(at, "observed")) == 420
     # Play advances the moment by itself (one frame per run here); Pause stops.
     at.button(key="rp_play").click().run()
     assert next(w for w in at.select_slider if w.label.startswith("Moment")).value > 420
@@ -1059,4 +1077,4 @@ def test_roast_page_replays_an_imported_artisan_log(runs_dir, tmp_path):
     assert at.selectbox(key=f"rp_src:{entry.key}:demo_recommended").value == "run"
     names = trace_names(charts(at)[0])
     assert {"observed", "real rest", "prefix_knn"} <= set(names)
-    assert abs(max(_values(_forecast_trace(at, "real rest").x)) - roast.duration_s) <= 1.0
+    assert abs(max(_forecast_times(at, "real rest")) - roast.duration_s) <= 1.0

@@ -1,9 +1,8 @@
-"""roastcore.plotting: time axes, colours and the Plotly figures (no browser)."""
+"""roastcore.plotting: time axes, colours and the Vega-Lite chart specs (no browser)."""
 
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 import numpy as np
@@ -65,29 +64,69 @@ def test_tf_bands_follow_evaluate_bands():
     assert plotting.TF_BANDS[-1][:2] == (float("inf"), "poor")
 
 
+def _layers(spec: dict) -> list[dict]:
+    """Every unit layer of a spec (through layer, vconcat and concat)."""
+    out = []
+    for key in ("layer", "vconcat", "concat"):
+        for part in spec.get(key, []):
+            out += _layers(part) if any(k in part for k in ("layer", "vconcat", "concat")) else [part]
+    return out or [spec]
+
+
+def _layer(spec: dict, data: str, mark: str | None = None) -> dict:
+    return next(la for la in _layers(spec) if la.get("data", {}).get("name") == data
+                and (mark is None or la["mark"]["type"] == mark))
+
+
+def _series(spec: dict, data: str = "bt") -> list[str]:
+    return list(dict.fromkeys(spec["datasets"][data]["series"]))
+
+
 def test_curves_and_overlay_figures_use_mmss_axes_and_events():
     p = _profile(pid="p1")
-    fig = plotting.curves_figure([p])
-    assert any(tr.name == "p1" for tr in fig.data)
-    assert fig.layout.xaxis2.ticktext[1].count(":") == 1
-    events = [tr for tr in fig.data if tr.mode == "markers+text"]
-    assert events and "FCs" in list(events[0].text) and "DROP" in list(events[0].text)
+    spec = plotting.curves_figure([p])
+    assert _series(spec) == ["p1"] and _series(spec, "ror") == ["p1"]
+    bt_panel, ror_panel = spec["vconcat"]
+    x = _layer(spec, "ror", "line")["encoding"]["x"]
+    assert x["field"] == "t" and x["axis"]["labelExpr"] == plotting.MMSS_EXPR and x["title"] == "time (m:ss)"
+    assert _layer(spec, "bt", "line")["encoding"]["y"]["title"] == "BT (°F)"
+    assert _layer(spec, "ror", "line")["encoding"]["y"]["title"] == "RoR (°F/min)"
+    events = spec["datasets"]["events"]
+    assert {"FCs", "DROP"} <= set(events["label"]) and (events["shape"] == "diamond").all()
+    # Hover: the m:ss time and each curve's value at the pointer.
+    hover = spec["datasets"]["bt_hover"]
+    assert hover["time"].iloc[75] == "1:15" and np.allclose(hover["v0"], p.bt)
+    tips = _layer(spec, "bt_hover")["encoding"]["tooltip"]
+    assert [t["title"] for t in tips] == ["time", "p1 (°F)"]
     gen = {"run_a": p.bt + 5, "run_b": np.full(p.n, 300.0)}
-    fig = plotting.overlay_figure(p, gen, 1.0, colors={"run_a": "#000001"})
-    names = [tr.name for tr in fig.data]
-    assert "real" in names and "run_a" in names and "run_b" in names
-    assert next(tr for tr in fig.data if tr.name == "run_a").line.color == "#000001"
+    spec = plotting.overlay_figure(p, gen, 1.0, colors={"run_a": "#000001"})
+    assert _series(spec) == ["real", "run_a", "run_b"]
+    color = _layer(spec, "bt", "line")["encoding"]["color"]
+    assert dict(zip(color["scale"]["domain"], color["scale"]["range"], strict=True))["run_a"] == "#000001"
+    assert color["legend"]["labelLimit"] == 0  # full run names
+    lines = spec["datasets"]["bt"]
+    assert set(lines.loc[lines["series"] == "run_a", "style"]) == {"dash"}
+    assert set(lines.loc[lines["series"] == "real", "style"]) == {"solid"}
     # A run's 80% band (a ConformalBands dict) is drawn around its curve, after the start only.
     band = {"cuts_s": [0.0], "h_s": [100.0, 800.0], "lo": [[-2.0, -6.0]], "hi": [[1.0, 4.0]], "n_roasts": [30]}
-    fig = plotting.overlay_figure(p, gen, 1.0, colors={"run_a": "#000001"}, bands={"run_a": band}, show_ror=False)
-    upper, lower = [tr for tr in fig.data if tr.name == "run_a 80% band"]
-    assert lower.fill == "tonexty" and upper.fill is None and not upper.showlegend
-    assert upper.x[0] > 0 and len(upper.x) == p.n - 1
-    assert np.allclose(np.asarray(upper.y) - (p.bt + 5)[1:], np.interp(upper.x, [100, 800], [1.0, 4.0]))
-    assert np.allclose(np.asarray(lower.y) - (p.bt + 5)[1:], np.interp(lower.x, [100, 800], [-2.0, -6.0]))
-    names = [tr.name for tr in fig.data]
-    assert names.index("run_a 80% band") < names.index("run_a")  # the curve is drawn over its band
-    assert "run_b 80% band" not in names
+    spec = plotting.overlay_figure(p, gen, 1.0, colors={"run_a": "#000001"}, bands={"run_a": band}, show_ror=False)
+    assert "vconcat" not in spec and "ror" not in spec["datasets"]
+    rows = spec["datasets"]["bands"]
+    assert set(rows["series"]) == {"run_a"} and rows["t"].iloc[0] > 0 and len(rows) == p.n - 1
+    assert np.allclose(rows["hi"] - (p.bt + 5)[1:], np.interp(rows["t"], [100, 800], [1.0, 4.0]))
+    assert np.allclose(rows["lo"] - (p.bt + 5)[1:], np.interp(rows["t"], [100, 800], [-2.0, -6.0]))
+    names = [la["data"]["name"] for la in spec["layer"]]
+    assert names.index("bands") < names.index("bt")  # the curve is drawn over its band
+    assert _layer(spec, "bands")["mark"]["type"] == "area"
+
+
+def test_split_panels_gives_each_panel_its_own_datasets():
+    p = _profile(pid="p1")
+    bt, ror = plotting.split_panels(plotting.overlay_figure(p, {"m": p.bt + 3}, 1.0))
+    assert set(bt["datasets"]) == {"bt", "bt_hover", "events"} and set(ror["datasets"]) == {"ror", "ror_hover"}
+    assert bt["usermeta"] == plotting.USERMETA and "layer" in bt and "layer" in ror
+    one = plotting.step_trace_figure(np.arange(3.0), np.ones(3), np.ones(3), np.ones(3))
+    assert plotting.split_panels(one) == [one]
 
 
 def test_ror_range_ignores_the_charge_plunge():
@@ -97,31 +136,37 @@ def test_ror_range_ignores_the_charge_plunge():
     assert plotting.ror_range([]) == [-10.0, 60.0]
 
 
-def test_grid_figure_one_panel_per_roast_one_legend_entry_per_curve():
+def test_grid_figure_one_panel_per_roast_one_legend_for_all():
     p = _profile(pid="p1")
     panels = [(f"r{i}", p, {"run_a": p.bt + i}) for i in range(3)]
-    fig = plotting.grid_figure(panels, 1.0, cols=2)
-    assert [tr.name for tr in fig.data].count("real") == 3
-    assert sum(1 for tr in fig.data if tr.showlegend) == 2  # 'real' and 'run_a' once each
-    assert [a.text for a in fig.layout.annotations][:3] == ["r0", "r1", "r2"]
+    spec = plotting.grid_figure(panels, 1.0, cols=2)
+    assert [c["title"] for c in spec["concat"]] == ["r0", "r1", "r2"] and spec["columns"] == 2
+    assert all(_series(spec, f"p{k}") == ["real", "run_a"] for k in range(3))
+    legends = [c["layer"][0]["encoding"]["color"]["legend"] for c in spec["concat"]]
+    assert legends[0] and not any(legends[1:])  # one legend, each curve once
 
 
 def test_step_trace_figure_draws_raw_clamped_real_and_the_clamp_band():
     rows = [{"time_s": float(i), "raw_f": 90.0 + i, "clamped_f": 100.0 + i, "real_f": 300.0 + i} for i in range(5)]
     t, raw, clamped, real = plotting.step_trace_arrays({"rows": rows})
     assert raw[0] == 90.0 and clamped[0] == 100.0 and t.tolist() == [0, 1, 2, 3, 4]
-    fig = plotting.step_trace_figure(t, raw, clamped, real, name="m")
-    assert [tr.name for tr in fig.data] == ["real", "m raw", "m clamped"]
-    assert any("clamp 100–500" in (a.text or "") for a in fig.layout.annotations)
+    spec = plotting.step_trace_figure(t, raw, clamped, real, name="m")
+    assert _series(spec, "curves") == ["real", "m raw", "m clamped"]
+    clamp = spec["datasets"]["clamp"]
+    assert clamp["label"].iloc[0] == "clamp 100–500 °F"
+    # The band is cut to the curves' range, so it never squashes them.
+    lo, hi = _layer(spec, "curves")["encoding"]["y"]["scale"]["domain"]
+    assert lo < 90.0 and 304.0 < hi < 500.0 and clamp["hi"].iloc[0] == hi
 
 
 def test_health_band_figure_marks_the_value_on_a_log_axis():
     from roastcore.experiments import HEALTH_BANDS
 
-    fig = plotting.health_band_figure(53_000.0, HEALTH_BANDS)
-    assert fig.layout.xaxis.type == "log"
-    assert list(fig.data[0].x) == [53_000.0] and fig.data[0].text[0] == "53,000"
-    assert {a.text for a in fig.layout.annotations} == {label for _, label in HEALTH_BANDS}
+    spec = plotting.health_band_figure(53_000.0, HEALTH_BANDS)
+    marker = _layer(spec, "value", "point")
+    assert marker["encoding"]["x"]["scale"]["type"] == "log"
+    assert spec["datasets"]["value"]["x"].tolist() == [53_000.0] and spec["datasets"]["value"]["text"][0] == "53,000"
+    assert list(spec["datasets"]["bands"]["label"]) == [label for _, label in HEALTH_BANDS]
 
 
 def _tf_table(rows):
@@ -134,82 +179,110 @@ def test_tf_figure_draws_persistence_per_step_size_on_a_log_axis():
     # A 1 s model and a 5 s model: each bar gets the persistence of its own step, in the legend by step.
     table = _tf_table([("fine", 0.5, 0.83, 1.0, "★"), ("coarse", 2.0, 4.1, 5.0, ""),
                        ("broken", 300.0, 0.83, 1.0, "")])
-    fig = plotting.tf_comparison_figure(table)
-    persistence = {tr.name: dict(zip(tr.y, tr.x, strict=True)) for tr in fig.data if tr.type == "scatter"}
+    spec = plotting.tf_comparison_figure(table)
+    marks = spec["datasets"]["persistence"]
+    persistence = {label: dict(zip(part["run"], part["persistence_mae_f"], strict=True))
+                   for label, part in marks.groupby("persistence")}
     assert persistence == {"persistence at 1 s steps": {"fine": 0.83, "broken": 0.83},
                            "persistence at 5 s steps": {"coarse": 4.1}}
-    assert not any(a.text and a.text.startswith("persistence") for a in fig.layout.annotations)
+    assert _layer(spec, "persistence")["encoding"]["color"]["legend"] is not None
     # One run at 300 °F does not squash the others: on the log axis the 0.5 °F bar still spans a
     # fair share of the width.
-    axis = fig.layout.xaxis
-    assert axis.type == "log" and axis.tickformat
-    lo, hi = axis.range
+    bar = _layer(spec, "bars", "bar")
+    scale = bar["encoding"]["x"]["scale"]
+    assert scale["type"] == "log" and bar["encoding"]["x"]["axis"]["format"]
+    lo, hi = np.log10(scale["domain"])
     assert (np.log10(0.5) - lo) / (hi - lo) > 0.1 and np.log10(300.0) < hi
-    bars = fig.data[0]
-    assert [t.endswith("★ best") for t in bars.text] == [r == "fine" for r in bars.y]
+    bars = spec["datasets"]["bars"]
+    assert [t.endswith("★ best") for t in bars["text"]] == [r == "fine" for r in bars["run"]]
+    assert bars.set_index("run")["best"].to_dict() == {"fine": True, "coarse": False, "broken": False}
+    assert bar["encoding"]["y"]["sort"][0] == "fine"  # best on top
+    # The figures on the right axis, by run.
+    right = _layer(spec, "bars", "point")["encoding"]["y"]["axis"]
+    assert right["orient"] == "right" and "0.6× persistence  ★ best" in right["labelExpr"]
 
 
 def test_tf_figure_marks_no_best_when_no_run_beats_its_persistence():
     table = _tf_table([("lone", 298.7, 0.83, 1.0, "")])
-    fig = plotting.tf_comparison_figure(table)
-    assert "★" not in fig.data[0].text[0]
-    assert fig.data[0].marker.line.color[0] != plotting.INK  # no best outline
-    # Without a 'best' column the figure decides the same way.
-    fig = plotting.tf_comparison_figure(table.drop(columns="best"))
-    assert "★" not in fig.data[0].text[0]
+    spec = plotting.tf_comparison_figure(table)
+    bars = spec["datasets"]["bars"]
+    assert "★" not in bars["text"][0] and not bars["best"].any()  # no star, no outline
+    # Without a 'best' column the chart decides the same way.
+    bars = plotting.tf_comparison_figure(table.drop(columns="best"))["datasets"]["bars"]
+    assert "★" not in bars["text"][0] and not bars["best"].any()
+    table = _tf_table([("good", 0.5, 0.83, 1.0, "")]).drop(columns="best")
+    assert plotting.tf_comparison_figure(table)["datasets"]["bars"]["best"].tolist() == [True]
 
 
 @pytest.mark.parametrize("maes", [(0.5, 300.0), (0.5, 11.0), (8.0, 12.0), (40.0, 60.0, 160.0), (0.2, 0.3)])
 def test_tf_band_labels_do_not_overlap(maes):
     table = _tf_table([(f"r{i}", m, 1.0, 1.0, "") for i, m in enumerate(maes)])
-    fig = plotting.tf_comparison_figure(table)
-    lo, hi = fig.layout.xaxis.range
-    xs = sorted(a.x for a in fig.layout.annotations if (a.name or "").startswith("band "))
+    spec = plotting.tf_comparison_figure(table)
+    lo, hi = np.log10(_layer(spec, "bars", "bar")["encoding"]["x"]["scale"]["domain"])
+    bands = spec["datasets"]["bands"]
+    xs = sorted(np.log10(bands.loc[bands["labelled"], "mid"]))
     assert xs, "no band is labelled"
     # Labels are centred in their bands and each band spans >= BAND_LABEL_MIN_SHARE of the axis,
     # so neighbouring labels are at least that far apart (about 100 px on a 900 px chart).
     gaps = np.diff([(x - lo) / (hi - lo) for x in xs])
     assert (gaps >= plotting.BAND_LABEL_MIN_SHARE - 1e-9).all()
     assert all(lo <= x <= hi for x in xs)
+    assert _layer(spec, "bands", "text")["transform"] == [{"filter": "datum.labelled"}]
 
 
 def test_loss_figure_ticks_read_as_numbers_and_epochs_are_whole():
     import pandas as pd
 
     hist = pd.DataFrame({"run": "r", "epoch": [1, 2, 3], "train_loss": [7.0, 5.0, 4.0],
-                         "val_loss": [0.9, 0.5, 0.3], "tf_ratio": [1.0, 1.0, 1.0]})
-    fig = plotting.loss_figure(hist)
-    # Plotly labels the minor ticks of a short log axis "3 … 9" unless a tick format is set.
-    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickformat
-    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == "d"
+                         "val_loss": [0.9, 0.5, 0.3], "tf_ratio": [1.0, 0.8, 0.6]})
+    spec = plotting.loss_figure(hist)
+    enc = _layer(spec, "losses")["encoding"]
+    assert enc["y"]["scale"]["type"] == "log" and enc["y"]["axis"]["format"] == "~g"
+    assert enc["x"]["axis"] == {"values": [0, 1, 2, 3], "format": "d"}
+    assert set(spec["datasets"]["losses"]["series"]) == {"r train objective", "r val loss"}
+    assert _layer(spec, "tf_ratio")["encoding"]["y"]["axis"]["orient"] == "right"
+    assert spec["resolve"] == {"scale": {"y": "independent"}}
     assert plotting.epoch_dtick(200) == 20 and plotting.epoch_dtick(7) == 1
     assert float(plotting.epoch_dtick(10_000)).is_integer()
 
 
-def test_real_curve_and_reference_marks_use_the_theme_ink():
-    """INK is Streamlit's GRAY_90 placeholder: st.plotly_chart turns it into the theme's text-like
-    colour (dark on light, light on dark), so the real curve never vanishes in dark mode."""
-    st_theme = pytest.importorskip("streamlit.elements.lib.streamlit_plotly_theme")
-    assert plotting.INK == st_theme.GRAY_90 and plotting.BACKGROUND == st_theme.BG_COLOR
+def _contrast(hex_a: str, rgb_b: tuple[int, int, int]) -> float:
+    def lum(rgb):
+        c = [v / 255.0 for v in rgb]
+        c = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    a = lum(tuple(int(hex_a.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4)))
+    b = lum(rgb_b)
+    return (max(a, b) + 0.05) / (min(a, b) + 0.05)
+
+
+def test_real_curve_and_reference_marks_read_on_light_and_dark_backgrounds():
+    """A Vega mark keeps its colour in both themes: the real curve's INK must contrast with
+    Streamlit's light (white) and dark (#0e1117) backgrounds alike."""
+    assert _contrast(plotting.INK, (255, 255, 255)) >= 3.0 and _contrast(plotting.INK, (14, 17, 23)) >= 3.0
     p = _profile(pid="p1")
-    fig = plotting.overlay_figure(p, {"m": p.bt + 3}, 1.0)
-    assert next(tr for tr in fig.data if tr.name == "real").line.color == plotting.INK
+
+    def real_color(spec, data):
+        color = _layer(spec, data, "line")["encoding"]["color"]["scale"]
+        return dict(zip(color["domain"], color["range"], strict=True))["real"]
+
+    assert real_color(plotting.overlay_figure(p, {"m": p.bt + 3}, 1.0), "bt") == plotting.INK
     rows = [{"time_s": float(i), "raw_f": 300.0, "clamped_f": 300.0, "real_f": 300.0} for i in range(3)]
-    fig = plotting.step_trace_figure(*plotting.step_trace_arrays({"rows": rows}))
-    assert fig.data[0].name == "real" and fig.data[0].line.color == plotting.INK
-    fig = plotting.grid_figure([("a", p, {"m": p.bt})], 1.0)
-    assert next(tr for tr in fig.data if tr.name == "real").line.color == plotting.INK
+    assert real_color(plotting.step_trace_figure(*plotting.step_trace_arrays({"rows": rows})), "curves") == plotting.INK
+    assert real_color(plotting.grid_figure([("a", p, {"m": p.bt})], 1.0), "p0") == plotting.INK
 
 
 def test_health_band_labels_sit_inside_the_log_axis():
     from roastcore.experiments import HEALTH_BANDS
 
-    fig = plotting.health_band_figure(800.0, HEALTH_BANDS)
-    lo, hi = fig.layout.xaxis.range
-    assert all(lo <= a.x <= hi for a in fig.layout.annotations)  # log10 units, as Plotly wants
+    spec = plotting.health_band_figure(800.0, HEALTH_BANDS)
+    lo, hi = _layer(spec, "value", "point")["encoding"]["x"]["scale"]["domain"]
+    bands = spec["datasets"]["bands"]
+    assert all(lo <= m <= hi for m in bands.loc[bands["labelled"], "mid"])
 
 
-def _built_figures():
+def _built_charts():
     import pandas as pd
 
     from roastcore.experiments import HEALTH_BANDS
@@ -218,28 +291,47 @@ def _built_figures():
     rows = [{"time_s": float(i), "raw_f": 300.0 + i, "clamped_f": 300.0, "real_f": 301.0} for i in range(5)]
     table = pd.DataFrame([("fine", 0.5, 0.83, 1.0, "★"), ("coarse", 2.0, 4.1, 5.0, "")],
                          columns=["run", "tf_mae_f", "persistence_mae_f", "step_s", "best"])
+    band = {"cuts_s": [0.0], "h_s": [100.0, 800.0], "lo": [[-2.0, -6.0]], "hi": [[1.0, 4.0]], "n_roasts": [30]}
+    hist = pd.DataFrame({"run": "r", "epoch": [1, 2], "train_loss": [7.0, 5.0], "val_loss": [0.9, 0.5],
+                         "tf_ratio": [1.0, 0.5]})
     return {
         "curves": plotting.curves_figure([p, _profile(pid="p2")]),
         "curves, no RoR": plotting.curves_figure([p], show_ror=False, show_events=False),
-        "overlay": plotting.overlay_figure(p, {"m": p.bt + 3}, 1.0, title="t"),
+        "overlay": plotting.overlay_figure(p, {"m": p.bt + 3}, 1.0, title="t", bands={"m": band}),
         "overlay, no real": plotting.overlay_figure(None, {"m": p.bt + 3}, 1.0, show_ror=False),
+        "grid": plotting.grid_figure([("a", p, {"m": p.bt}), ("b", p, {"m": p.bt})], 1.0),
         "step trace": plotting.step_trace_figure(*plotting.step_trace_arrays({"rows": rows}), name="m"),
         "teacher forcing": plotting.tf_comparison_figure(table),
         "teacher forcing, empty": plotting.tf_comparison_figure(table.iloc[:0]),
+        "losses": plotting.loss_figure(hist),
+        "losses, empty": plotting.loss_figure(hist.iloc[:0]),
         "health": plotting.health_band_figure(800.0, HEALTH_BANDS),
     }
 
 
-@pytest.mark.parametrize("kind", list(_built_figures()))
-def test_figures_built_without_validation_still_validate(kind):
-    """The dashboard's figures are built from dicts without Plotly's per-property validation
-    (0.1-1 s a figure, on every render): what they hold must still pass it, unchanged."""
-    import plotly.graph_objects as go
-    import plotly.io as pio
+@pytest.mark.parametrize("kind", list(_built_charts()))
+def test_specs_are_valid_vega_lite(kind):
+    """The specs are dicts built without Altair (its deep copies and validation cost 0.1-0.4 s a
+    chart): what they hold must still pass the Vega-Lite schema, and Altair must read them."""
+    import jsonschema
+    from altair.vegalite.v6.schema.core import load_schema
 
-    fig = _built_figures()[kind]
-    checked = go.Figure(fig.to_dict())  # raises on an invalid property
-    assert [t.name for t in checked.data] == [t.name for t in fig.data]
-    assert checked.layout.template.layout.plot_bgcolor == "white"  # plotly_white, as validated figures
-    # Nothing coerced: the browser gets what validation would have sent.
-    assert json.loads(pio.to_json(checked, validate=False)) == json.loads(pio.to_json(fig, validate=False))
+    def few_rows(spec):  # validating thousands of data rows takes seconds and says nothing more
+        return plotting.inline({**spec, "datasets": {k: v.head(3) for k, v in spec["datasets"].items()}})
+
+    spec = _built_charts()[kind]
+    jsonschema.validate(few_rows(spec), load_schema())
+    assert spec["usermeta"] == plotting.USERMETA
+    for part in plotting.split_panels(spec):
+        jsonschema.validate(few_rows(part), load_schema())
+        # Every dataset a layer names is there (Streamlit sends the datasets beside the spec).
+        assert {la["data"]["name"] for la in _layers(part) if "data" in la} <= set(part["datasets"])
+
+
+def test_to_altair_gives_a_notebook_chart():
+    import altair as alt
+
+    rows = [{"time_s": float(i), "raw_f": 300.0 + i, "clamped_f": 300.0, "real_f": 301.0} for i in range(5)]
+    chart = plotting.to_altair(plotting.step_trace_figure(*plotting.step_trace_arrays({"rows": rows})))
+    assert isinstance(chart, alt.LayerChart)
+    assert chart.to_dict()["datasets"]  # validated by Altair, data inline

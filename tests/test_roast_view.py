@@ -87,28 +87,30 @@ def test_forecast_figure_draws_the_replay(profiles, fitted):
     p = profiles[0]
     fr = view.frame(fitted, p, 300, Horizon.target(view.default_drop_f(p)))
     x_max, y_range = view.axes(p)
-    fig = forecast_figure(p, 300, fr.forecasts, x_max=x_max, y_range=y_range)
-    by_name = {t.name: t for t in fig.data}
-    observed, rest = by_name["observed"], by_name["real rest"]
-    assert observed.line.color == INK and max(observed.x) == 300  # follows the theme (see plotting.INK)
-    assert rest.line.color == REST_COLOR and rest.x[0] <= 300 and max(rest.x) == p.duration_s
+    spec = forecast_figure(p, 300, fr.forecasts, x_max=x_max, y_range=y_range)
+    lines = spec["datasets"]["curves"]
+    observed, rest = lines[lines["series"] == "observed"], lines[lines["series"] == "real rest"]
+    line_layer = next(la for la in spec["layer"] if la["data"]["name"] == "curves")
+    colors = dict(zip(*(line_layer["encoding"]["color"]["scale"][k] for k in ("domain", "range")), strict=True))
+    assert colors["observed"] == INK and observed["t"].max() == 300  # reads on both themes (plotting.INK)
+    assert colors["real rest"] == REST_COLOR and rest["t"].iloc[0] <= 300 and rest["t"].max() == p.duration_s
+    assert set(rest["style"]) == {"dot"}
+    bands, moments = spec["datasets"]["bands"], spec["datasets"]["moments"]
     for m in fr.forecasts:
-        line = by_name[m]
-        assert line.line.color == FORECAST_COLORS[m] and line.x[0] == 301
-        bands = [t for t in fig.data if t.name == f"{m} 80% band"]
-        assert len(bands) == 2 and bands[1].fill == "tonexty" and bands[1].fillcolor.startswith("rgba(")
-        moments = by_name[f"{m} FCs/DROP"]  # ▲ first crack (unless it is past), ■ DROP, with bands
-        assert moments.x[-1] == line.x[-1] and min(moments.error_x.arrayminus) >= 0
-        assert list(moments.marker.symbol)[-1] == "square"
-    assert list(fig.layout.xaxis.range) == [0.0, x_max] and list(fig.layout.yaxis.range) == y_range
-    assert fig.layout.uirevision == p.id  # the user's zoom survives the frames
-    assert any(s.x0 == 300 for s in fig.layout.shapes)  # the 'now' line
-    # Built without Plotly's per-property validation (speed): the result must still validate.
-    import plotly.graph_objects as go
-
-    checked = go.Figure(fig.to_dict())
-    assert [t.name for t in checked.data] == [t.name for t in fig.data]
-    assert checked.layout.template.layout.plot_bgcolor == "white"  # plotly_white, like the other figures
+        line = lines[lines["series"] == m]
+        assert colors[m] == FORECAST_COLORS[m] and line["t"].iloc[0] == 301 and set(line["style"]) == {"dash"}
+        band = bands[bands["series"] == m]
+        assert len(band) == len(line) and (band["lo"] <= band["hi"]).all()
+        mine = moments[moments["series"] == m]  # ▲ first crack (unless it is past), ■ DROP, with bands
+        assert mine["t"].iloc[-1] == line["t"].iloc[-1] and mine["shape"].iloc[-1] == "square"
+        assert (mine["lo"] <= mine["t"]).all() and (mine["t"] <= mine["hi"]).all()
+    x = line_layer["encoding"]["x"]
+    assert x["scale"]["domain"] == [0.0, x_max] and line_layer["encoding"]["y"]["scale"]["domain"] == list(y_range)
+    assert spec["datasets"]["now"]["t"].tolist() == [300.0]  # the 'now' line
+    # The tooltip: m:ss, every curve, each method's band width.
+    tips = [t["title"] for t in spec["layer"][-1]["encoding"]["tooltip"]]
+    assert tips[0] == "time" and "observed (°F)" in tips
+    assert all(f"{m} 80% band width (°F)" in tips for m in fr.forecasts)
 
 
 def _result(spec: str, cuts=(120, 300), checkpoint=None) -> dict:
