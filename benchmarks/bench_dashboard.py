@@ -11,7 +11,7 @@ their evaluation caches. Reported per page:
 - warm: the median of --repeat later renders in new sessions (a browser refresh): Streamlit's
   caches are warm.
 
-The imports (torch, plotly, streamlit, roastcore) are timed separately: a server pays them once.
+The imports (torch, streamlit, roastcore) are timed separately: a server pays them once.
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ def main(argv=None) -> int:
         os.environ["ROASTCORE_DEFAULT_DATA"] = args.data
 
         t0 = time.perf_counter()
-        import plotly.graph_objects  # noqa: F401
         import streamlit  # noqa: F401
         import torch  # noqa: F401
 

@@ -18,7 +18,7 @@ checkpoint):
            (?run=...&cmp=...) on a warm server, target <= 3 s. The tab is a plain one: a
            Chromium started here with an on-disk profile (--incognito: an off-the-record
            context), driven over the DevTools protocol without enabling its Runtime domain,
-           because Playwright's instrumentation alone makes Plotly's chunk start ~1 s slower
+           because Playwright's instrumentation alone made Plotly's chunk start ~1 s slower
            (see READY_SCRIPT). --tabs both also opens each in a Playwright tab, alternately, as
            this script did before (--fresh-profile: a new Playwright profile for each, nothing
            cached).
@@ -55,6 +55,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+CHART = '[data-testid="stVegaLiteChart"]'
+# Whether a curve of that legend name is drawn: a line's SVG path carrying its Vega item.
+LINE_DRAWN = """name => Array.from(document.querySelectorAll('[data-testid="stVegaLiteChart"] g.mark-line path'))
+  .some(p => p.__data__ && p.__data__.datum && p.__data__.datum.series === name)"""
 # Records each change of Streamlit's script state with the page's clock (performance.now()).
 STATE_RECORDER = """
 window.__rlStates = [];
@@ -143,21 +147,28 @@ def make_runs(copies: int) -> tuple[Path, list[str]]:
 # therefore opened in plain tabs: a Chromium started here, driven over the DevTools protocol with
 # only Target, Page and Runtime.evaluate (never Runtime.enable); the page records, itself, when
 # it is ready: the conditions of wait_done, every element's code loaded (no skeleton) and every
-# Plotly chart drawn, then the next frame.
+# chart drawn, then the next frame. The charts are Vega-Lite, rendered as SVG
+# (roastcore.plotting): a chart is drawn once its SVG holds marks, and a checkpoint's curve once
+# a line's path carries its Vega item (`__data__`) of that series, so the measure runs to the
+# curve being on screen, not only to its name in the legend. (Plotly's chunk was the one slowed by
+# this instrumentation; the plain tabs stay, for comparable figures.)
 READY_SCRIPT = """
 window.__rlReady = null;
 (() => {
   const want = %s;
+  const CHART = '[data-testid="stVegaLiteChart"]';
   const texts = sel => Array.from(document.querySelectorAll(sel), e => e.textContent);
   const drawn = () => !document.querySelector('[data-testid="stSkeleton"]')  // no element still loading its code
-    && Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]')).every(e => e.querySelector('.main-svg'));
+    && Array.from(document.querySelectorAll(CHART)).every(e => e.querySelector('svg .role-mark path'));
+  const line = name => Array.from(document.querySelectorAll(CHART + ' g.mark-line path'))
+    .some(p => p.__data__ && p.__data__.datum && p.__data__.datum.series === name);
   const shows = () => {
     if (!document.querySelector('%s') || !drawn()) return false;
     if (!Array.from(document.querySelectorAll('h1, h2, h3')).some(h => h.textContent.includes(want.heading))) return false;
-    if (want.kind === 'tf') return want.names.every(n => texts('.js-plotly-plot').some(t => t.includes(n)));
-    if (want.kind === 'diag') return texts('.legendtext').some(t => t.includes(want.names[0] + ' raw'));
-    if (want.kind === 'compare') return want.names.every(n => texts('.legendtext').some(t => t.includes(n)));
-    if (want.kind === 'plot') return document.querySelector('.js-plotly-plot .main-svg') !== null;
+    if (want.kind === 'tf') return want.names.every(n => texts(CHART + ' g.role-axis-label text').includes(n));
+    if (want.kind === 'diag') return line(want.names[0] + ' raw');
+    if (want.kind === 'compare') return want.names.every(line);
+    if (want.kind === 'plot') return document.querySelector(CHART + ' svg .role-mark path') !== null;
     if (want.selector) return document.querySelector(want.selector) !== null;
     return true;
   };
@@ -268,12 +279,10 @@ def wait_done(page, kind: str | None, runs: list[str], timeout_ms: int = 120_000
     page.wait_for_selector(IDLE, timeout=timeout_ms)
     if kind == "tf":
         for name in runs:
-            page.locator(".js-plotly-plot").filter(has_text=name).first.wait_for(timeout=timeout_ms)
-    elif kind == "diag":
-        page.locator(".legendtext", has_text=f"{runs[0]} raw").first.wait_for(timeout=timeout_ms)
-    elif kind == "compare":
-        for name in runs:
-            page.locator(".legendtext", has_text=name).first.wait_for(timeout=timeout_ms)
+            page.locator(f"{CHART} g.role-axis-label text", has_text=name).first.wait_for(timeout=timeout_ms)
+    elif kind in ("diag", "compare"):
+        for name in [f"{runs[0]} raw"] if kind == "diag" else runs:
+            page.wait_for_function(LINE_DRAWN, arg=name, timeout=timeout_ms)
     page.wait_for_selector(IDLE, timeout=timeout_ms)
 
 

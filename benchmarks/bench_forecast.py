@@ -10,7 +10,8 @@ The model's memo is cleared before every call so each one really generates.
 Then the "Roast in progress" page's frames: the held-out roast replayed from 0:30 to its end in
 30 s steps with the page's default horizon (its drop temperature), each frame being what the
 page computes: `pages/_roast_view.frame` (the forecasts, the replayed roast's product left out),
-the frame table, `plotting.forecast_figure` and the figure's JSON as st.plotly_chart makes it.
+the frame table, `plotting.forecast_figure` and its spec and Arrow datasets as
+st.vega_lite_chart makes them.
 Timed for the page's default methods (prefix_knn and Artisan's line), prefix_knn alone and with
 the model: median and worst frame.
 """
@@ -90,8 +91,8 @@ def page_frames(fitted: dict, roast) -> dict:
     """Per-frame cost of the replay page (see the module docstring)."""
     if str(REPO) not in sys.path:  # the page's helpers live in pages/, beside roastcore
         sys.path.insert(0, str(REPO))
-    import plotly.io
-    import plotly.tools
+    from streamlit.elements.vega_charts import _marshall_chart_data, _prepare_vega_lite_spec
+    from streamlit.proto.VegaLiteChart_pb2 import VegaLiteChart
 
     from pages import _roast_view as view
     from roastcore.plotting import forecast_figure
@@ -115,9 +116,11 @@ def page_frames(fitted: dict, roast) -> dict:
             t0 = time.perf_counter()
             fr = view.frame(chosen, roast, at, horizon)
             view.frame_rows(fr, roast)
-            fig = forecast_figure(roast, at, fr.forecasts, x_max=x_max, y_range=y_range)
-            # what st.plotly_chart does with a figure (streamlit/elements/plotly_chart.py)
-            plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, True), validate=False)
+            spec = forecast_figure(roast, at, fr.forecasts, x_max=x_max, y_range=y_range)
+            # what st.vega_lite_chart does with a spec (streamlit/elements/vega_charts.py)
+            spec = _prepare_vega_lite_spec(spec, True)
+            _marshall_chart_data(VegaLiteChart(), spec)
+            json.dumps(spec)
             times.append(time.perf_counter() - t0)
         out[label] = {"frames": len(times), "ms_median": round(1000 * statistics.median(times), 1),
                       "ms_worst": round(1000 * max(times), 1)}

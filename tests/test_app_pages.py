@@ -150,7 +150,7 @@ def test_data_page_browses_the_dataset(runs_dir):
 
 
 def _roast_curves(chart) -> list[str]:
-    assert "BT (°F)" in json.dumps(chart.spec)  # the BT panel (its RoR panel is the next chart)
+    assert "BT (°F)" in json.dumps(chart.spec, ensure_ascii=False)  # the BT panel (its RoR panel is the next chart)
     return trace_names(chart)
 
 
@@ -443,7 +443,7 @@ def test_compare_page_overlays_physics_and_exports(runs_dir):
     at = open_page("pages/compare_page.py", {"run": names[0]})
     chart = charts(at)[0]
     assert "real" in trace_names(chart) and names[0] in trace_names(chart)
-    assert "RoR (°F/min)" in json.dumps(charts(at)[1].spec)  # the RoR panel under it
+    assert "RoR (°F/min)" in json.dumps(charts(at)[1].spec, ensure_ascii=False)  # the RoR panel under it
     physics = next(df.value for df in at.dataframe if "all pass" in df.value.columns)
     assert list(physics["curve"]) == ["real", names[0]]
     # Free-running metrics come from the stored scores, at once.

@@ -54,3 +54,32 @@ def stopwatch():
         print(f"{time.monotonic() - t0:6.1f}s {what}")
 
     return mark
+
+
+# roastcore.plotting's charts render as SVG (Vega's renderer): legend labels are text in the page
+# and each drawn line's path holds its Vega scenegraph item (`__data__`), whose mark lists the
+# points drawn with their data rows.
+CHART = '[data-testid="stVegaLiteChart"]'
+LEGEND_LABEL = f"{CHART} g.role-legend-label text"
+CURVE_JS = """
+(name) => {
+  for (const path of document.querySelectorAll('[data-testid="stVegaLiteChart"] g.mark-line path')) {
+    const item = path.__data__;
+    if (!item || !item.datum || item.datum.series !== name) continue;
+    const rows = item.mark.items.map(i => i.datum);
+    return {x0: rows[0].t, n: rows.length, y: rows.slice(0, 400).map(r => r.y), stroke: path.getAttribute('stroke')};
+  }
+  return null;
+}
+"""
+
+
+def legend_label(page, text: str | re.Pattern):
+    """The legend entries of the page's charts reading `text`."""
+    return page.locator(LEGEND_LABEL, has_text=text)
+
+
+def curve(page, name: str) -> dict | None:
+    """A drawn curve by its legend name: its first time (x0), point count, first 400 values and
+    stroke colour, as the browser drew it; None when not drawn."""
+    return page.evaluate(CURVE_JS, name)

@@ -8,7 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import no_errors, open_page, pick, screenshot, stopwatch, wait_idle
+from e2e_helpers import (
+    CHART,
+    curve,
+    legend_label,
+    no_errors,
+    open_page,
+    pick,
+    screenshot,
+    stopwatch,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -43,17 +53,23 @@ def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs, tmp_path):
     target = names[-1]
     pick(page, sidebar, "Checkpoint", re.compile(rf"^{re.escape(target)}\b"))
     page.wait_for_url(re.compile(rf"run={re.escape(target)}"), timeout=30_000)
-    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart = page.locator(CHART).first
     chart.wait_for(timeout=60_000)
-    page.locator(".legendtext", has_text=target).first.wait_for(timeout=60_000)
-    assert page.locator(".legendtext", has_text="real").count() >= 1
+    legend_label(page, target).first.wait_for(timeout=60_000)
+    assert legend_label(page, "real").count() >= 1
+    assert curve(page, target)["n"] > 100 and curve(page, "real")["n"] > 100  # drawn, not only listed
+    # PNG export: Streamlit's chart toolbar (shown on hover) downloads the drawn chart.
+    chart.hover()
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="Download as PNG").first.click()
+    assert download.value.suggested_filename.endswith(".png")
     no_errors(page)
     # Add a comparison checkpoint for the README screenshot.
     sidebar.locator('[data-testid="stMultiSelect"]').first.click()
     page.get_by_role("option", name=re.compile(rf"^{re.escape(names[0])}\b")).first.click()
     page.keyboard.press("Escape")
     wait_idle(page)
-    page.locator(".legendtext", has_text=names[0]).first.wait_for(timeout=60_000)
+    legend_label(page, names[0]).first.wait_for(timeout=60_000)
     shot = screenshot(page, "screenshot.png", tmp_path)
     assert shot.stat().st_size > 10_000
 

@@ -6,31 +6,20 @@ from __future__ import annotations
 import re
 
 import pytest
-from e2e_helpers import no_errors, open_page, screenshot, wait_idle
+from e2e_helpers import CURVE_JS, curve, legend_label, no_errors, open_page, screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
 
-# The drawn forecast of one method: where it starts (the moment after the cut) and its values.
-FORECAST_JS = """
-(name) => {
-  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
-    const t = (gd._fullData || []).find(d => d.name === name);
-    if (t) return {x0: t.x[0], n: t.x.length, y: Array.from(t.y).slice(0, 400)};
-  }
-  return null;
-}
-"""
-
-
 def forecast(page, method: str = "prefix_knn"):
-    return page.evaluate(FORECAST_JS, method)
+    """The method's forecast as drawn: where it starts (the moment after the cut) and its values."""
+    return curve(page, method)
 
 
 def wait_forecast(page, method: str = "prefix_knn", timeout_ms: int = 300_000):
     """The method's forecast once drawn (its fit runs beside the page the first time: seconds
     on an idle machine, minutes on a loaded one)."""
-    page.locator(".legendtext", has_text=re.compile(rf"^{method}$")).first.wait_for(timeout=timeout_ms)
+    legend_label(page, re.compile(rf"^{method}$")).first.wait_for(timeout=timeout_ms)
     wait_idle(page)
     return forecast(page, method)
 
@@ -49,8 +38,8 @@ def test_replay_a_roast_by_slider_and_play(base, page):
     open_page(page, base, "roast", "Roast in progress")
     before = wait_forecast(page)
     assert before and before["n"] > 10
-    assert page.locator(".legendtext", has_text="observed").count() == 1
-    assert page.locator(".legendtext", has_text="real rest").count() == 1
+    assert legend_label(page, "observed").count() == 1
+    assert legend_label(page, "real rest").count() == 1
     no_errors(page)
 
     # Scrub: three steps of 5 s later, the forecast starts 15 s later and differs.
@@ -61,13 +50,13 @@ def test_replay_a_roast_by_slider_and_play(base, page):
         slider.press("ArrowRight")
         wait_idle(page)
     assert moment_slider(page).get_attribute("aria-valuetext") == mmss(before["x0"] - 1 + 15)
-    page.wait_for_function(f"() => ({FORECAST_JS})('prefix_knn').x0 === {before['x0'] + 15}", timeout=30_000)
+    page.wait_for_function(f"() => ({CURVE_JS})('prefix_knn').x0 === {before['x0'] + 15}", timeout=30_000)
     moved = forecast(page)
     assert moved["y"][:50] != before["y"][:50]
 
     # Play: the moment advances on its own and the forecast follows; pause stops it.
     page.get_by_role("button", name=re.compile("Play")).click()
-    page.wait_for_function(f"() => ({FORECAST_JS})('prefix_knn').x0 > {moved['x0'] + 20}", timeout=30_000)
+    page.wait_for_function(f"() => ({CURVE_JS})('prefix_knn').x0 > {moved['x0'] + 20}", timeout=30_000)
     page.get_by_role("button", name=re.compile("Pause")).click()
     wait_idle(page)
     paused = forecast(page)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_helpers import no_errors, open_page, wait_idle
+from e2e_helpers import CHART, legend_label, no_errors, open_page, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -67,13 +67,13 @@ def test_upload_pt_with_its_package_then_teacher_forcing_and_diagnostic_show_it(
     page.get_by_role("heading", name="Teacher forcing").first.wait_for(timeout=60_000)
     table = page.locator('[data-testid="stDataFrame"]').first
     table.wait_for(timeout=300_000)  # appears when the scoring job has stored the scores
-    page.locator(".js-plotly-plot").filter(has_text="my_experiment").first.wait_for(timeout=60_000)
+    page.locator(CHART).filter(has_text="my_experiment").first.wait_for(timeout=60_000)
     no_errors(page)
 
     # Generation diagnostic: the step trace and the stored verdict.
     page.goto(page.url.replace("/teacher-forcing", "/diagnostic"))
     page.get_by_role("heading", name="Generation diagnostic").first.wait_for(timeout=60_000)
-    page.locator(".legendtext", has_text="my_experiment raw").first.wait_for(timeout=60_000)
+    legend_label(page, "my_experiment raw").first.wait_for(timeout=60_000)
     page.get_by_text(re.compile(r"Verdict: ")).first.wait_for(timeout=60_000)
     assert page.get_by_text("Checkpoint: my_experiment").count() >= 1
     no_errors(page)

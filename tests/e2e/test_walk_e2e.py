@@ -8,22 +8,24 @@ import re
 import time
 
 import pytest
-from e2e_helpers import no_errors, open_page, pick, wait_idle
+from e2e_helpers import CHART, legend_label, no_errors, open_page, pick, wait_idle
 
 pytestmark = pytest.mark.e2e
 expect = pytest.importorskip("playwright.sync_api").expect
 
-# The Plotly figure state as the browser drew it: the real curve's colour, the legend text
-# colour and the backgrounds behind them.
+# The chart as the browser drew it: the real curve's stroke, the legend text colour and the
+# backgrounds behind them (the chart's own, then the app's).
 FIGURE_COLOURS_JS = """
 () => {
   const app = getComputedStyle(document.querySelector('[data-testid="stApp"]')).backgroundColor;
-  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
-    const real = (gd._fullData || []).find(t => t.name === 'real');
+  for (const chart of document.querySelectorAll('[data-testid="stVegaLiteChart"]')) {
+    const real = Array.from(chart.querySelectorAll('g.mark-line path'))
+      .find(p => p.__data__ && p.__data__.datum && p.__data__.datum.series === 'real');
     if (!real) continue;
-    const L = gd._fullLayout;
-    const legendText = gd.querySelector('.legendtext');
-    return {line: real.line.color, paper: L.paper_bgcolor, plot: L.plot_bgcolor, app: app,
+    const svg = chart.querySelector('svg');
+    const legendText = chart.querySelector('g.role-legend-label text');
+    return {line: real.getAttribute('stroke'), plot: getComputedStyle(svg).backgroundColor,
+            paper: getComputedStyle(chart).backgroundColor, app: app,
             legend: legendText ? getComputedStyle(legendText).fill : null};
   }
   return null;
@@ -73,7 +75,7 @@ def test_real_curve_and_its_legend_follow_the_theme(base, browser, e2e_runs, sch
         for path, title in (("compare?run=demo_teacher_forced", "Compare curves"),
                             ("diagnostic?run=demo_teacher_forced", "Generation diagnostic")):
             open_page(page, base, path, title)
-            page.locator(".legendtext", has_text="real").first.wait_for(timeout=90_000)
+            legend_label(page, "real").first.wait_for(timeout=90_000)
             colours = page.evaluate(FIGURE_COLOURS_JS)
             assert colours, f"no 'real' trace on {title}"
             app_dark = _luminance(_rgba(colours["app"])) < 0.2
@@ -110,9 +112,10 @@ def test_data_page_switches_imported_datasets_without_errors(base, page, e2e_run
 def test_tf_band_labels_do_not_overlap(base, page):
     open_page(page, base, "teacher-forcing?run=demo_collapsed&cmp=demo_teacher_forced,demo_recommended",
               "Teacher forcing")
-    chart = page.locator('[data-testid="stPlotlyChart"]').first
-    chart.locator(".annotation").first.wait_for(timeout=120_000)
-    boxes = [b for b in (a.bounding_box() for a in chart.locator(".annotation").all()) if b]
+    chart = page.locator(CHART).first
+    labels = chart.locator("g.mark-text text").filter(has_text=re.compile(r"^(excellent|good|moderate|poor)$"))
+    labels.first.wait_for(timeout=120_000)
+    boxes = [b for b in (a.bounding_box() for a in labels.all()) if b]
     assert len(boxes) >= 2
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
