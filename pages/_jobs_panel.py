@@ -14,7 +14,7 @@ from pages import _sweep_form as sweep_form
 from pages import _ui
 from pages._setup_form import readable_run_name, taken_run_names
 from roastcore.jobs.tasks import job_kind, read_task_progress
-from roastcore.plotting import loss_figure
+from roastcore.score_charts import loss_figure
 
 
 def suite_buttons(c: _ui.Ctx, runner, top) -> None:

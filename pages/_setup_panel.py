@@ -15,7 +15,7 @@ from pages import _setup_form as form
 from pages import _sweep_form as sweep_form
 from pages import _ui
 from pages._format import fmt_count
-from roastcore.plotting import health_band_figure
+from roastcore.score_charts import health_band_figure
 
 TIERS = {"original": "original", "recovery": "recovery", "added": "fix"}
 

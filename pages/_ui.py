@@ -551,7 +551,7 @@ def _warm_up() -> None:
         from pandas.io.formats import style  # noqa: F401 - imported to warm up
         from streamlit import dataframe_util
 
-        from roastcore import diagnose, evaluate, generate, plotting  # noqa: F401 - imported to warm up
+        from roastcore import diagnose, evaluate, generate, plotting, score_charts  # noqa: F401 - imported to warm up
         from roastcore.experiments import PRESETS, preset_parameter_count
         from roastcore.simulate import generate_dataset
 
@@ -561,10 +561,10 @@ def _warm_up() -> None:
         t = np.arange(20.0)
         specs = [plotting.curves_figure([roast]), plotting.overlay_figure(roast, {"a": roast.bt}, 1.0),
                  plotting.grid_figure([("a", roast, {"a": roast.bt})], 1.0), plotting.step_trace_figure(t, t, t, t),
-                 plotting.tf_comparison_figure(pd.DataFrame({"run": ["a"], "tf_mae_f": [1.0],
+                 score_charts.tf_comparison_figure(pd.DataFrame({"run": ["a"], "tf_mae_f": [1.0],
                                                              "persistence_mae_f": [2.0], "step_s": [1.0],
                                                              "best": ["★"]})),
-                 plotting.loss_figure(pd.DataFrame({"run": ["a"], "epoch": [1], "train_loss": [1.0],
+                 score_charts.loss_figure(pd.DataFrame({"run": ["a"], "epoch": [1], "train_loss": [1.0],
                                                     "val_loss": [1.0], "tf_ratio": [1.0]}))]
         for spec in specs:
             for frame in spec["datasets"].values():

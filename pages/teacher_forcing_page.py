@@ -12,7 +12,7 @@ from pages._eval_tables import (
     tf_conclusion,
     tf_table,
 )
-from roastcore.plotting import tf_comparison_figure
+from roastcore.score_charts import tf_comparison_figure
 
 st.header("Teacher forcing")
 st.caption("Each checkpoint predicts the next temperature from the real history (teacher forcing) on its own "

@@ -1,5 +1,6 @@
-"""Vega-Lite charts of roasts and model results: curves, overlays, losses, teacher forcing,
-step traces, health bands, forecasts.
+"""Vega-Lite charts of roasts: curves, overlays, the grid, step traces, forecasts; the shared
+blocks (time axes, colours, layers) that roastcore.score_charts (losses, teacher forcing,
+health bands) builds on.
 
     from roastcore.plotting import curves_figure, to_altair
     spec = curves_figure(profiles)     # a Vega-Lite spec (dict); st.vega_lite_chart(spec) draws it
@@ -32,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from roastcore.forecast_bands import ConformalBands
-from roastcore.metrics import MAE_BANDS
 from roastcore.model import DEFAULT_CLAMP_F
 from roastcore.profile import EVENT_NAMES, Profile, rate_of_rise
 
@@ -49,18 +49,6 @@ INK = "#777777"
 REAL_COLOR = INK
 EVENT_COLORS = {"TP": "#6c757d", "DRY_END": "#b8860b", "FCs": "#c0392b", "FCe": "#e67e22",
                 "DROP": "#8e44ad"}
-# Fills are translucent so bands read on a white and on a near-black background alike.
-HEALTH_COLORS = {"healthy": "rgba(40,167,69,0.30)", "high": "rgba(255,193,7,0.30)",
-                 "severe": "rgba(253,126,20,0.35)", "extreme": "rgba(220,53,69,0.35)"}
-
-# Teacher-forcing MAE bands (evaluate.MAE_BANDS) as (upper limit °F, label, fill colour).
-BAND_FILLS = {"excellent": "rgba(40,167,69,0.22)", "good": "rgba(140,200,90,0.20)",
-              "moderate": "rgba(255,193,7,0.22)", "poor": "rgba(220,53,69,0.22)"}
-TF_BANDS = tuple((limit, label, BAND_FILLS[label]) for limit, label in MAE_BANDS) + (
-    (math.inf, "poor", BAND_FILLS["poor"]),)
-# A band is labelled only when it spans at least this share of the (log) axis, so labels of
-# narrow bands never overlap their neighbours'.
-BAND_LABEL_MIN_SHARE = 0.12
 # Line styles (Vega strokeDash) by name.
 DASHES = {"solid": [1, 0], "dash": [7, 4], "dot": [2, 3], "dashdot": [7, 3, 2, 3]}
 # Vega's SVG renderer: texts stay in the page (tests, benchmarks, screen readers); Streamlit
@@ -107,11 +95,6 @@ def color_for(name: str, colors: Mapping[str, str] | None = None) -> str:
         return colors[name]
     digest = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
     return PALETTE[digest % len(PALETTE)]
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
 # ---------------------------------------------------------------------------- building blocks
@@ -165,15 +148,18 @@ class Curves:
         return {"domain": list(self.items), "range": [c for _, _, c, _, _ in self.items.values()]}
 
 
-def _q(field: str, **kw) -> dict:
+# Encoding blocks, shared with roastcore.score_charts.
+def quantitative(field: str, **kw) -> dict:
+    """A quantitative field channel (`kw`: title, scale, axis, format, ...)."""
     return {"field": field, "type": "quantitative", **kw}
 
 
-def _n(field: str, **kw) -> dict:
+def nominal(field: str, **kw) -> dict:
+    """A nominal field channel."""
     return {"field": field, "type": "nominal", **kw}
 
 
-def _fixed(field: str) -> dict:
+def literal(field: str) -> dict:
     """A channel whose values are the colours (or shapes) themselves."""
     return {"field": field, "type": "nominal", "scale": None}
 
@@ -181,16 +167,17 @@ def _fixed(field: str) -> dict:
 def _time_x(max_s: float, title: str | None = "time (m:ss)", domain: Sequence[float] | None = None) -> dict:
     domain = [float(v) for v in (domain or [0.0, max_s])]
     vals, _ = time_ticks(domain[1])
-    return _q("t", title=title, scale={"domain": domain, "nice": False},
+    return quantitative("t", title=title, scale={"domain": domain, "nice": False},
               axis={"values": vals, "labelExpr": MMSS_EXPR})
 
 
 def _bt_y(title: str | None = "BT (°F)", domain: Sequence[float] | None = None) -> dict:
     scale = {"zero": False, **({"domain": [float(v) for v in domain]} if domain is not None else {})}
-    return _q("y", title=title, scale=scale)
+    return quantitative("y", title=title, scale=scale)
 
 
-def _legend(n: int) -> dict:
+def legend_spec(n: int) -> dict:
+    """The legend of `n` curves above the plot."""
     # Full run names (labelLimit 0: no cut), up to 4 entries a row above the plot.
     # Line symbols at full opacity: the first layer (a translucent band) would set a pale disc.
     return {"title": None, "orient": "top", "labelLimit": 0, "columns": min(max(n, 1), 4), "symbolType": "stroke",
@@ -201,9 +188,9 @@ def _lines(data: str, curves: Curves, x: dict, y: dict, legend: bool = True, sca
     """The panel's curves: colour by series (the legend), dash and width per curve."""
     return {"data": {"name": data}, "mark": {"type": "line", "clip": True}, "encoding": {
         "x": x, "y": y,
-        "color": _n("series", scale=scale or curves.scale(), legend=_legend(len(curves.items)) if legend else None),
-        "strokeDash": _n("style", scale={"domain": list(DASHES), "range": list(DASHES.values())}, legend=None),
-        "strokeWidth": _q("w", scale=None), "detail": _n("series")}}
+        "color": nominal("series", scale=scale or curves.scale(), legend=legend_spec(len(curves.items)) if legend else None),
+        "strokeDash": nominal("style", scale={"domain": list(DASHES), "range": list(DASHES.values())}, legend=None),
+        "strokeWidth": quantitative("w", scale=None), "detail": nominal("series")}}
 
 
 def _hover(data: str, curves: Curves, x: dict, param: str, unit: str = "°F", fmt: str = ".1f",
@@ -211,9 +198,9 @@ def _hover(data: str, curves: Curves, x: dict, param: str, unit: str = "°F", fm
     """A rule at the time nearest the pointer whose tooltip lists every curve's value there (the
     m:ss time first); `extra`: further columns after the curves' (title -> Vega format)."""
     names = [n for n, item in curves.items.items() if item[0].size]
-    tips = [_n("time", title="time")]
-    tips += [_q(f"v{i}", title=f"{n} ({unit})", format=fmt) for i, n in enumerate(names)]
-    tips += [_q(f"v{len(names) + j}", title=title, format=f) for j, (title, f) in enumerate((extra or {}).items())]
+    tips = [nominal("time", title="time")]
+    tips += [quantitative(f"v{i}", title=f"{n} ({unit})", format=fmt) for i, n in enumerate(names)]
+    tips += [quantitative(f"v{len(names) + j}", title=title, format=f) for j, (title, f) in enumerate((extra or {}).items())]
     return {"data": {"name": data}, "mark": {"type": "rule", "color": HOVER_RULE, "strokeWidth": 1},
             "params": [{"name": param, "select": {"type": "point", "nearest": True, "on": "pointerover",
                                                    "fields": ["t"], "clear": "pointerout"}}],
@@ -241,15 +228,15 @@ EVENT_COLUMNS = ["t", "y", "event", "time", "fill", "shape", "label", "series"]
 
 def _events(data: str, x: dict, y: dict) -> list[dict]:
     """Event markers (fill and shape per row; hover: event, m:ss, °F, whose) and labels above."""
-    tips = [_n("event", title="event"), _n("time", title="at"), _q("y", title="BT (°F)", format=".1f"),
-            _n("series", title="of")]
+    tips = [nominal("event", title="event"), nominal("time", title="at"), quantitative("y", title="BT (°F)", format=".1f"),
+            nominal("series", title="of")]
     return [{"data": {"name": data}, "mark": {"type": "point", "filled": True, "size": 90, "opacity": 1, "clip": True},
-             "encoding": {"x": x, "y": y, "fill": _fixed("fill"), "shape": _fixed("shape"), "tooltip": tips}},
+             "encoding": {"x": x, "y": y, "fill": literal("fill"), "shape": literal("shape"), "tooltip": tips}},
             {"data": {"name": data}, "mark": {"type": "text", "dy": -12, "fontSize": 11, "clip": True},
-             "encoding": {"x": x, "y": y, "text": _n("label"), "fill": _fixed("fill")}}]
+             "encoding": {"x": x, "y": y, "text": nominal("label"), "fill": literal("fill")}}]
 
 
-def _spec(datasets: Mapping[str, pd.DataFrame], **body) -> dict:
+def chart_spec(datasets: Mapping[str, pd.DataFrame], **body) -> dict:
     """A top-level spec: its datasets (DataFrames), SVG rendering, then `body`."""
     return {"$schema": SCHEMA, "usermeta": USERMETA, "datasets": dict(datasets), **body}
 
@@ -328,8 +315,8 @@ def _bt_ror(bt: Curves, ror: Curves | None, events: list[dict], max_s: float, he
     if bands is not None and not bands.empty:
         data["bands"] = bands
         layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "opacity": 0.16, "clip": True},
-                       "encoding": {"x": x, "y": _q("lo"), "y2": {"field": "hi"},
-                                    "color": _n("series", scale=bt.scale()), "detail": _n("series")}})
+                       "encoding": {"x": x, "y": quantitative("lo"), "y2": {"field": "hi"},
+                                    "color": nominal("series", scale=bt.scale()), "detail": nominal("series")}})
     layers.append(_lines("bt", bt, x, y))
     if events:
         data["events"] = pd.DataFrame(events, columns=EVENT_COLUMNS)
@@ -337,14 +324,14 @@ def _bt_ror(bt: Curves, ror: Curves | None, events: list[dict], max_s: float, he
     layers.append(_hover("bt_hover", bt, x, "hover_bt"))
     top = {"layer": layers, "height": bt_height, **({"title": title} if title else {})}
     if ror is None:
-        return _spec(data, **top)
+        return chart_spec(data, **top)
     data.update(ror=ror.frame(), ror_hover=ror.hover())
     x2 = _time_x(max_s)
-    y2 = _q("y", title="RoR (°F/min)", scale={"domain": ror_range(ror_basis), "zero": False})
+    y2 = quantitative("y", title="RoR (°F/min)", scale={"domain": ror_range(ror_basis), "zero": False})
     bottom = {"layer": [_lines("ror", ror, x2, y2, legend=False),
                         _hover("ror_hover", ror, x2, "hover_ror", unit="°F/min")],
               "height": max(height - bt_height - 40, 100)}
-    return _spec(data, vconcat=[top, bottom], spacing=6)
+    return chart_spec(data, vconcat=[top, bottom], spacing=6)
 
 
 def overlay_figure(real: Profile | None, generated: Mapping[str, np.ndarray], step_s: float,
@@ -427,202 +414,10 @@ def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndar
     for k, (title, curves) in enumerate(prepared):
         data[f"p{k}"], data[f"p{k}_hover"] = curves.frame(), curves.hover()
         lines = _lines(f"p{k}", curves, x, _bt_y("°F" if k % cols == 0 else None), scale=scale)
-        lines["encoding"]["color"]["legend"] = _legend(len(names)) if k == 0 else None
+        lines["encoding"]["color"]["legend"] = legend_spec(len(names)) if k == 0 else None
         charts.append({"title": title, "height": height_per_row - 60, "width": max(int(width / max(cols, 1)) - 70, 150),
                        "layer": [lines, _hover(f"p{k}_hover", curves, x, f"hover_{k}")]})
-    return _spec(data, concat=charts, columns=max(cols, 1))
-
-
-# ---------------------------------------------------------------------------- training and scoring
-def loss_figure(history: pd.DataFrame, colors: Mapping[str, str] | None = None, height: int = 380,
-                log_y: bool = True) -> dict:
-    """Train/val loss per epoch for one or more runs; the teacher-forcing ratio (when the run uses
-    scheduled sampling) on a second axis at the right. Epoch ticks are whole numbers; log-axis
-    ticks read as numbers (0.3, 0.5, 1).
-
-    `history` columns: run, epoch, train_loss, val_loss and optionally tf_ratio. Losses are in
-    model units; the train loss is the training objective (it may add rollout or scheduled-
-    sampling terms), so it need not be comparable with the validation loss.
-    """
-    rows, ratio_rows, domain, rng = [], [], [], []
-    for run, df in (history.groupby("run", sort=False) if history is not None and not history.empty else ()):
-        color = color_for(str(run), colors)
-        df = df.sort_values("epoch")
-        for col, label, style in (("train_loss", "train objective", "dot"), ("val_loss", "val loss", "solid")):
-            values = pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(dtype=float)
-            keep = values.notna() & ((values > 0) if log_y else True)
-            if keep.any():
-                rows.append(pd.DataFrame({"epoch": df["epoch"][keep].to_numpy(float), "y": values[keep].to_numpy(float),
-                                          "series": f"{run} {label}", "style": style}))
-                domain.append(f"{run} {label}")
-                rng.append(color)
-        if "tf_ratio" in df and df["tf_ratio"].notna().any() and df["tf_ratio"].nunique() > 1:
-            part = df[df["tf_ratio"].notna()]
-            ratio_rows.append(pd.DataFrame({"epoch": part["epoch"].to_numpy(float), "y": part["tf_ratio"].to_numpy(float),
-                                            "series": f"{run} teacher forcing", "style": "dashdot"}))
-            domain.append(f"{run} teacher forcing")
-            rng.append(color)
-    columns = ["epoch", "y", "series", "style"]
-    losses = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
-    max_epoch = float(losses["epoch"].max()) if rows else 1.0
-    step = epoch_dtick(max_epoch)
-    x = _q("epoch", title="epoch", scale={"nice": False},
-           axis={"values": list(range(0, int(max_epoch) + step, step)), "format": "d"})
-    color = _n("series", scale={"domain": domain, "range": rng}, legend=_legend(len(domain)))
-    dash = _n("style", scale={"domain": list(DASHES), "range": list(DASHES.values())}, legend=None)
-    tips = [_n("series", title="curve"), _q("epoch", title="epoch", format="d"), _q("y", title="value", format=".4g")]
-    layers = [{"data": {"name": "losses"}, "mark": {"type": "line", "point": {"size": 18, "filled": True}, "clip": True},
-               "encoding": {"x": x, "y": _q("y", title="loss (model units)", axis={"format": "~g"},
-                                            scale={"type": "log" if log_y else "linear", "zero": False}),
-                            "color": color, "strokeDash": dash, "tooltip": tips}}]
-    data = {"losses": losses}
-    if ratio_rows:
-        data["tf_ratio"] = pd.concat(ratio_rows, ignore_index=True)
-        layers.append({"data": {"name": "tf_ratio"}, "mark": {"type": "line", "strokeWidth": 1},
-                       "encoding": {"x": x, "y": _q("y", title="teacher-forcing ratio", scale={"domain": [0, 1.05]},
-                                                    axis={"orient": "right", "grid": False}),
-                                    "color": color, "strokeDash": dash, "tooltip": tips}})
-    return _spec(data, layer=layers, height=height, **({"resolve": {"scale": {"y": "independent"}}} if ratio_rows else {}))
-
-
-def epoch_dtick(max_epoch: float, max_ticks: int = 12) -> int:
-    """A whole-number tick step for an epoch axis running to `max_epoch` (1, 2, 5, 10, 20, ...)."""
-    if not math.isfinite(max_epoch) or max_epoch <= max_ticks:
-        return 1
-    for step in (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
-        if max_epoch / step <= max_ticks:
-            return step
-    return int(10 ** math.ceil(math.log10(max_epoch / max_ticks)))
-
-
-def _tf_best(df: pd.DataFrame) -> str | None:
-    """The run marked best: the table's own 'best' mark, else the lowest MAE that beats its
-    persistence. None when no run beats persistence (then nothing is marked)."""
-    if "best" in df:
-        marked = df.loc[df["best"].astype(str).str.len() > 0, "run"]
-        return str(marked.iloc[0]) if len(marked) else None
-    ok = df[df["tf_mae_f"] < df["persistence_mae_f"]]
-    return None if ok.empty else str(ok.sort_values("tf_mae_f").iloc[0]["run"])
-
-
-def _note(text: str, height: int = 120) -> dict:
-    """A chart holding only a note (nothing to draw)."""
-    return _spec({"note": pd.DataFrame({"note": [text]})}, data={"name": "note"},
-                 mark={"type": "text", "fontSize": 13, "color": INK}, encoding={"text": _n("note")}, height=height)
-
-
-def tf_comparison_figure(table: pd.DataFrame, baseline_mae: float | None = None,
-                         colors: Mapping[str, str] | None = None, height: int = 420) -> dict:
-    """Horizontal bars of teacher-forcing MAE per checkpoint (sorted, best on top) on a log axis
-    (one run at 300 °F does not squash the rest), each with its own persistence mark: the
-    persistence MAE at that run's step size (a 5 s persistence is never drawn against a 1 s
-    model). The interpretation bands are shaded; only a run that beats its persistence is
-    marked "★ best" (outlined, and in its figures, which an axis at the right lists).
-
-    `table` columns: run, tf_mae_f, and persistence_mae_f, step_s, best where known (as
-    pages/_eval_tables.tf_table makes them). `baseline_mae` stands in for a missing
-    persistence_mae_f.
-    """
-    empty = "No teacher-forcing MAE to draw."
-    if table is None or table.empty:
-        return _note(empty)
-    df = table.copy()
-    df["tf_mae_f"] = pd.to_numeric(df["tf_mae_f"], errors="coerce")
-    df = df[df["tf_mae_f"].notna() & (df["tf_mae_f"] > 0)]
-    if df.empty:
-        return _note(empty)
-    if "persistence_mae_f" not in df:
-        df["persistence_mae_f"] = np.nan
-    df["persistence_mae_f"] = pd.to_numeric(df["persistence_mae_f"], errors="coerce")
-    if baseline_mae is not None and math.isfinite(baseline_mae):
-        df["persistence_mae_f"] = df["persistence_mae_f"].fillna(float(baseline_mae))
-    if "step_s" not in df:
-        df["step_s"] = np.nan
-    df = df.sort_values("tf_mae_f", ascending=False)
-    best = _tf_best(df)
-    values = np.concatenate([df["tf_mae_f"].to_numpy(float), df["persistence_mae_f"].dropna().to_numpy(float)])
-    values = values[values > 0]
-    lo, hi = math.log10(values.min() / 3.0), math.log10(values.max() * 1.5)
-    lo, hi = min(lo, math.log10(0.5)), max(hi, math.log10(20.0))
-    runs = [str(r) for r in df["run"]]
-    bars = pd.DataFrame({
-        "run": runs, "tf_mae_f": df["tf_mae_f"].to_numpy(float), "x0": 10.0 ** lo,
-        "fill": [color_for(r, colors) for r in runs], "best": [r == best for r in runs],
-        "text": [_tf_bar_text(row, best) for row in df.itertuples()]})
-    scale = {"type": "log", "domain": [10.0 ** lo, 10.0 ** hi], "nice": False}
-    y = _n("run", sort=runs[::-1], title=None, axis={"labelLimit": 0})  # best (lowest) on top
-    data = {"bands": log_band_rows(TF_BANDS, lo, hi), "bars": bars}
-    layers = _log_bands("bands", scale)
-    layers.append({"data": {"name": "bars"}, "mark": {"type": "bar", "height": {"band": 0.65}}, "encoding": {
-        "x": _q("x0", scale=scale, title="teacher-forcing MAE (°F, log scale, lower is better)",
-                axis={"format": "~g"}),
-        "x2": {"field": "tf_mae_f"}, "y": y, "fill": _fixed("fill"),
-        # The best run's outline: only a run that beats its persistence is marked.
-        "stroke": {"condition": {"test": "datum.best", "value": INK}, "value": None},
-        "strokeWidth": {"condition": {"test": "datum.best", "value": 2.5}, "value": 0},
-        "tooltip": [_n("run", title="run"), _n("text", title="teacher-forcing MAE")]}})
-    persistence = df[df["persistence_mae_f"].notna()]
-    if not persistence.empty:
-        labels = ["persistence" + (f" at {s:g} s steps" if s > 0 else "")
-                  for s in persistence["step_s"].fillna(-1.0).to_numpy(float)]
-        data["persistence"] = pd.DataFrame({"run": [str(r) for r in persistence["run"]], "persistence": labels,
-                                            "persistence_mae_f": persistence["persistence_mae_f"].to_numpy(float)})
-        domain = list(dict.fromkeys(labels))
-        shades = [INK, "#b8860b", "#8e44ad", "#17becf", "#bcbd22"]
-        layers.append({"data": {"name": "persistence"}, "mark": {"type": "tick", "thickness": 3, "size": 26},
-                       "encoding": {
-                           "x": _q("persistence_mae_f", scale=scale), "y": {**y, "axis": None},
-                           "color": _n("persistence", legend={"title": None, "orient": "top", "labelLimit": 0},
-                                       scale={"domain": domain, "range": [shades[i % len(shades)]
-                                                                          for i in range(len(domain))]}),
-                           "tooltip": [_n("run", title="run"), _n("persistence", title="baseline"),
-                                       _q("persistence_mae_f", title="MAE (°F)", format=".2f")]}})
-    # The figures on an axis at the right: beside the bars they would cross the marks.
-    lookup = json.dumps(dict(zip(runs, bars["text"], strict=True)), ensure_ascii=False)
-    layers.append({"data": {"name": "bars"}, "mark": {"type": "point", "opacity": 0}, "encoding": {
-        "y": _n("run", sort=runs[::-1], title=None, axis={
-            "orient": "right", "labelExpr": f"{lookup}[datum.value]", "labelLimit": 0, "ticks": False,
-            "domain": False})}})
-    return _spec(data, layer=layers, height=max(height, 100 + 44 * len(df)) - 80,
-                 resolve={"axis": {"y": "independent"}})
-
-
-def _tf_bar_text(row, best: str | None) -> str:
-    text = f"{row.tf_mae_f:.2f} °F"
-    persistence = getattr(row, "persistence_mae_f", float("nan"))
-    if persistence and math.isfinite(persistence) and persistence > 0:
-        ratio = row.tf_mae_f / persistence
-        text += f" · {ratio:.2g}× persistence" if ratio < 10 else f" · {ratio:,.0f}× persistence"
-    return text + ("  ★ best" if row.run == best else "")
-
-
-def log_band_rows(bands: Sequence[tuple[float, str, str]], lo: float, hi: float) -> pd.DataFrame:
-    """(upper limit, label, fill) bands over a log axis showing [lo, hi] (log10 units) as rows
-    (x0, x1, label, fill, labelled, mid): each band spanning at least BAND_LABEL_MIN_SHARE of
-    the axis is labelled at its (log) centre `mid`, so no two labels overlap."""
-    start = 10.0 ** lo
-    rows = []
-    for limit, label, fill in bands:
-        x0, x1 = max(start, 10.0 ** lo), min(float(limit), 10.0 ** hi)
-        start = float(limit)
-        if x1 <= x0:
-            continue
-        share = (math.log10(x1) - math.log10(x0)) / (hi - lo)
-        rows.append({"x0": x0, "x1": x1, "label": label, "fill": fill, "labelled": share >= BAND_LABEL_MIN_SHARE,
-                     "mid": 10.0 ** ((math.log10(x0) + math.log10(x1)) / 2)})
-        if limit >= 10.0 ** hi:
-            break
-    return pd.DataFrame(rows, columns=["x0", "x1", "label", "fill", "labelled", "mid"])
-
-
-def _log_bands(data: str, scale: dict) -> list[dict]:
-    """Shaded bands over the log x axis and, for the wide ones, their labels at the top."""
-    return [{"data": {"name": data}, "mark": {"type": "rect"},
-             "encoding": {"x": _q("x0", scale=scale), "x2": {"field": "x1"}, "fill": _fixed("fill"),
-                          "tooltip": [_n("label", title="band")]}},
-            {"data": {"name": data}, "transform": [{"filter": "datum.labelled"}],
-             "mark": {"type": "text", "baseline": "top", "y": 4, "fontSize": 11, "color": INK},
-             "encoding": {"x": _q("mid", scale=scale), "text": _n("label")}}]
+    return chart_spec(data, concat=charts, columns=max(cols, 1))
 
 
 def step_trace_arrays(trace: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -654,30 +449,12 @@ def step_trace_figure(times_s, raw_f, clamped_f, real_f, clamp: tuple[float, flo
         data["clamp"] = pd.DataFrame({"lo": [max(float(clamp[0]), lo - pad)], "hi": [min(float(clamp[1]), hi + pad)],
                                       "label": [f"clamp {clamp[0]:.0f}–{clamp[1]:.0f} °F"]})
         layers += [{"data": {"name": "clamp"}, "mark": {"type": "rect", "color": "rgba(13,110,253,0.12)"},
-                    "encoding": {"y": _q("lo", scale=y["scale"]), "y2": {"field": "hi"}}},
+                    "encoding": {"y": quantitative("lo", scale=y["scale"]), "y2": {"field": "hi"}}},
                    {"data": {"name": "clamp"}, "mark": {"type": "text", "align": "left", "baseline": "top", "x": 4,
                                                         "dy": 4, "color": INK},
-                    "encoding": {"y": _q("hi", scale=y["scale"]), "text": _n("label")}}]
+                    "encoding": {"y": quantitative("hi", scale=y["scale"]), "text": nominal("label")}}]
     layers += [_lines("curves", curves, x, y), _hover("hover", curves, x, "hover")]
-    return _spec(data, layer=layers, height=height)
-
-
-def health_band_figure(per_sample: float, bands: Sequence[tuple[float, str]], height: int = 150) -> dict:
-    """The params-per-training-sample health bands (log axis) with the current value marked.
-    `bands`: (upper limit, label) pairs, as experiments.HEALTH_BANDS."""
-    top = max(float(per_sample or 1.0) * 3, bands[-2][0] * 10 if len(bands) > 1 else 1e5)
-    fills = [(limit, label, HEALTH_COLORS.get(label, "rgba(128,128,128,0.3)")) for limit, label in bands]
-    scale = {"type": "log", "domain": [1.0, top], "nice": False}
-    x = _q("x", scale=scale, title="parameters per training roast", axis={"format": "~s"})
-    data = {"bands": log_band_rows(fills, 0.0, math.log10(top)),
-            "value": pd.DataFrame({"x": [max(float(per_sample or 1.0), 1.0)], "text": [f"{per_sample:,.0f}"]})}
-    layers = _log_bands("bands", scale) + [
-        {"data": {"name": "value"}, "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 220,
-                                             "color": INK},
-         "encoding": {"x": x, "tooltip": [_n("text", title="params per training roast")]}},
-        {"data": {"name": "value"}, "mark": {"type": "text", "dy": 22, "color": INK, "fontWeight": "bold"},
-         "encoding": {"x": _q("x", scale=scale), "text": _n("text")}}]
-    return _spec(data, layer=layers, height=height - 50)
+    return chart_spec(data, layer=layers, height=height)
 
 
 # ---------------------------------------------------------------------------- forecasts (issue 16)
@@ -758,26 +535,26 @@ def forecast_figure(profile: Profile, at_s: float, forecasts: Mapping[str, objec
     if bands:
         data["bands"] = pd.concat(bands, ignore_index=True)
         layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "opacity": 0.18, "clip": True},
-                       "encoding": {"x": x, "y": _q("lo"), "y2": {"field": "hi"},
-                                    "color": _n("series", scale=curves.scale()), "detail": _n("series")}})
+                       "encoding": {"x": x, "y": quantitative("lo"), "y2": {"field": "hi"},
+                                    "color": nominal("series", scale=curves.scale()), "detail": nominal("series")}})
     layers.append(_lines("curves", curves, x, y))
     if events:
         data["events"] = pd.DataFrame(events, columns=EVENT_COLUMNS)
         layers += _events("events", x, y)
     if moments:
         data["moments"] = pd.DataFrame(moments)
-        tips = [_n("series", title="method"), _n("event", title="predicted"), _n("when", title="at (80% band)"),
-                _q("y", title="BT (°F)", format=".1f")]
+        tips = [nominal("series", title="method"), nominal("event", title="predicted"), nominal("when", title="at (80% band)"),
+                quantitative("y", title="BT (°F)", format=".1f")]
         layers += [{"data": {"name": "moments"}, "mark": {"type": "rule", "strokeWidth": 2, "clip": True},
-                    "encoding": {"x": _q("lo", scale=x["scale"]), "x2": {"field": "hi"}, "y": y,
-                                 "stroke": _fixed("fill"), "tooltip": tips}},
+                    "encoding": {"x": quantitative("lo", scale=x["scale"]), "x2": {"field": "hi"}, "y": y,
+                                 "stroke": literal("fill"), "tooltip": tips}},
                    {"data": {"name": "moments"}, "mark": {"type": "point", "filled": True, "size": 110, "opacity": 1,
                                                           "clip": True},
-                    "encoding": {"x": x, "y": y, "fill": _fixed("fill"), "shape": _fixed("shape"), "tooltip": tips}}]
+                    "encoding": {"x": x, "y": y, "fill": literal("fill"), "shape": literal("shape"), "tooltip": tips}}]
     layers += [{"data": {"name": "now"}, "mark": {"type": "rule", "strokeDash": [2, 3], "color": INK},
                 "encoding": {"x": x}},
                {"data": {"name": "now"}, "mark": {"type": "text", "align": "right", "baseline": "top", "dx": -4, "y": 4,
                                                   "color": INK},
-                "encoding": {"x": x, "text": _n("label")}},
+                "encoding": {"x": x, "text": nominal("label")}},
                _hover("hover", curves, x, "hover", extra={k: ".0f" for k in widths})]
-    return _spec(data, layer=layers, height=height)
+    return chart_spec(data, layer=layers, height=height)

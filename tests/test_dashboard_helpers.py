@@ -25,8 +25,8 @@ from pages import (  # noqa: E402
     _setup_form,
     _state,
 )
-from roastcore.plotting import loss_figure, tf_comparison_figure  # noqa: E402
 from roastcore.profile import Profile, ProfileMeta  # noqa: E402
+from roastcore.score_charts import loss_figure, tf_comparison_figure  # noqa: E402
 
 HELPERS = ("_coffee_form", "_data_tables", "_eval_tables", "_format", "_job_tables", "_pt_import", "_roast_view",
            "_runs", "_setup_form", "_state", "_sweep_form")

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("diagnose",),
     ("evaluate", "predict"),
     ("forecast", "forecast_methods", "forecast_model", "forecast_residual", "forecast_eval", "forecast_train"),
-    ("study", "plotting", "sweep_charts", "inspect_run", "roastformer_import"),
+    ("study", "plotting", "score_charts", "sweep_charts", "inspect_run", "roastformer_import"),
     ("jobs", "jobs.*", "cli", "cli.*", "__main__"),
 ]
 

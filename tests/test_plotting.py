@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roastcore import plotting
+from roastcore import plotting, score_charts
 from roastcore.profile import Profile, ProfileMeta
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,8 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("path", ["roastcore/plotting.py", "roastcore/inspect_run.py", "roastcore/io/registry.py"])
+@pytest.mark.parametrize("path", ["roastcore/plotting.py", "roastcore/score_charts.py", "roastcore/inspect_run.py",
+                                  "roastcore/io/registry.py"])
 def test_library_modules_do_not_import_streamlit(path):
     assert "streamlit" not in _imports(REPO / path)
 
@@ -55,13 +56,6 @@ def test_color_map_is_stable_per_name():
     assert len(set(colors.values())) == 3
     assert plotting.color_for("b", colors) == colors["b"]
     assert plotting.color_for("zzz") == plotting.color_for("zzz")
-
-
-def test_tf_bands_follow_evaluate_bands():
-    from roastcore.metrics import MAE_BANDS
-
-    assert [(limit, label) for limit, label, _ in plotting.TF_BANDS[:-1]] == list(MAE_BANDS)
-    assert plotting.TF_BANDS[-1][:2] == (float("inf"), "poor")
 
 
 def _layers(spec: dict) -> list[dict]:
@@ -159,93 +153,6 @@ def test_step_trace_figure_draws_raw_clamped_real_and_the_clamp_band():
     assert lo < 90.0 and 304.0 < hi < 500.0 and clamp["hi"].iloc[0] == hi
 
 
-def test_health_band_figure_marks_the_value_on_a_log_axis():
-    from roastcore.experiments import HEALTH_BANDS
-
-    spec = plotting.health_band_figure(53_000.0, HEALTH_BANDS)
-    marker = _layer(spec, "value", "point")
-    assert marker["encoding"]["x"]["scale"]["type"] == "log"
-    assert spec["datasets"]["value"]["x"].tolist() == [53_000.0] and spec["datasets"]["value"]["text"][0] == "53,000"
-    assert list(spec["datasets"]["bands"]["label"]) == [label for _, label in HEALTH_BANDS]
-
-
-def _tf_table(rows):
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=["run", "tf_mae_f", "persistence_mae_f", "step_s", "best"])
-
-
-def test_tf_figure_draws_persistence_per_step_size_on_a_log_axis():
-    # A 1 s model and a 5 s model: each bar gets the persistence of its own step, in the legend by step.
-    table = _tf_table([("fine", 0.5, 0.83, 1.0, "★"), ("coarse", 2.0, 4.1, 5.0, ""),
-                       ("broken", 300.0, 0.83, 1.0, "")])
-    spec = plotting.tf_comparison_figure(table)
-    marks = spec["datasets"]["persistence"]
-    persistence = {label: dict(zip(part["run"], part["persistence_mae_f"], strict=True))
-                   for label, part in marks.groupby("persistence")}
-    assert persistence == {"persistence at 1 s steps": {"fine": 0.83, "broken": 0.83},
-                           "persistence at 5 s steps": {"coarse": 4.1}}
-    assert _layer(spec, "persistence")["encoding"]["color"]["legend"] is not None
-    # One run at 300 °F does not squash the others: on the log axis the 0.5 °F bar still spans a
-    # fair share of the width.
-    bar = _layer(spec, "bars", "bar")
-    scale = bar["encoding"]["x"]["scale"]
-    assert scale["type"] == "log" and bar["encoding"]["x"]["axis"]["format"]
-    lo, hi = np.log10(scale["domain"])
-    assert (np.log10(0.5) - lo) / (hi - lo) > 0.1 and np.log10(300.0) < hi
-    bars = spec["datasets"]["bars"]
-    assert [t.endswith("★ best") for t in bars["text"]] == [r == "fine" for r in bars["run"]]
-    assert bars.set_index("run")["best"].to_dict() == {"fine": True, "coarse": False, "broken": False}
-    assert bar["encoding"]["y"]["sort"][0] == "fine"  # best on top
-    # The figures on the right axis, by run.
-    right = _layer(spec, "bars", "point")["encoding"]["y"]["axis"]
-    assert right["orient"] == "right" and "0.6× persistence  ★ best" in right["labelExpr"]
-
-
-def test_tf_figure_marks_no_best_when_no_run_beats_its_persistence():
-    table = _tf_table([("lone", 298.7, 0.83, 1.0, "")])
-    spec = plotting.tf_comparison_figure(table)
-    bars = spec["datasets"]["bars"]
-    assert "★" not in bars["text"][0] and not bars["best"].any()  # no star, no outline
-    # Without a 'best' column the chart decides the same way.
-    bars = plotting.tf_comparison_figure(table.drop(columns="best"))["datasets"]["bars"]
-    assert "★" not in bars["text"][0] and not bars["best"].any()
-    table = _tf_table([("good", 0.5, 0.83, 1.0, "")]).drop(columns="best")
-    assert plotting.tf_comparison_figure(table)["datasets"]["bars"]["best"].tolist() == [True]
-
-
-@pytest.mark.parametrize("maes", [(0.5, 300.0), (0.5, 11.0), (8.0, 12.0), (40.0, 60.0, 160.0), (0.2, 0.3)])
-def test_tf_band_labels_do_not_overlap(maes):
-    table = _tf_table([(f"r{i}", m, 1.0, 1.0, "") for i, m in enumerate(maes)])
-    spec = plotting.tf_comparison_figure(table)
-    lo, hi = np.log10(_layer(spec, "bars", "bar")["encoding"]["x"]["scale"]["domain"])
-    bands = spec["datasets"]["bands"]
-    xs = sorted(np.log10(bands.loc[bands["labelled"], "mid"]))
-    assert xs, "no band is labelled"
-    # Labels are centred in their bands and each band spans >= BAND_LABEL_MIN_SHARE of the axis,
-    # so neighbouring labels are at least that far apart (about 100 px on a 900 px chart).
-    gaps = np.diff([(x - lo) / (hi - lo) for x in xs])
-    assert (gaps >= plotting.BAND_LABEL_MIN_SHARE - 1e-9).all()
-    assert all(lo <= x <= hi for x in xs)
-    assert _layer(spec, "bands", "text")["transform"] == [{"filter": "datum.labelled"}]
-
-
-def test_loss_figure_ticks_read_as_numbers_and_epochs_are_whole():
-    import pandas as pd
-
-    hist = pd.DataFrame({"run": "r", "epoch": [1, 2, 3], "train_loss": [7.0, 5.0, 4.0],
-                         "val_loss": [0.9, 0.5, 0.3], "tf_ratio": [1.0, 0.8, 0.6]})
-    spec = plotting.loss_figure(hist)
-    enc = _layer(spec, "losses")["encoding"]
-    assert enc["y"]["scale"]["type"] == "log" and enc["y"]["axis"]["format"] == "~g"
-    assert enc["x"]["axis"] == {"values": [0, 1, 2, 3], "format": "d"}
-    assert set(spec["datasets"]["losses"]["series"]) == {"r train objective", "r val loss"}
-    assert _layer(spec, "tf_ratio")["encoding"]["y"]["axis"]["orient"] == "right"
-    assert spec["resolve"] == {"scale": {"y": "independent"}}
-    assert plotting.epoch_dtick(200) == 20 and plotting.epoch_dtick(7) == 1
-    assert float(plotting.epoch_dtick(10_000)).is_integer()
-
-
 def _contrast(hex_a: str, rgb_b: tuple[int, int, int]) -> float:
     def lum(rgb):
         c = [v / 255.0 for v in rgb]
@@ -273,15 +180,6 @@ def test_real_curve_and_reference_marks_read_on_light_and_dark_backgrounds():
     assert real_color(plotting.grid_figure([("a", p, {"m": p.bt})], 1.0), "p0") == plotting.INK
 
 
-def test_health_band_labels_sit_inside_the_log_axis():
-    from roastcore.experiments import HEALTH_BANDS
-
-    spec = plotting.health_band_figure(800.0, HEALTH_BANDS)
-    lo, hi = _layer(spec, "value", "point")["encoding"]["x"]["scale"]["domain"]
-    bands = spec["datasets"]["bands"]
-    assert all(lo <= m <= hi for m in bands.loc[bands["labelled"], "mid"])
-
-
 def _built_charts():
     import pandas as pd
 
@@ -301,11 +199,11 @@ def _built_charts():
         "overlay, no real": plotting.overlay_figure(None, {"m": p.bt + 3}, 1.0, show_ror=False),
         "grid": plotting.grid_figure([("a", p, {"m": p.bt}), ("b", p, {"m": p.bt})], 1.0),
         "step trace": plotting.step_trace_figure(*plotting.step_trace_arrays({"rows": rows}), name="m"),
-        "teacher forcing": plotting.tf_comparison_figure(table),
-        "teacher forcing, empty": plotting.tf_comparison_figure(table.iloc[:0]),
-        "losses": plotting.loss_figure(hist),
-        "losses, empty": plotting.loss_figure(hist.iloc[:0]),
-        "health": plotting.health_band_figure(800.0, HEALTH_BANDS),
+        "teacher forcing": score_charts.tf_comparison_figure(table),
+        "teacher forcing, empty": score_charts.tf_comparison_figure(table.iloc[:0]),
+        "losses": score_charts.loss_figure(hist),
+        "losses, empty": score_charts.loss_figure(hist.iloc[:0]),
+        "health": score_charts.health_band_figure(800.0, HEALTH_BANDS),
     }
 
 
