@@ -314,7 +314,7 @@ def _bt_ror(bt: Curves, ror: Curves | None, events: list[dict], max_s: float, he
     layers = []
     if bands is not None and not bands.empty:
         data["bands"] = bands
-        layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "opacity": 0.16, "clip": True},
+        layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "fillOpacity": 0.16, "clip": True},
                        "encoding": {"x": x, "y": quantitative("lo"), "y2": {"field": "hi"},
                                     "color": nominal("series", scale=bt.scale()), "detail": nominal("series")}})
     layers.append(_lines("bt", bt, x, y))
@@ -387,7 +387,7 @@ def charge_band_rows(t: np.ndarray, curve: np.ndarray, band: dict, name: str) ->
 
 def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndarray]]], step_s: float,
                 colors: Mapping[str, str] | None = None, cols: int = 2, height_per_row: int = 260,
-                width: int = 1100) -> dict:
+                width: int = 960) -> dict:
     """Small multiples: one panel per profile (title, real profile, generated curves by run),
     `cols` to a row within about `width` pixels; one legend for all."""
     prepared, max_s = [], 1.0
@@ -534,7 +534,7 @@ def forecast_figure(profile: Profile, at_s: float, forecasts: Mapping[str, objec
     layers = []
     if bands:
         data["bands"] = pd.concat(bands, ignore_index=True)
-        layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "opacity": 0.18, "clip": True},
+        layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "fillOpacity": 0.18, "clip": True},
                        "encoding": {"x": x, "y": quantitative("lo"), "y2": {"field": "hi"},
                                     "color": nominal("series", scale=curves.scale()), "detail": nominal("series")}})
     layers.append(_lines("curves", curves, x, y))
