@@ -58,6 +58,7 @@ USERMETA = {"embedOptions": {"renderer": "svg"}}
 MMSS_EXPR = ("(datum.value < 0 ? '-' : '') + floor(abs(datum.value) / 60) + ':' + "
              "format(floor(abs(datum.value) % 60), '02d')")
 HOVER_RULE = "rgba(128,128,128,0.6)"
+HOVER_ROWS = 300  # hover points a chart holds at most (see Curves.hover)
 
 
 # ---------------------------------------------------------------------------- time axis
@@ -131,17 +132,18 @@ class Curves:
         return pd.concat(parts, ignore_index=True)
 
     def hover(self, extra: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> pd.DataFrame:
-        """One row per time: its m:ss and each curve's value (v0, v1, ... in legend order), then
-        the `extra` columns (name -> (t, values)); NaN where a curve has no point."""
+        """One row per hover time: its m:ss and each curve's value there (v0, v1, ... in legend
+        order), then the `extra` columns (name -> (t, values)); NaN outside a curve's span. At
+        most HOVER_ROWS times, evenly spread: each becomes SVG elements (a rule, a Voronoi cell)
+        the browser builds, and a roast read every few seconds loses nothing."""
         series = [(t, y) for t, y, *_ in self.items.values() if t.size] + list((extra or {}).values())
         if not series:
             return pd.DataFrame({"t": [], "time": []})
         t_all = np.unique(np.concatenate([t for t, _ in series]))
+        t_all = t_all[::-(-t_all.size // HOVER_ROWS)]
         out = {"t": t_all, "time": _mmss(t_all)}
         for i, (t, y) in enumerate(series):
-            col = np.full(t_all.size, np.nan)
-            col[np.searchsorted(t_all, t)] = y
-            out[f"v{i}"] = col
+            out[f"v{i}"] = np.interp(t_all, t, y, left=np.nan, right=np.nan)
         return pd.DataFrame(out)
 
     def scale(self) -> dict:
@@ -201,7 +203,8 @@ def _hover(data: str, curves: Curves, x: dict, param: str, unit: str = "°F", fm
     tips = [nominal("time", title="time")]
     tips += [quantitative(f"v{i}", title=f"{n} ({unit})", format=fmt) for i, n in enumerate(names)]
     tips += [quantitative(f"v{len(names) + j}", title=title, format=f) for j, (title, f) in enumerate((extra or {}).items())]
-    return {"data": {"name": data}, "mark": {"type": "rule", "color": HOVER_RULE, "strokeWidth": 1},
+    # aria off: no screen-reader label built for each of its hundreds of invisible items.
+    return {"data": {"name": data}, "mark": {"type": "rule", "color": HOVER_RULE, "strokeWidth": 1, "aria": False},
             "params": [{"name": param, "select": {"type": "point", "nearest": True, "on": "pointerover",
                                                    "fields": ["t"], "clear": "pointerout"}}],
             "encoding": {"x": x, "tooltip": tips,

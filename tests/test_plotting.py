@@ -89,7 +89,9 @@ def test_curves_and_overlay_figures_use_mmss_axes_and_events():
     assert {"FCs", "DROP"} <= set(events["label"]) and (events["shape"] == "diamond").all()
     # Hover: the m:ss time and each curve's value at the pointer.
     hover = spec["datasets"]["bt_hover"]
-    assert hover["time"].iloc[75] == "1:15" and np.allclose(hover["v0"], p.bt)
+    assert len(hover) <= plotting.HOVER_ROWS and hover["t"].iloc[0] == 0 and hover["t"].iloc[-1] >= p.n - 3
+    assert hover["time"].iloc[1] == plotting.fmt_mmss(hover["t"].iloc[1])
+    assert np.allclose(hover["v0"], p.bt[hover["t"].to_numpy(int)])
     tips = _layer(spec, "bt_hover")["encoding"]["tooltip"]
     assert [t["title"] for t in tips] == ["time", "p1 (°F)"]
     gen = {"run_a": p.bt + 5, "run_b": np.full(p.n, 300.0)}
