@@ -736,15 +736,9 @@ def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
     assert np.allclose(y, np.asarray(future.result(), dtype=float))
 
 
-def _plotted(fig, name: str):
-    import base64
-
-    import numpy as np
-
-    y = next(t for t in fig.data if t.name == name).y
-    if isinstance(y, dict):  # Plotly's binary encoding of a numpy array
-        y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
-    return np.asarray(y, dtype=float)
+def _plotted(chart, name: str):
+    """The values of a drawn curve, as the chart's data hold them."""
+    return chart.curve(name)["y"].to_numpy(float)
 
 
 def _scored_copy(runs: Path, name: str, demo: str = "demo_teacher_forced"):
