@@ -58,11 +58,6 @@ def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs, tmp_path):
     legend_label(page, target).first.wait_for(timeout=60_000)
     assert legend_label(page, "real").count() >= 1
     assert curve(page, target)["n"] > 100 and curve(page, "real")["n"] > 100  # drawn, not only listed
-    # PNG export: Streamlit's chart toolbar (shown on hover) downloads the drawn chart.
-    chart.hover()
-    with page.expect_download(timeout=30_000) as download:
-        page.get_by_role("button", name="Download as PNG").first.click()
-    assert download.value.suggested_filename.endswith(".png")
     no_errors(page)
     # Add a comparison checkpoint for the README screenshot.
     sidebar.locator('[data-testid="stMultiSelect"]').first.click()
@@ -72,6 +67,12 @@ def test_pick_checkpoint_then_compare_chart(base, page, e2e_runs, tmp_path):
     legend_label(page, names[0]).first.wait_for(timeout=60_000)
     shot = screenshot(page, "screenshot.png", tmp_path)
     assert shot.stat().st_size > 10_000
+    # PNG export (after the screenshot: hovering scrolls the chart into view): Streamlit's chart
+    # toolbar, shown on hover, downloads the drawn chart.
+    chart.hover()
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="Download as PNG").first.click()
+    assert download.value.suggested_filename.endswith(".png")
 
 
 def test_launch_job_follow_reload_and_cancel(base, page, e2e_runs):
