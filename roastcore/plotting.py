@@ -59,6 +59,7 @@ MMSS_EXPR = ("(datum.value < 0 ? '-' : '') + floor(abs(datum.value) / 60) + ':' 
              "format(floor(abs(datum.value) % 60), '02d')")
 HOVER_RULE = "rgba(128,128,128,0.6)"
 HOVER_ROWS = 300  # hover points a chart holds at most (see Curves.hover)
+LINE_POINTS = 300  # points a drawn curve or band holds at most (see thin)
 
 
 # ---------------------------------------------------------------------------- time axis
@@ -114,6 +115,23 @@ def _mmss(times) -> np.ndarray:
     return _hover_labels(np.ascontiguousarray(times, dtype=float).tobytes())
 
 
+def thin(t: np.ndarray, *ys: np.ndarray, limit: int = LINE_POINTS) -> np.ndarray:
+    """Indices of at most ~`limit` points, evenly spread, plus each curve's lowest and highest
+    point (the turning point, a peak): what a line drawn a few hundred pixels wide can show.
+    Vega builds one scene item per point, so a 900-point roast costs the browser three times a
+    300-point one that looks the same."""
+    n = len(t)
+    if n <= limit:
+        return np.arange(n)
+    keep = [np.linspace(0, n - 1, limit).round().astype(int)]
+    for y in ys:
+        finite = np.isfinite(y)
+        if finite.any():
+            idx = np.flatnonzero(finite)
+            keep.append(idx[[np.argmin(y[finite]), np.argmax(y[finite])]])
+    return np.unique(np.concatenate(keep))
+
+
 class Curves:
     """The lines of one chart panel, in legend order: name -> (t, y, colour, style, width)."""
 
@@ -125,8 +143,11 @@ class Curves:
 
     def frame(self) -> pd.DataFrame:
         """Long form: one row per point (t, y, series, style, w)."""
-        parts = [pd.DataFrame({"t": t, "y": y, "series": name, "style": style, "w": width})
-                 for name, (t, y, _, style, width) in self.items.items() if t.size]
+        parts = []
+        for name, (t, y, _, style, width) in self.items.items():
+            if t.size:
+                keep = thin(t, y)
+                parts.append(pd.DataFrame({"t": t[keep], "y": y[keep], "series": name, "style": style, "w": width}))
         if not parts:
             return pd.DataFrame({"t": [], "y": [], "series": [], "style": [], "w": []})
         return pd.concat(parts, ignore_index=True)
@@ -385,7 +406,9 @@ def charge_band_rows(t: np.ndarray, curve: np.ndarray, band: dict, name: str) ->
     if after.sum() < 2:
         return pd.DataFrame({"t": [], "lo": [], "hi": [], "series": []})
     lo, hi = bands.offsets(cut, t[after] - cut)
-    return pd.DataFrame({"t": t[after], "lo": curve[after] + lo, "hi": curve[after] + hi, "series": name})
+    t, lo, hi = t[after], curve[after] + lo, curve[after] + hi
+    keep = thin(t, lo, hi)
+    return pd.DataFrame({"t": t[keep], "lo": lo[keep], "hi": hi[keep], "series": name})
 
 
 def grid_figure(panels: Sequence[tuple[str, Profile | None, Mapping[str, np.ndarray]]], step_s: float,
@@ -524,7 +547,8 @@ def forecast_figure(profile: Profile, at_s: float, forecasts: Mapping[str, objec
         color = (colors or {}).get(method) or FORECAST_COLORS.get(method) or color_for(method)
         lo, hi = np.asarray(f.lo_f, dtype=float), np.asarray(f.hi_f, dtype=float)
         curves.add(method, t, f.bt_f, color, style="dash", width=2.2)
-        bands.append(pd.DataFrame({"t": t, "lo": lo, "hi": hi, "series": method}))
+        keep = thin(t, lo, hi)
+        bands.append(pd.DataFrame({"t": t[keep], "lo": lo[keep], "hi": hi[keep], "series": method}))
         widths[f"{method} 80% band width (°F)"] = (t, hi - lo)
         rows = moment_rows(method, f, color)
         moments += rows

@@ -108,12 +108,28 @@ def test_curves_and_overlay_figures_use_mmss_axes_and_events():
     spec = plotting.overlay_figure(p, gen, 1.0, colors={"run_a": "#000001"}, bands={"run_a": band}, show_ror=False)
     assert "vconcat" not in spec and "ror" not in spec["datasets"]
     rows = spec["datasets"]["bands"]
-    assert set(rows["series"]) == {"run_a"} and rows["t"].iloc[0] > 0 and len(rows) == p.n - 1
-    assert np.allclose(rows["hi"] - (p.bt + 5)[1:], np.interp(rows["t"], [100, 800], [1.0, 4.0]))
-    assert np.allclose(rows["lo"] - (p.bt + 5)[1:], np.interp(rows["t"], [100, 800], [-2.0, -6.0]))
+    assert set(rows["series"]) == {"run_a"} and rows["t"].iloc[0] > 0 and rows["t"].iloc[-1] == p.n - 1
+    assert len(rows) <= plotting.LINE_POINTS + 4  # thinned for the browser (see test_thin_...)
+    at = rows["t"].to_numpy(int)
+    assert np.allclose(rows["hi"] - (p.bt + 5)[at], np.interp(rows["t"], [100, 800], [1.0, 4.0]))
+    assert np.allclose(rows["lo"] - (p.bt + 5)[at], np.interp(rows["t"], [100, 800], [-2.0, -6.0]))
     names = [la["data"]["name"] for la in spec["layer"]]
     assert names.index("bands") < names.index("bt")  # the curve is drawn over its band
     assert _layer(spec, "bands")["mark"]["type"] == "area"
+
+
+def test_thin_keeps_ends_extremes_and_few_points():
+    t = np.arange(900.0)
+    y = 300 + 0.1 * t - 150 * np.exp(-(((t - 77) / 20) ** 2))  # a dip (the TP) between the grid's points
+    keep = plotting.thin(t, y)
+    assert keep[0] == 0 and keep[-1] == 899 and len(keep) <= plotting.LINE_POINTS + 2
+    assert np.argmin(y) in keep and np.argmax(y) in keep and np.all(np.diff(keep) > 0)
+    assert np.array_equal(plotting.thin(t[:50], y[:50]), np.arange(50))  # short curves stay whole
+    # The drawn curve is the thinned one, and the turning point is on it exactly.
+    lines = plotting.curves_figure([_profile(pid="p1")])["datasets"]["bt"]
+    assert len(lines) <= plotting.LINE_POINTS + 2
+    p = _profile(pid="p1")
+    assert lines["y"].min() == p.bt.min()
 
 
 def test_split_panels_gives_each_panel_its_own_datasets():
