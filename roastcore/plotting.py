@@ -58,8 +58,8 @@ USERMETA = {"embedOptions": {"renderer": "svg"}}
 MMSS_EXPR = ("(datum.value < 0 ? '-' : '') + floor(abs(datum.value) / 60) + ':' + "
              "format(floor(abs(datum.value) % 60), '02d')")
 HOVER_RULE = "rgba(128,128,128,0.6)"
-HOVER_ROWS = 300  # hover points a chart holds at most (see Curves.hover)
-LINE_POINTS = 300  # points a drawn curve or band holds at most (see thin)
+HOVER_ROWS = 200  # hover points a chart holds at most (see Curves.hover)
+LINE_POINTS = 200  # points a drawn curve or band holds at most (see thin)
 
 
 # ---------------------------------------------------------------------------- time axis
@@ -334,7 +334,10 @@ def _bt_ror(bt: Curves, ror: Curves | None, events: list[dict], max_s: float, he
             title: str | None = None, bands: pd.DataFrame | None = None) -> dict:
     bt_height = int(height * 0.68) if ror is not None else height
     x, y = _time_x(max_s, title=None if ror is not None else "time (m:ss)"), _bt_y()
-    data = {"bt": bt.frame(), "bt_hover": bt.hover()}
+    # One hover layer, on BT, whose tooltip also lists each curve's RoR: a hover layer is a rule
+    # and a Voronoi cell per time the browser builds, the RoR panel's would double that cost.
+    ror_tips = {f"{name} RoR": (t, y) for name, (t, y, *_) in ror.items.items() if t.size} if ror else {}
+    data = {"bt": bt.frame(), "bt_hover": bt.hover(ror_tips)}
     layers = []
     if bands is not None and not bands.empty:
         data["bands"] = bands
@@ -345,15 +348,14 @@ def _bt_ror(bt: Curves, ror: Curves | None, events: list[dict], max_s: float, he
     if events:
         data["events"] = pd.DataFrame(events, columns=EVENT_COLUMNS)
         layers += _events("events", x, y)
-    layers.append(_hover("bt_hover", bt, x, "hover_bt"))
+    layers.append(_hover("bt_hover", bt, x, "hover_bt", extra={f"{k} (°F/min)": ".1f" for k in ror_tips}))
     top = {"layer": layers, "height": bt_height, **({"title": title} if title else {})}
     if ror is None:
         return chart_spec(data, **top)
-    data.update(ror=ror.frame(), ror_hover=ror.hover())
+    data["ror"] = ror.frame()
     x2 = _time_x(max_s)
     y2 = quantitative("y", title="RoR (°F/min)", scale={"domain": ror_range(ror_basis), "zero": False})
-    bottom = {"layer": [_lines("ror", ror, x2, y2, legend=False),
-                        _hover("ror_hover", ror, x2, "hover_ror", unit="°F/min")],
+    bottom = {"layer": [_lines("ror", ror, x2, y2, legend=False)],
               "height": max(height - bt_height - 40, 100)}
     return chart_spec(data, vconcat=[top, bottom], spacing=6)
 

@@ -93,7 +93,10 @@ def test_curves_and_overlay_figures_use_mmss_axes_and_events():
     assert hover["time"].iloc[1] == plotting.fmt_mmss(hover["t"].iloc[1])
     assert np.allclose(hover["v0"], p.bt[hover["t"].to_numpy(int)])
     tips = _layer(spec, "bt_hover")["encoding"]["tooltip"]
-    assert [t["title"] for t in tips] == ["time", "p1 (°F)"]
+    # One hover layer for both panels: the tooltip gives BT and RoR; the RoR panel has none.
+    assert [t["title"] for t in tips] == ["time", "p1 (°F)", "p1 RoR (°F/min)"]
+    assert np.allclose(hover["v1"], p.ror()[hover["t"].to_numpy(int)], equal_nan=True)
+    assert not [la for la in spec["vconcat"][1]["layer"] if la["mark"]["type"] == "rule"]
     gen = {"run_a": p.bt + 5, "run_b": np.full(p.n, 300.0)}
     spec = plotting.overlay_figure(p, gen, 1.0, colors={"run_a": "#000001"})
     assert _series(spec) == ["real", "run_a", "run_b"]
@@ -135,7 +138,7 @@ def test_thin_keeps_ends_extremes_and_few_points():
 def test_split_panels_gives_each_panel_its_own_datasets():
     p = _profile(pid="p1")
     bt, ror = plotting.split_panels(plotting.overlay_figure(p, {"m": p.bt + 3}, 1.0))
-    assert set(bt["datasets"]) == {"bt", "bt_hover", "events"} and set(ror["datasets"]) == {"ror", "ror_hover"}
+    assert set(bt["datasets"]) == {"bt", "bt_hover", "events"} and set(ror["datasets"]) == {"ror"}
     assert bt["usermeta"] == plotting.USERMETA and "layer" in bt and "layer" in ror
     one = plotting.step_trace_figure(np.arange(3.0), np.ones(3), np.ones(3), np.ones(3))
     assert plotting.split_panels(one) == [one]
