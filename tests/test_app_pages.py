@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
@@ -474,7 +475,7 @@ def test_compare_page_generates_for_a_new_coffee(runs_dir):
     assert not at.exception and not at.error, [e.value for e in at.error]
     chart = next(f for f in charts(at) if any("new coffee" in n for n in trace_names(f)))
     curve = next(n for n in trace_names(chart) if "new coffee" in n)
-    assert len(chart.curve(curve)) == 601  # 10:00 at 1 s
+    assert chart.curve(curve)["t"].iloc[-1] == 600  # 10:00
     # One .alog/.csv pair for the comparison curve, one for the new coffee.
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels.count("Artisan .alog") == 2 and labels.count("CSV") == 2
@@ -732,13 +733,14 @@ def test_a_pick_prefetches_the_curve_compare_draws_first(own_runs):
     assert not at.exception and not at.error
     import numpy as np
 
-    y = charts(at)[0].curve("fetch-me")["y"].to_numpy(float)
-    assert np.allclose(y, np.asarray(future.result(), dtype=float))
+    assert np.allclose(*_plotted(charts(at)[0], "fetch-me", future.result()))
 
 
-def _plotted(chart, name: str):
-    """The values of a drawn curve, as the chart's data hold them."""
-    return chart.curve(name)["y"].to_numpy(float)
+def _plotted(chart, name: str, full):
+    """A drawn 1 s curve as the chart's data hold it, and `full` at the same times (charts draw
+    a thinned curve, plotting.thin)."""
+    drawn = chart.curve(name)
+    return drawn["y"].to_numpy(float), np.asarray(full, dtype=float)[drawn["t"].to_numpy(int)]
 
 
 def _scored_copy(runs: Path, name: str, demo: str = "demo_teacher_forced"):
@@ -776,7 +778,7 @@ def test_compare_draws_the_stored_curve_without_loading_the_model(own_runs):
     planted = curve_1s(first) + 7.25  # not what the model generates: shows where the curve came from
     rg.write_generated(run, rg.run_digest(run), [rg.curve_entry(first, planted)], [])
     at = open_page("pages/compare_page.py", {"run": "stored-run"})
-    assert np.array_equal(_plotted(charts(at)[0], "stored-run"), planted)
+    assert np.array_equal(*_plotted(charts(at)[0], "stored-run", planted))
     assert not _built(run)
 
     generated = generate_curves(load_run(run), [first])[0]
@@ -785,8 +787,8 @@ def test_compare_draws_the_stored_curve_without_loading_the_model(own_runs):
                            (rg.run_digest(run), rg.curve_entry(other_roast, planted))):  # for another roast
         rg.write_generated(run, run_sha, [entry], [])
         at = open_page("pages/compare_page.py", {"run": "stored-run"})
-        drawn = _plotted(charts(at)[0], "stored-run")
-        assert not np.allclose(drawn, planted) and np.allclose(drawn, generated, atol=1e-6)
+        drawn, at_planted = _plotted(charts(at)[0], "stored-run", planted)
+        assert not np.allclose(drawn, at_planted) and np.allclose(*_plotted(charts(at)[0], "stored-run", generated), atol=1e-6)
     assert _built(run)
 
 
