@@ -216,6 +216,13 @@ def _lines(data: str, curves: Curves, x: dict, y: dict, legend: bool = True, sca
         "strokeWidth": quantitative("w", scale=None), "detail": nominal("series")}}
 
 
+def _band_layer(data: str, curves: Curves, x: dict, opacity: float) -> dict:
+    """80% bands (rows t, lo, hi, series) as translucent areas in their curve's colour."""
+    return {"data": {"name": data}, "mark": {"type": "area", "fillOpacity": opacity, "clip": True},
+            "encoding": {"x": x, "y": quantitative("lo"), "y2": {"field": "hi"},
+                         "color": nominal("series", scale=curves.scale()), "detail": nominal("series")}}
+
+
 def _hover(data: str, curves: Curves, x: dict, param: str, unit: str = "°F", fmt: str = ".1f",
            extra: Mapping[str, str] | None = None) -> dict:
     """A rule at the time nearest the pointer whose tooltip lists every curve's value there (the
@@ -341,9 +348,7 @@ def _bt_ror(bt: Curves, ror: Curves | None, events: list[dict], max_s: float, he
     layers = []
     if bands is not None and not bands.empty:
         data["bands"] = bands
-        layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "fillOpacity": 0.16, "clip": True},
-                       "encoding": {"x": x, "y": quantitative("lo"), "y2": {"field": "hi"},
-                                    "color": nominal("series", scale=bt.scale()), "detail": nominal("series")}})
+        layers.append(_band_layer("bands", bt, x, 0.16))
     layers.append(_lines("bt", bt, x, y))
     if events:
         data["events"] = pd.DataFrame(events, columns=EVENT_COLUMNS)
@@ -563,9 +568,7 @@ def forecast_figure(profile: Profile, at_s: float, forecasts: Mapping[str, objec
     layers = []
     if bands:
         data["bands"] = pd.concat(bands, ignore_index=True)
-        layers.append({"data": {"name": "bands"}, "mark": {"type": "area", "fillOpacity": 0.18, "clip": True},
-                       "encoding": {"x": x, "y": quantitative("lo"), "y2": {"field": "hi"},
-                                    "color": nominal("series", scale=curves.scale()), "detail": nominal("series")}})
+        layers.append(_band_layer("bands", curves, x, 0.18))
     layers.append(_lines("curves", curves, x, y))
     if events:
         data["events"] = pd.DataFrame(events, columns=EVENT_COLUMNS)
