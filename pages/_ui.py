@@ -222,17 +222,14 @@ def _cached_or(cache: OrderedDict, key, compute, limit: int = 256):
 
 
 def _scores_of(run_path: str, run_mtime: float) -> dict | None:
-    key = (run_path, run_mtime)
-    with _LOCK:
-        if key in _SCORES:
-            _SCORES.move_to_end(key)
-            return _SCORES[key]
-    from roastcore.evaluate import stored_report
+    def read() -> dict | None:
+        from roastcore.evaluate import stored_report
 
-    report = stored_report(run_path)
-    # Shallow (a fresh report's own dicts): to_dict's deep copy cost 0.03 s a run on a busy server.
-    fields = None if report is None else {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
-    return _remember(_SCORES, key, fields, 256)
+        report = stored_report(run_path)
+        # Shallow (a fresh report's own dicts): to_dict's deep copy cost 0.03 s a run on a busy server.
+        return None if report is None else {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
+
+    return _cached_or(_SCORES, (run_path, run_mtime), read)
 
 
 def scores(run) -> dict | None:
@@ -246,7 +243,6 @@ def scores(run) -> dict | None:
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def _model_facts_cached(run_path: str, run_mtime: float) -> dict:
-    import json
 
     try:
         config = json.loads((Path(run_path) / "config.json").read_text(encoding="utf-8"))
@@ -479,11 +475,12 @@ def prefetch(c: Ctx) -> None:
 
 def _manifest(run_path: str, run_mtime: float) -> dict:
     def read() -> dict:
+        from roastcore.checkpoints import MANIFEST, RunError, read_json
+
         try:
-            value = json.loads((Path(run_path) / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return value if isinstance(value, dict) else {}
+            return read_json(Path(run_path) / MANIFEST)
+        except RunError:
+            return {}  # no or a broken manifest: the page then shows all roasts, labelled so
 
     return _cached_or(_RUN_FILES, ("manifest", run_path, run_mtime), read)
 

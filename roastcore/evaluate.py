@@ -230,11 +230,7 @@ class EvaluationReport:
 
 
 def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return fsutil.hash_file(hashlib.sha256(), path).hexdigest()
 
 
 def _dataset_fingerprint(profiles: Sequence[Profile]) -> str:

@@ -28,7 +28,6 @@ from roastcore.experiments import ExperimentConfig
 from roastcore.forecast_model import FORECAST_PRIOR, FinetuneConfig, finetune_in_place
 from roastcore.train import Trainer, TrainResult, is_cancelled
 from roastcore.train import run_experiment as _run_experiment
-from roastcore.train import train as _train
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +91,6 @@ class ForecastStage:
 def stages_for(experiment: ExperimentConfig) -> list:
     """The stages after the training from the charge that `experiment` asks for."""
     return [ForecastStage.from_experiment(experiment)] if experiment.forecasting else []
-
-
-def train(experiment: ExperimentConfig, train_profiles, val_profiles, **kwargs) -> TrainResult:
-    """`train.train` with the experiment's stages."""
-    return _train(experiment, train_profiles, val_profiles, stages=stages_for(experiment), **kwargs)
 
 
 def run_experiment(experiment: ExperimentConfig, profiles, **kwargs) -> TrainResult:

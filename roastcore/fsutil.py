@@ -14,6 +14,14 @@ import tempfile
 from pathlib import Path
 
 
+def hash_file(h, path: str | os.PathLike):
+    """Feed a file's bytes to the hash object `h` in 1 MiB chunks (weights can be large); returns h."""
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` via a temp file in the same folder, fsync, then os.replace.
 

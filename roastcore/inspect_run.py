@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from roastcore.diagnose import trace_length
 from roastcore.evaluate import evaluated_set
 from roastcore.generate import ModelGenerator, export_profile
 from roastcore.io.registry import sanitize_filename
@@ -51,14 +50,10 @@ def run_model_info(loaded) -> dict:
     return info
 
 
-def validation_profiles(loaded, profiles: Sequence[Profile]) -> tuple[list[Profile], str]:
-    """The run's validation roasts found in `profiles` (evaluate.evaluated_set), and the split label."""
-    return manifest_validation_profiles(getattr(loaded, "manifest", None) or {}, profiles)
-
-
 def manifest_validation_profiles(manifest: Mapping, profiles: Sequence[Profile]) -> tuple[list[Profile], str]:
-    """validation_profiles from the run's manifest alone (no model is built)."""
-    manifest = dict(manifest or {})
+    """The run's validation roasts found in `profiles` (evaluate.evaluated_set) and the split
+    label, from the run's manifest alone (no model is built)."""
+    manifest = dict(manifest)
     try:
         val, label, _ = evaluated_set(list(profiles), manifest, "val")
     except ValueError:
@@ -69,11 +64,6 @@ def manifest_validation_profiles(manifest: Mapping, profiles: Sequence[Profile])
 def generate_curves(loaded, profiles: Sequence[Profile], prefix_s: float = 0.0) -> list[np.ndarray]:
     """Free-running 1 s curves for `profiles` from a loaded run (generate.ModelGenerator)."""
     return ModelGenerator(loaded.model).generate_many(list(profiles), prefix_s=prefix_s)
-
-
-def trace_steps(loaded, profile: Profile) -> tuple[int, float]:
-    """(steps that cover `profile` at the model's step, capped at its max_len; the step in s)."""
-    return trace_length(loaded.model.config, profile)
 
 
 @dataclass

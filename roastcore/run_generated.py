@@ -45,9 +45,7 @@ def run_digest(run_dir) -> str:
         if not path.is_file():
             continue
         h.update(name.encode() + b"\0")
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        fsutil.hash_file(h, path)
         h.update(b"\0")
     return h.hexdigest()
 

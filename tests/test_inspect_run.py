@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from roastcore import inspect_run
+from roastcore.diagnose import trace_length
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "checkpoints" / "demo_teacher_forced"
@@ -32,20 +33,20 @@ def profiles():
 def test_model_info_and_validation_roasts(loaded, profiles):
     info = inspect_run.run_model_info(loaded)
     assert info["n_params"] == loaded.manifest["param_count"] and info["model"]["d_model"] > 0
-    val, label = inspect_run.validation_profiles(loaded, profiles)
+    val, label = inspect_run.manifest_validation_profiles(loaded.manifest, profiles)
     assert 0 < len(val) < len(profiles) and label == "val"
     assert {p.id for p in val} <= set(loaded.manifest["split"]["val_ids"])
     # A dataset without the run's roasts: all of it, labelled so.
     others = [p for p in profiles if p.id not in {v.id for v in val}][:3]
-    got, label = inspect_run.validation_profiles(loaded, others)
+    got, label = inspect_run.manifest_validation_profiles(loaded.manifest, others)
     assert got == others and label.startswith("all")
 
 
 def test_generation_and_export(loaded, profiles):
-    val, _ = inspect_run.validation_profiles(loaded, profiles)
+    val, _ = inspect_run.manifest_validation_profiles(loaded.manifest, profiles)
     [curve] = inspect_run.generate_curves(loaded, val[:1])
     assert curve.shape[0] >= 2 and np.isfinite(curve).all()
-    full, step_s = inspect_run.trace_steps(loaded, val[0])
+    full, step_s = trace_length(loaded.model.config, val[0])
     assert step_s == float(loaded.model.config.step_s) and 1 < full <= loaded.model.config.max_len
     prof = inspect_run.curve_profile(curve, "../run a", like=val[0])
     assert prof.id == "run_a" and prof.meta.origin == val[0].meta.origin and prof.meta.source_file is None
@@ -64,7 +65,7 @@ def test_a_short_step_trace_equals_the_full_traces_first_steps(loaded, profiles)
     steps): they must equal a full generation's first N steps."""
     from roastcore.diagnose import step_trace, variance_verdict
 
-    val, _ = inspect_run.validation_profiles(loaded, profiles)
+    val, _ = inspect_run.manifest_validation_profiles(loaded.manifest, profiles)
     full = step_trace(loaded.model, val[0], steps=None).to_dict()
     for n in (10, 37):
         short = step_trace(loaded.model, val[0], steps=n).to_dict()

@@ -83,13 +83,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_forecast_eval)
 
 
-def _methods(text: str) -> list[str]:
+def parse_methods(text: str, flag: str = "--methods") -> list[str]:
+    """Comma-separated forecast method names (also `study --forecast-methods`)."""
     names = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in names if m not in ALL_METHODS + EXTRA_METHODS]
     if bad or not names:
-        raise CliError(f"--methods: {', '.join(bad) or '(none)'} not among "
+        raise CliError(f"{flag}: {', '.join(bad) or '(none)'} not among "
                        f"{', '.join(ALL_METHODS + EXTRA_METHODS)}")
     return names
+
+
+def parse_cuts(text: str, flag: str = "--cuts") -> list[int]:
+    """Comma-separated cut points in seconds, sorted and distinct (also `study --forecast-cuts`)."""
+    try:
+        cuts = sorted({int(float(c)) for c in text.split(",") if c.strip()})
+    except ValueError:
+        raise CliError(f"{flag} {text!r}: give seconds like 120,240,360") from None
+    if not cuts or cuts[0] < 30:
+        raise CliError(f"{flag} {text!r}: give cut points of at least 30 s")
+    return cuts
 
 
 def _load_model(run_dir: str | None):
@@ -133,7 +145,7 @@ def _forecast(args) -> int:
     from roastcore.fsutil import to_json
     from roastcore.io import ImportFailure, read_profile
 
-    methods = _methods(args.methods)
+    methods = parse_methods(args.methods)
     if "forecast" in methods:
         raise CliError("method 'forecast' fine-tunes per fold: score it with forecast-eval")
     model = _load_model(args.checkpoint)
@@ -204,13 +216,8 @@ def _forecast_eval(args) -> int:
     from roastcore.forecast_model import FinetuneConfig
     from roastcore.fsutil import atomic_write_text, to_json
 
-    methods = _methods(args.methods)
-    try:
-        cuts = sorted({int(float(c)) for c in args.cuts.split(",") if c.strip()})
-    except ValueError:
-        raise CliError(f"--cuts {args.cuts!r}: give seconds like 120,240,360") from None
-    if not cuts or cuts[0] < 30:
-        raise CliError(f"--cuts {args.cuts!r}: give cut points of at least 30 s")
+    methods = parse_methods(args.methods)
+    cuts = parse_cuts(args.cuts)
     model = _load_model(args.checkpoint)
     notes = []
     model_fn = None

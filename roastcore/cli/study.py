@@ -35,6 +35,7 @@ def register(subparsers) -> None:
 
 def cmd_study(args) -> int:
     # deferred: torch-heavy, and `roastcore --help` stays fast
+    from roastcore.cli.forecast import parse_cuts, parse_methods
     from roastcore.cli.train import parse_overrides
     from roastcore.io import load_source
     from roastcore.study import (
@@ -47,11 +48,8 @@ def cmd_study(args) -> int:
     if not presets:
         raise CliError("--presets: give at least one preset name")
     fc_methods = () if args.forecast_methods.strip() == "none" else tuple(
-        m.strip() for m in args.forecast_methods.split(",") if m.strip())
-    try:
-        fc_cuts = tuple(int(float(c)) for c in args.forecast_cuts.split(",") if c.strip())
-    except ValueError:
-        raise CliError(f"--forecast-cuts {args.forecast_cuts!r}: give seconds like 120,240,360") from None
+        parse_methods(args.forecast_methods, "--forecast-methods"))
+    fc_cuts = tuple(parse_cuts(args.forecast_cuts, "--forecast-cuts"))
     try:
         config = StudyConfig(presets=presets, folds=args.folds, seed=args.seed, budget_min=args.budget_min,
                              extrapolation=not args.no_extrapolation, overrides=parse_overrides(args.overrides),
