@@ -322,16 +322,20 @@ def load_config(run_dir) -> ExperimentConfig:
     """The run's ExperimentConfig (config.json) without its weights: what sizes a trace."""
     try:
         return ExperimentConfig.from_dict(read_json(Path(run_dir) / CONFIG))
+    except RunError:  # read_json's already names the file
+        raise
     except ValueError as exc:
         raise RunError(f"{run_dir}: {exc}") from None
 
 
-def load_encoder(run_dir):
+def load_encoder(run_dir, config: ExperimentConfig | None = None):
     """The run's feature encoder (encoder.json) without building its model: what a request form
-    offers (its vocabularies, the mean charge)."""
-    config = load_config(run_dir)
+    offers (its vocabularies, the mean charge). `config`: the run's, when already loaded."""
+    config = load_config(run_dir) if config is None else config
     try:
         return encoder_from_dict(config.model, read_json(Path(run_dir) / ENCODER))
+    except RunError:
+        raise
     except ValueError as exc:
         raise RunError(f"{run_dir}: {exc}") from None
 
@@ -341,9 +345,9 @@ def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: not a directory")
+    config = load_config(run_dir)
+    encoder = load_encoder(run_dir, config)
     try:
-        config = ExperimentConfig.from_dict(read_json(run_dir / CONFIG))
-        encoder = encoder_from_dict(config.model, read_json(run_dir / ENCODER))
         scaler = TemperatureScaler.from_dict(read_json(run_dir / SCALER))
     except RunError:
         raise

@@ -269,6 +269,11 @@ def _val_ids(manifest: dict) -> list[str] | None:
     return None
 
 
+def scoring_split(manifest: dict) -> str:
+    """The split a run is scored on: 'val' when it records validation ids, else 'all'."""
+    return "val" if _val_ids(manifest) else "all"
+
+
 # ------------------------------------------------------------------ where the baselines are fitted
 @dataclass
 class BaselineFit:
@@ -539,9 +544,9 @@ def score_run(run_dir, profiles: Sequence[Profile] | None = None, device: str = 
     run_dir = Path(run_dir)
     manifest = read_json(run_dir / "manifest.json")
     profiles = run_profiles(run_dir, manifest) if profiles is None else profiles
-    split = "val" if _val_ids(manifest) else "all"
     started = time.monotonic()
-    report = evaluate_run(run_dir, profiles, split=split, use_cache=False, progress=progress, device=device)
+    report = evaluate_run(run_dir, profiles, split=scoring_split(manifest), use_cache=False, progress=progress,
+                          device=device)
     cost = time.monotonic() - started
     report.from_cache = False
     doc = {"version": SCORES_VERSION, "eval_version": EVAL_VERSION, "scored_at": now_iso(),
@@ -549,23 +554,25 @@ def score_run(run_dir, profiles: Sequence[Profile] | None = None, device: str = 
            "data_source": str(manifest.get("data_source") or ""),
            "dataset_fingerprint": _dataset_fingerprint(profiles), "summary": _summary(report),
            "report": report.to_dict()}
-    store_generated(run_dir, profiles, split)  # first: scores.json appearing is what pages wait for
+    store_generated(run_dir, profiles)  # first: scores.json appearing is what pages wait for
     fsutil.atomic_write_text(run_dir / SCORES, fsutil.to_json(doc))
     log.info("scored run %s in %.1f s on %d %s roasts: %s", run_dir.name, cost, report.n_profiles, report.split,
              report.diagnosis.get("verdict"))
     return report
 
 
-def store_generated(run_dir, profiles: Sequence[Profile], split: str = "val") -> bool:
+def store_generated(run_dir, profiles: Sequence[Profile]) -> bool:
     """Generate what the dashboard draws first for the run and store it (RUN_DIR/generated.json,
     roastcore.run_generated): the free-running curve of its first evaluated roast (Compare
     curves) and that roast's step trace (Generation diagnostic), each exactly as the page would
-    generate it (one roast, on the CPU). Never raises: without the file a page generates, as
-    before. Returns whether it was written."""
+    generate it (one roast, on the CPU). The evaluated roasts are the run's validation roasts in
+    `profiles` (every roast when the manifest records none: `scoring_split`). Never raises:
+    without the file a page generates, as before. Returns whether it was written."""
     run_dir = Path(run_dir)
     try:
         loaded = load_run(run_dir, "cpu")  # the dashboard generates on the CPU: store what it would draw
-        val, _, _ = evaluated_set(list(profiles), loaded.manifest or {}, split)
+        manifest = loaded.manifest or {}
+        val, _, _ = evaluated_set(list(profiles), manifest, scoring_split(manifest))
         if not val:
             return False
         first, model = val[0], loaded.model

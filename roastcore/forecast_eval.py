@@ -105,7 +105,8 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
                   progress: Callable[[str], None] | None = None,
                   model_fn: Callable[[list[Profile], int], object] | None = None,
                   finetune: FinetuneConfig | None = None, method_seed: int = 0,
-                  strata: Callable[[Profile], str] | None = None) -> dict:
+                  strata: Callable[[Profile], str] | None = None,
+                  plan: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None) -> dict:
     """Score forecasting methods by grouped k-fold CV over `profiles`.
 
     Each fold's roasts are forecast at every cut by methods fitted (and calibrated) on the other
@@ -127,6 +128,9 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     `strata(profile)` (e.g. its data source): folds made within each stratum and merged
     (`splits.stratified_group_kfold`, so a stratum's test folds are those of a study of it alone),
     and the rows again per stratum under "by_stratum" (training always uses every stratum).
+    `plan`: the folds as (train indices, test indices) into `profiles`, used as given instead of
+    computing them from `folds`, `seed` and `strata` (a study passes its own, so both tables are
+    scored on the very same folds).
     Returns {"results": rows, "folds": per-fold rows, "params": fitted settings per fold}.
     """
     profiles = list(profiles)
@@ -135,7 +139,7 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
     if n_groups < 2:
         raise ValueError("forecast-eval: need at least 2 product groups for grouped folds")
     labels = [str(strata(p)) for p in profiles] if strata is not None else None
-    if labels is not None:  # each stratum must fill every fold
+    if labels is not None and plan is None:  # each stratum must fill every fold
         n_groups = min(len({p.group for p, lab in zip(profiles, labels, strict=True) if lab == s})
                        for s in set(labels))
         if n_groups < 2:
@@ -145,8 +149,12 @@ def forecast_eval(methods: Sequence[str], profiles: Sequence[Profile], cuts: Seq
             raise ValueError(f"unknown forecast method {m!r}; expected one of {METHODS}")
     if set(methods) & set(MODEL_METHODS) and model is None and model_fn is None:
         raise ValueError(f"forecast-eval: {sorted(set(methods) & set(MODEL_METHODS))} need a model or model_fn")
-    plan = (group_kfold(profiles, min(folds, n_groups), seed) if strata is None
-            else stratified_group_kfold(profiles, min(folds, n_groups), strata, seed))
+    if plan is not None:
+        plan = [(list(tr), list(va)) for tr, va in plan]
+    elif strata is None:
+        plan = group_kfold(profiles, min(folds, n_groups), seed)
+    else:
+        plan = stratified_group_kfold(profiles, min(folds, n_groups), strata, seed)
     per: dict[tuple[str, int], list[list[dict]]] = {(m, c): [[] for _ in plan] for m in methods for c in cuts}
     params: dict[str, list] = {m: [] for m in methods}
     # A fixed model keeps its generations memoised across folds; a per-fold model is new each fold.

@@ -206,8 +206,8 @@ def run_study(profiles: Sequence[Profile], config: StudyConfig, out_dir=None, da
                 skipped.append("forecast")
             else:
                 fc_started = time.monotonic()
-                # forecast_eval splits with group_kfold(profiles, folds, seed) too: the same folds.
-                fc = forecast_eval(cfg.forecast_methods, profiles, cuts=cfg.forecast_cuts_s, folds=cfg.folds,
+                # The study's own folds, so the forecast table pairs fold by fold with the others.
+                fc = forecast_eval(cfg.forecast_methods, profiles, cuts=cfg.forecast_cuts_s, plan=splits,
                                    seed=cfg.seed, progress=say)
                 results["forecast"] = {"methods": list(cfg.forecast_methods), "cuts_s": list(cfg.forecast_cuts_s),
                                        "results": fc["results"], "folds": fc["folds"],

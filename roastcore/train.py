@@ -41,7 +41,7 @@ from roastcore.checkpoints import RunWriter
 from roastcore.dataset import RoastDataset
 from roastcore.experiments import ExperimentConfig, TrainConfig
 from roastcore.features import FeatureEncoder, TemperatureScaler
-from roastcore.io import dataset_fingerprint
+from roastcore.io import dataset_fingerprint, is_multi_source
 from roastcore.model import RoastModel, count_parameters
 from roastcore.prior import PriorLibrary
 from roastcore.splits import train_val_split
@@ -414,7 +414,7 @@ def data_source_record(spec) -> str:
     text = str(spec or "").strip()
     if not text or text.partition(":")[0].lower() == "synthetic" or text.startswith("legacy:"):
         return text
-    if "," in text and not Path(text).expanduser().exists():  # several sources (io.load_source)
+    if is_multi_source(text):  # each part recorded on its own terms, as io.load_source reads them
         return ",".join(data_source_record(part) for part in text.split(","))
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text

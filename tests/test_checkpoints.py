@@ -16,6 +16,8 @@ from roastcore.checkpoints import (
     RunError,
     delete_run,
     list_runs,
+    load_config,
+    load_encoder,
     load_run,
     read_metrics,
     save_checkpoint,
@@ -105,6 +107,30 @@ def test_load_errors_name_the_file(model, tmp_path):
     (run / "config.json").write_text("{not json")
     with pytest.raises(RunError, match="config.json"):
         load_run(run)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("config.json", "{not json"),
+    ("config.json", '{"name": "x", "train": {"lr": "fast"}}'),
+    ("encoder.json", "[1, 2]"),
+    ("encoder.json", '{"vocabs": 3}'),
+])
+def test_config_and_encoder_read_alone_as_load_run_reads_them(model, tmp_path, name, content):
+    """What a page reads without the model (load_config, load_encoder) is what load_run builds
+    it from, and a broken file is the same one error from each."""
+    run = save_checkpoint(tmp_path / "run", model, EXP)
+    loaded = load_run(run)
+    assert load_config(run) == loaded.config
+    assert load_encoder(run).to_dict() == load_encoder(run, loaded.config).to_dict() == loaded.encoder.to_dict()
+    (run / name).write_text(content)
+    with pytest.raises(RunError) as whole:
+        load_run(run)
+    alone = [load_encoder] if name == "encoder.json" else [load_config, load_encoder]
+    for read in alone:
+        with pytest.raises(RunError) as part:
+            read(run)
+        assert str(part.value) == str(whole.value)
+    assert name in str(whole.value) or str(run) in str(whole.value)
 
 
 def test_torn_metrics_line_is_skipped(model, tmp_path):

@@ -551,6 +551,28 @@ def test_score_stores_the_curve_and_trace_the_pages_would_generate(run_copy, tmp
     assert load_generated(run) is None
 
 
+def test_the_stored_views_are_of_the_roast_the_manifest_makes_first(run_copy):
+    """store_generated evaluates what scoring does: the validation roasts the manifest names
+    (the first of them, wherever it is in the data), or every roast when it names none."""
+    import json
+
+    from roastcore.evaluate import store_generated
+    from roastcore.run_generated import load_generated
+
+    run, profiles, val = run_copy
+    val_ids = {p.id for p in val}
+    trained = [p for p in profiles if p.id not in val_ids]
+    data = trained[:1] + list(val) + trained[1:]  # a training roast first: not what is drawn
+    assert store_generated(run, data)
+    views = load_generated(run)
+    assert views.curve(val[0]) is not None and views.curve(data[0]) is None
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["split"] = {}  # a run that records no validation ids is scored on every roast
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert store_generated(run, data)
+    assert load_generated(run).curve(data[0]) is not None
+
+
 def test_an_unusable_run_is_neither_evaluated_nor_scored(run_copy, capsys):
     import json
 

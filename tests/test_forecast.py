@@ -248,6 +248,20 @@ def test_forecast_eval_per_stratum_pairs_with_each_stratum_alone():
     json.dumps(out)
 
 
+def test_forecast_eval_scores_a_given_plan_as_its_own_folds():
+    """A caller's plan (a study's folds) is used as given: the same plan scores identically to
+    the folds forecast_eval computes itself, and another plan is another score."""
+    profiles = generate_dataset(n=12, seed=3)
+    methods, cuts = ["linear_projection", "ror_decay"], (120, 240)
+    computed = forecast_eval(methods, profiles, cuts=cuts, folds=3, seed=1)
+    plan = group_kfold(profiles, 3, seed=1)
+    given = forecast_eval(methods, profiles, cuts=cuts, seed=1, plan=plan)
+    assert given["results"] == computed["results"] and given["folds"] == computed["folds"]
+    assert given["n_folds"] == 3
+    two = forecast_eval(methods, profiles, cuts=cuts, folds=3, seed=1, plan=group_kfold(profiles, 2, seed=1))
+    assert two["n_folds"] == 2 and all(len(r["fold_mae_f"]) == 2 for r in two["results"])
+
+
 def test_forecast_eval_rejects_unknown_methods():
     with pytest.raises(ValueError, match="unknown forecast method"):
         forecast_eval(["nope"], generate_dataset(n=10, seed=0))

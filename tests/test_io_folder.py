@@ -17,6 +17,7 @@ from roastcore.io import (
     ImportFailure,
     dataset_fingerprint,
     import_folder,
+    is_multi_source,
     load_source,
     write_alog,
     write_csv,
@@ -169,6 +170,8 @@ def test_several_sources_in_one_spec(tmp_path):
     odd = tmp_path / "a,b.csv"  # a real path with a comma is that path
     write_csv(make_profile(duration_s=620), odd)
     assert len(load_source(str(odd)).profiles) == 1
+    assert is_multi_source(f"{first}, {second}") and is_multi_source("synthetic:3,synthetic:4")
+    assert not is_multi_source(str(odd)) and not is_multi_source(str(first)) and not is_multi_source(first)
 
 
 def test_dataset_fingerprint_is_stable_and_order_independent():

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from roastcore.cli import main as cli_main
+from roastcore.forecast_eval import forecast_eval
 from roastcore.splits import group_kfold
 from roastcore.study import (
     StudyConfig,
@@ -113,6 +114,11 @@ def test_the_forecast_table_uses_the_studys_folds(tmp_path):
     assert rows[0]["n_profiles"] == len(profiles) and len(rows[0]["fold_mae_f"]) == 2
     assert "| linear_projection | 240 |" in format_markdown(res)
     assert load_study(tmp_path)["forecast"]["cuts_s"] == [240]
+    # Scored on the study's own folds (those of the baselines table), passed as forecast_eval's plan.
+    plan = group_kfold(profiles, 2, seed=cfg.seed)
+    assert res["fold_sizes"] == [[len(tr), len(va)] for tr, va in plan]
+    alone = forecast_eval(["linear_projection"], profiles, cuts=(240,), seed=cfg.seed, plan=plan)
+    assert res["forecast"]["results"] == alone["results"] and res["forecast"]["folds"] == alone["folds"]
 
 
 def test_load_study_names_missing_file(tmp_path):

@@ -137,7 +137,7 @@ def _score(args) -> int:
             raise CliError(f"--checkpoint {run_dir}: not usable, nothing to score")
         if load_generated(run_dir) is None:  # scored before generated.json existed: only that is stored
             profiles = _load_profiles(args.data) if args.data else run_profiles(run_dir)
-            store_generated(run_dir, profiles, "all" if report.split.startswith("all") else "val")
+            store_generated(run_dir, profiles)
         print(to_json(report) if args.json else f"{run_dir}: scores are current; nothing to do")
         return 0
     profiles = _load_profiles(args.data) if args.data else None

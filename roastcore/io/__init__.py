@@ -26,7 +26,7 @@ from roastcore.io.registry import (
     list_datasets,
     save_dataset,
 )
-from roastcore.io.sources import dataset_fingerprint, dataset_stats, load_source
+from roastcore.io.sources import dataset_fingerprint, dataset_stats, is_multi_source, load_source
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -44,6 +44,7 @@ __all__ = [
     "import_folder",
     "import_path",
     "import_uploads",
+    "is_multi_source",
     "list_datasets",
     "load_source",
     "read_alog",

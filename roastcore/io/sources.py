@@ -22,7 +22,7 @@ def load_source(spec: str | os.PathLike) -> ImportReport:
     their profiles in order, `origins` saying which part each came from). Bad files become
     rejections in the report; a missing path raises FileNotFoundError. A folder literally named
     "synthetic" needs "./synthetic"; a path with a comma in its name is read as that path."""
-    if isinstance(spec, str) and "," in spec and not Path(spec).expanduser().exists():
+    if is_multi_source(spec):
         return load_sources(split_sources(spec))
     if isinstance(spec, str):
         text = spec.strip()
@@ -51,6 +51,12 @@ def load_source(spec: str | os.PathLike) -> ImportReport:
     except ImportFailure as exc:
         report.rejected.append(Rejection(path.name, exc.reason, exc.code))
     return report
+
+
+def is_multi_source(spec) -> bool:
+    """Whether `spec` names several sources separated by commas (`onyx-dev,artisan`). An existing
+    path with a comma in its name is one source: the file system is asked before the comma."""
+    return isinstance(spec, str) and "," in spec and not Path(spec).expanduser().exists()
 
 
 def split_sources(spec: str) -> list[str]:
