@@ -469,6 +469,10 @@ def test_compare_page_overlays_physics_and_exports(runs_dir):
 def test_compare_page_generates_for_a_new_coffee(runs_dir):
     names = demo_names()
     at = open_page("pages/compare_page.py", {"run": names[0]})
+    # The form is its own view: the comparison view does not build its widgets.
+    assert not [w for w in at.radio if w.key == "new_by"]
+    at.get("button_group")[0].set_value("New coffee").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
     at.radio(key="new_by").set_value("Length")
     at.slider(key="new_len").set_value(600)
     at.button(key="FormSubmitter:new_coffee-Generate").click().run()
@@ -476,9 +480,9 @@ def test_compare_page_generates_for_a_new_coffee(runs_dir):
     chart = next(f for f in charts(at) if any("new coffee" in n for n in trace_names(f)))
     curve = next(n for n in trace_names(chart) if "new coffee" in n)
     assert chart.curve(curve)["t"].iloc[-1] == 600  # 10:00
-    # One .alog/.csv pair for the comparison curve, one for the new coffee.
+    # Only the new coffee's .alog/.csv pair: the comparison is another view.
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels.count("Artisan .alog") == 2 and labels.count("CSV") == 2
+    assert labels.count("Artisan .alog") == 1 and labels.count("CSV") == 1
 
 
 def test_study_page_shows_the_shipped_demo_study_then_the_runs_dirs_own(runs_dir):
