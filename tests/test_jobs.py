@@ -32,6 +32,7 @@ from roastcore.jobs import (
     pid_alive,
     process_start_time,
 )
+from roastcore.jobs.supervisor import DEFAULT_JOB_NICENESS, job_niceness
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,6 +175,9 @@ def test_cancel_keeps_best_checkpoint_and_kills_the_group_and_delete_needs_it_fi
           "the first checkpoint")
     running = runner.get(job.id)
     assert running.state == RUNNING and pid_alive(running.pid) and running.worker_pid
+    # The train process runs below the starter's priority, leaving the dashboard responsive.
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, running.worker_pid) == min(19, mine + DEFAULT_JOB_NICENESS)
     progress = runner.progress(job.id)
     assert progress.state == RUNNING and progress.epoch is not None and not progress.stalled
 
@@ -569,3 +573,14 @@ def test_submit_takes_a_readable_run_name_once(tmp_path):
     with pytest.raises(JobError, match="taken"):
         runner.submit("micro_model", {}, "synthetic:8", device="cpu", name="taken")
     assert runner.list() == []  # nothing queued half-way
+
+
+def test_job_niceness_reads_the_environment_and_names_a_bad_value(monkeypatch):
+    monkeypatch.delenv("ROASTCORE_JOB_NICE", raising=False)
+    assert job_niceness() == DEFAULT_JOB_NICENESS
+    monkeypatch.setenv("ROASTCORE_JOB_NICE", "0")
+    assert job_niceness() == 0
+    for bad in ("-3", "20", "low"):
+        monkeypatch.setenv("ROASTCORE_JOB_NICE", bad)
+        with pytest.raises(ValueError, match=f"ROASTCORE_JOB_NICE='{bad}': expected a whole number from 0 to 19"):
+            job_niceness()

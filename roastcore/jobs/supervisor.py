@@ -37,6 +37,26 @@ from roastcore.jobs.store import (
     STORE_CANCEL_DELAY_S,
 )
 
+# A local job runs this many niceness levels below the process that started it, so that on a
+# small machine a training job takes the idle CPU and the dashboard beside it stays responsive.
+JOB_NICENESS_ENV = "ROASTCORE_JOB_NICE"
+DEFAULT_JOB_NICENESS = 10
+
+
+def job_niceness() -> int:
+    """The niceness increment for local jobs: ROASTCORE_JOB_NICE (0-19; 0 keeps the starter's
+    priority), else DEFAULT_JOB_NICENESS."""
+    raw = os.environ.get(JOB_NICENESS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_JOB_NICENESS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        raise ValueError(f"{JOB_NICENESS_ENV}={raw!r}: expected a whole number from 0 to 19")
+    return value
+
 
 def _say(message: str) -> None:
     # These processes' stdout is a log file (the job's train.log, or jobs.watchdog.log).
@@ -47,6 +67,15 @@ def supervise(runs_dir: str | os.PathLike[str], job_id: str, *, grace_s: float =
               limits: Limits | None = None) -> int:
     """Run job `job_id`'s train command, record its outcome, then start queued jobs within
     `limits` (the starting runner's)."""
+    # Before the train command starts: it inherits the lower priority (Linux sets it per thread,
+    # and a thread inherits its creator's). Raising the priority back is not allowed, so it stays.
+    try:
+        nice_by = job_niceness()
+    except ValueError as exc:
+        _say(f"{exc}; using {DEFAULT_JOB_NICENESS}")
+        nice_by = DEFAULT_JOB_NICENESS
+    if nice_by:
+        os.nice(nice_by)
     backend = LocalProcessBackend(limits)
     runner = JobRunner(runs_dir, backend=backend, grace_s=grace_s)
     store = runner.store
