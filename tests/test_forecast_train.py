@@ -185,3 +185,17 @@ def test_train_cli_runs_the_forecast_preset(tmp_path):
     manifest = read_json(out / "manifest.json")
     assert manifest["forecast"]["prior"] == "prefix_knn" and manifest["forecast"]["status"] == "succeeded"
     assert read_json(out / "config.json")["train"]["forecast_epochs"] == 2
+
+
+@pytest.mark.slow
+def test_forecast_eval_train_preset_follows_the_method_seed(synthetic_profiles):
+    from roastcore.cli.forecast import _fold_trainer
+
+    def weights(seed: int) -> dict:
+        notes: list[str] = []
+        model = _fold_trainer("micro_model", notes, seed)(synthetic_profiles[:8], 0)
+        assert notes == [f"model methods: preset 'micro_model' trained on each fold's training roasts (seed {seed})"]
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    first, other = weights(0), weights(1)
+    assert any(not torch.equal(first[k], other[k]) for k in first)  # seeds give a spread

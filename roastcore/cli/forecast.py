@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="fold split seed")
     p.add_argument("--method-seed", type=int, default=0, metavar="N",
                    help="seed of the learned methods ('knn_residual''s random training cuts, 'forecast''s "
-                        "fine-tuning); the folds keep --seed")
+                        "fine-tuning, the --train-preset training); the folds keep --seed")
     p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated (default: all four)")
     p.add_argument("--train-preset", default=None, metavar="PRESET",
                    help="train this preset on each fold's training roasts for the model methods "
@@ -222,7 +222,7 @@ def _forecast_eval(args) -> int:
     notes = []
     model_fn = None
     if args.train_preset:
-        model_fn = _fold_trainer(args.train_preset, notes)
+        model_fn = _fold_trainer(args.train_preset, notes, args.method_seed)
     elif model is None and set(methods) & set(MODEL_METHODS):
         skipped = [m for m in methods if m in MODEL_METHODS]
         methods = [m for m in methods if m not in MODEL_METHODS]
@@ -282,16 +282,18 @@ def _forecast_eval(args) -> int:
     return 0
 
 
-def _fold_trainer(preset: str, notes: list[str]):
+def _fold_trainer(preset: str, notes: list[str], seed: int = 0):
     # deferred: training pulls torch and the trainer; `roastcore --help` stays fast
     from roastcore.experiments import get_preset
     from roastcore.forecast_train import run_experiment  # with the preset's stages (`forecast`)
 
     try:
-        experiment = get_preset(preset).experiment
+        # --method-seed seeds the training too (its inner split, initialisation, batches and the
+        # forecast stage's cuts), so that seeds give a spread.
+        experiment = get_preset(preset).experiment.with_overrides({"seed": seed})
     except (KeyError, ValueError) as exc:
         raise CliError(f"--train-preset {preset}: {exc}") from None
-    notes.append(f"model methods: preset {preset!r} trained on each fold's training roasts")
+    notes.append(f"model methods: preset {preset!r} trained on each fold's training roasts (seed {seed})")
 
     def train_fold(profiles, fold):
         log.info("training %s for fold %d on %d roasts", preset, fold + 1, len(profiles))
