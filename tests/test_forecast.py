@@ -461,7 +461,7 @@ def test_cli_forecast_with_a_checkpoint_in_a_process(tmp_path, demo_model):
     write_json(roast, path)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "roastcore", "forecast", "--checkpoint", str(DEMO_RUN),
-                           "--roast", str(path), "--at", "300", "--json"],
+                           "--roast", str(path), "--at", "300", "--data", "synthetic:30", "--json"],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
