@@ -12,6 +12,9 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 # Tests must not pick up a developer's runs directory or spawn GPU work by accident.
 os.environ.setdefault("ROASTCORE_RUNS", str(REPO_ROOT / ".pytest_runs"))
+# Jobs at the starter's priority: under `-n 2` the other worker's tests would otherwise starve
+# the jobs a test waits for (the dashboard's default, 10 levels lower, is tested on its own).
+os.environ.setdefault("ROASTCORE_JOB_NICE", "0")
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
@@ -54,3 +57,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config, items):
+    # With two workers (pytest-xdist, `--dist loadgroup`), the browser tests share one worker and
+    # so one dashboard server, and Ray's tests one local cluster.
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif item.path.name == "test_ray_backend.py":
+            item.add_marker(pytest.mark.xdist_group("ray"))

@@ -167,7 +167,8 @@ def test_three_jobs_run_one_after_another_and_a_fresh_runner_agrees(runs):
 
 
 @pytest.mark.slow
-def test_cancel_keeps_best_checkpoint_and_kills_the_group_and_delete_needs_it_finished(runs):
+def test_cancel_keeps_best_checkpoint_and_kills_the_group_and_delete_needs_it_finished(runs, monkeypatch):
+    monkeypatch.delenv("ROASTCORE_JOB_NICE")  # the default niceness (tests/conftest.py sets 0)
     runner = JobRunner(runs, grace_s=10)
     job = runner.submit(PRESET, TINY, LONG_DATA, device="cpu", epochs=LONG_EPOCHS, seed=0)
     run_dir = Path(job.run_dir)
