@@ -59,6 +59,7 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     # With two workers (pytest-xdist, `--dist loadgroup`), the browser tests share one worker and
     # so one dashboard server, and Ray's tests one local cluster.
