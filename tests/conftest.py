@@ -61,8 +61,8 @@ def one_torch_thread():
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    # With two workers (pytest-xdist, `--dist loadgroup`), the browser tests share one worker and
-    # so one dashboard server, and Ray's tests one local cluster.
+    # With two workers (`pytest -n 2 --dist loadgroup`, the README's test command), the browser
+    # tests share one worker and so one dashboard server, and Ray's tests one local cluster.
     for item in items:
         if item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.xdist_group("browser"))

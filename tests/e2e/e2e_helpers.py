@@ -7,6 +7,8 @@ import re
 import time
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 
 def wait_idle(page, timeout_ms: int = 60_000) -> None:
     """Wait until Streamlit has finished the current script run (as Streamlit's own e2e tests do)."""
@@ -26,10 +28,23 @@ def no_errors(page) -> None:
     assert not [a for a in alerts if "Could not render" in a], alerts
 
 
-def pick(page, container, label: str, option: str | re.Pattern) -> None:
-    """Choose `option` in the selectbox labelled `label` inside `container`."""
-    container.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
+def pick(page, container, label: str, option: str | re.Pattern, attempts: int = 6) -> None:
+    """Choose `option` in the selectbox labelled `label` inside `container`. A rerun (a job
+    starting or ending reruns the Jobs page) redraws the selectbox and closes its open list, so
+    the list is opened again until the option can be clicked."""
+    box = container.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    for attempt in range(attempts):
+        box.click()
+        choice = page.get_by_role("option", name=option).first
+        try:
+            choice.wait_for(timeout=10_000)
+            choice.click(timeout=5_000)
+            break
+        except PlaywrightTimeout:  # the list closed under us, or the option is not there
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+            wait_idle(page)
     wait_idle(page)
 
 
