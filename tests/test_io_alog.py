@@ -202,6 +202,14 @@ def test_fast_literal_parser_equals_literal_eval(value):
     assert parse_literal(text) == expected
 
 
+def test_an_unknown_escape_stays_as_written_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Python's decoder warned about the \\h of a roast's notes
+        assert parse_literal(r"{'notes': 'C:\\home\h and \n é\h'}") == {"notes": "C:\\home\\h and \n é\\h"}
+
+
 def test_fast_literal_parser_refuses_what_literal_eval_refuses():
     for text in ("{'a': true}", "{'a': null}", "{'a': NaN}", "{'a': Infinity}", "{'a': x}", "__import__('os')"):
         with pytest.raises((ValueError, SyntaxError)):

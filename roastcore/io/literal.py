@@ -399,15 +399,27 @@ def _string(data: bytes, start: int, end: int, raw: bool, json_mode: bool) -> st
         if json_mode:
             return json.loads(data[start:end])
         if body.isascii():
-            return codecs.unicode_escape_decode(body)[0]
+            return _unicode_escape(body)
         # The compiler's rule: non-ASCII characters are written as \U escapes first, and a
         # backslash right before one stays a backslash.
         text = body.decode("utf-8")
         ascii_text = _NON_ASCII_OR_ESCAPE.sub(_escape_for_decoder, text)
-        return codecs.unicode_escape_decode(ascii_text.encode("ascii"))[0]
+        return _unicode_escape(ascii_text.encode("ascii"))
     except (UnicodeDecodeError, ValueError) as exc:
         reason = exc.reason if isinstance(exc, UnicodeDecodeError) else "invalid escape"
         raise LiteralError(f"bad escape in string ({reason})", start) from None
+
+
+_ANY_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+_KNOWN_ESCAPES = frozenset(b"\n\\'\"abfnrtv01234567xNuU")
+
+
+def _unicode_escape(body: bytes) -> str:
+    """The compiler's decoding of an ASCII string body. An unknown escape (\\h) stays as written,
+    as the compiler keeps it; written out as an escaped backslash first, so that the decoder
+    does not warn (a roast log's notes are not code to be warned about)."""
+    body = _ANY_ESCAPE.sub(lambda m: m.group(0) if m.group(1)[0] in _KNOWN_ESCAPES else b"\\\\" + m.group(1), body)
+    return codecs.unicode_escape_decode(body)[0]
 
 
 def _escape_for_decoder(m: re.Match) -> str:
