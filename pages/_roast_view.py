@@ -160,12 +160,10 @@ class Frame:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def exclusion(method: str, fc: Forecaster, profile) -> str | None:
+def exclusion(fc: Forecaster, profile) -> str | None:
     """What the method's library must leave out: the replayed roast's product (it may be among
     the training roasts); the run's model says itself which roasts its prior holds."""
-    if method == "model" and hasattr(fc, "exclusion") and getattr(fc, "prior", "run") == "run":
-        return fc.exclusion(profile)
-    return profile.group
+    return fc.replay_exclusion(profile, profile.group)
 
 
 def frame(fitted: Mapping[str, Forecaster], profile, at_s: float, hz: Horizon) -> Frame:
@@ -174,7 +172,7 @@ def frame(fitted: Mapping[str, Forecaster], profile, at_s: float, hz: Horizon) -
     for method, fc in fitted.items():
         started = time.perf_counter()
         try:
-            req = make_request(profile, at_s=at_s, exclude_group=exclusion(method, fc, profile))
+            req = make_request(profile, at_s=at_s, exclude_group=exclusion(fc, profile))
             out.forecasts[method] = fc.forecast_requests([req], [hz])[0]
         except ValueError as exc:  # a horizon behind the cut, a roast too short: said, not raised
             out.errors[method] = str(exc)

@@ -194,7 +194,7 @@ class RunWriter:
         """A later stage's best weights (forecast_train): saved atomically, the stage's record in
         the manifest (`forecast`: what load_run reads to serve the model with the prefix kNN)."""
         path = save_weights(self.run_dir / WEIGHTS, model)
-        self.update_manifest(**{stage: record})
+        self.on_stage_end(stage, record)
         return path
 
     def on_stage_end(self, stage: str, record: dict) -> None:
@@ -325,7 +325,7 @@ def load_config(run_dir) -> ExperimentConfig:
     except RunError:  # read_json's already names the file
         raise
     except ValueError as exc:
-        raise RunError(f"{run_dir}: {exc}") from None
+        raise RunError(f"{Path(run_dir) / CONFIG}: {exc}") from None
 
 
 def load_encoder(run_dir, config: ExperimentConfig | None = None):
@@ -337,7 +337,7 @@ def load_encoder(run_dir, config: ExperimentConfig | None = None):
     except RunError:
         raise
     except ValueError as exc:
-        raise RunError(f"{run_dir}: {exc}") from None
+        raise RunError(f"{Path(run_dir) / ENCODER}: {exc}") from None
 
 
 def load_run(run_dir, device: str | torch.device = "cpu") -> LoadedRun:

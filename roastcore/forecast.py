@@ -270,6 +270,11 @@ class Forecaster:
         """Full curves of ns[i] samples (the prefix copied) for each request."""
         raise NotImplementedError
 
+    def replay_exclusion(self, profile: Profile, own: str | None) -> str | None:
+        """The group a forecast of `profile` leaves out of the library, when `profile` may be
+        among the fitted roasts: `own` (its product), unless the method knows better."""
+        return own
+
     def expected_length(self, req: Request) -> int:
         """The method's own expected number of samples (CHARGE..DROP) for a request."""
         n = int(round(self.median_length_s)) + 1

@@ -250,13 +250,16 @@ class PrefixKNN(Forecaster):
         return rise / len(pieces), float(np.mean(levels))
 
     @staticmethod
-    def _join(q: np.ndarray, rise: np.ndarray, level: float, end_offset: float) -> np.ndarray:
-        """Prefix + rest: the neighbours' rise from the current temperature, with the offset to
-        their level fading linearly to `end_offset` of itself at DROP."""
-        c = q.size - 1
-        fade = 1.0 - (1.0 - end_offset) * np.linspace(0.0, 1.0, rise.size)
-        offset = q[c] - level
-        return np.concatenate([q, (level + rise + offset * fade)[1:]])
+    def _rest(now: float, rise: np.ndarray, level: float, end_offset: float, ramp: np.ndarray) -> np.ndarray:
+        """The neighbours' rise from the current temperature `now`, with the offset to their level
+        fading linearly (`ramp`: 0..1 over the rest) to `end_offset` of itself at DROP."""
+        return level + rise + (now - level) * (1.0 - (1.0 - end_offset) * ramp)
+
+    @classmethod
+    def _join(cls, q: np.ndarray, rise: np.ndarray, level: float, end_offset: float) -> np.ndarray:
+        """Prefix + rest (`_rest` from the prefix's last temperature)."""
+        rest = cls._rest(q[-1], rise, level, end_offset, np.linspace(0.0, 1.0, rise.size))
+        return np.concatenate([q, rest[1:]])
 
     def _blend(self, q: np.ndarray, idx, lags, n: int, params: PrefixKNNParams) -> np.ndarray:
         rise, level = self._rest_parts(q, idx, lags, n, params.end_warp)
@@ -323,7 +326,7 @@ class PrefixKNN(Forecaster):
                 meta_d = self._meta_dist(req, real.size)
                 excluded = groups == groups[i]
                 real_rest = real[c + 1:]
-                ramp = np.linspace(0.0, 1.0, real.size - c)  # _join's fade, before its end_offset
+                ramp = np.linspace(0.0, 1.0, real.size - c)  # the rest's fade, as _join makes it
                 seen: dict[tuple, float] = {}
                 parts: dict[tuple, tuple] = {}
                 pieces: dict[tuple, np.ndarray] = {}
@@ -347,10 +350,8 @@ class PrefixKNN(Forecaster):
                     if key not in seen:
                         if base not in parts:
                             parts[base] = self._rest_parts(req.prefix, idx, lags[idx], real.size, p.end_warp, pieces)
-                        rise, level = parts[base]
-                        # The rest `_join` appends, computed the same way without building the curve.
-                        fade = 1.0 - (1.0 - p.end_offset) * ramp
-                        rest = (level + rise + (req.prefix[c] - level) * fade)[1:]
+                        # The rest `_join` appends, without building the curve.
+                        rest = self._rest(req.prefix[c], *parts[base], p.end_offset, ramp)[1:]
                         seen[key] = float(np.mean(np.abs(rest - real_rest)))
                     errors[ci] += seen[key]
                 count += 1

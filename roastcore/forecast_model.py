@@ -84,6 +84,11 @@ class ModelForecaster(Forecaster):
             return None
         return self.library.scoring_exclusion(profile) if self.library is not None else None
 
+    def replay_exclusion(self, profile: Profile, own: str | None) -> str | None:
+        # The prefix kNN prior leaves out the product like every kNN; the run's own prior knows
+        # which roasts it holds.
+        return own if self.prior == "prefix_knn" else self.exclusion(profile)
+
     def _calibrate(self, profiles, folds, seed):
         unseen = [p for p in profiles if self.library is None or not self.library.holds(p)]
         if len(unseen) < self.MIN_UNSEEN:
@@ -92,8 +97,8 @@ class ModelForecaster(Forecaster):
             log.warning("model forecaster: %s", self.calibration_note)
             unseen = profiles
         # The prefix kNN prior was fitted on these very roasts: each must leave its own product out.
-        exclude = (lambda p: p.group) if self.prior == "prefix_knn" else self.exclusion
-        return ConformalBands.from_residuals(residuals_on(self, unseen, exclude=exclude))
+        return ConformalBands.from_residuals(residuals_on(self, unseen,
+                                                          exclude=lambda p: self.replay_exclusion(p, p.group)))
 
     def expected_length(self, req):
         return self.ender.expected_length(req)
@@ -270,8 +275,6 @@ def finetune_on_prefixes(model, profiles: Sequence[Profile], config: FinetuneCon
     cuts 120/240/360 s on a grouped inner split, so fine-tuning can only be kept when it helps there.
     """
     cfg = config or FinetuneConfig()
-    if getattr(model, "prior_library", None) is None:
-        raise ValueError("finetune_on_prefixes: the model must be a prior model (config prior='aligned_knn')")
     inner, val = train_val_split(list(profiles), cfg.val_frac, cfg.seed, grouped=True)
     tuned = copy.deepcopy(model)
     info = finetune_in_place(tuned, inner, val, cfg)

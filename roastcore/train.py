@@ -412,10 +412,10 @@ def data_source_record(spec) -> str:
     """What a run records as its data source: `synthetic[:N]` as given, a path made absolute (a
     relative one would name other data from another working directory)."""
     text = str(spec or "").strip()
-    if not text or text.partition(":")[0].lower() == "synthetic" or text.startswith("legacy:"):
-        return text
     if is_multi_source(text):  # each part recorded on its own terms, as io.load_source reads them
         return ",".join(data_source_record(part) for part in text.split(","))
+    if not text or text.partition(":")[0].lower() == "synthetic" or text.startswith("legacy:"):
+        return text
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text
 

@@ -203,7 +203,8 @@ def test_tf_table_conclusion_and_figure():
     spec = tf_comparison_figure(_eval_tables.tf_table(entries))
     bars = next(la for la in spec["layer"] if la["mark"]["type"] == "bar")
     assert bars["encoding"]["y"]["sort"][0] == "tiny"  # best drawn on top
-    assert spec["datasets"]["persistence"]["persistence"].str.startswith("persistence").all()
+    persistence = spec["datasets"]["persistence"]["persistence"]
+    assert len(persistence) and persistence.str.startswith("persistence").all()
 
 
 def test_only_a_run_that_beats_its_persistence_is_best():

@@ -178,7 +178,7 @@ def test_cancel_keeps_best_checkpoint_and_kills_the_group_and_delete_needs_it_fi
     assert running.state == RUNNING and pid_alive(running.pid) and running.worker_pid
     # The train process runs below the starter's priority, leaving the dashboard responsive.
     mine = os.getpriority(os.PRIO_PROCESS, 0)
-    assert os.getpriority(os.PRIO_PROCESS, running.worker_pid) == min(19, mine + DEFAULT_JOB_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, running.worker_pid) == max(mine, DEFAULT_JOB_NICENESS)
     progress = runner.progress(job.id)
     assert progress.state == RUNNING and progress.epoch is not None and not progress.stalled
 
@@ -585,3 +585,14 @@ def test_job_niceness_reads_the_environment_and_names_a_bad_value(monkeypatch):
         monkeypatch.setenv("ROASTCORE_JOB_NICE", bad)
         with pytest.raises(ValueError, match=f"ROASTCORE_JOB_NICE='{bad}': expected a whole number from 0 to 19"):
             job_niceness()
+
+
+def test_a_job_started_by_another_job_does_not_sink_further():
+    # The queue moves on from a finishing job's supervisor, itself already at the job level.
+    code = ("import os, sys; os.nice(int(sys.argv[1])); from roastcore.jobs.supervisor import lower_priority; "
+            "print(lower_priority(), os.getpriority(os.PRIO_PROCESS, 0))")
+    env = {k: v for k, v in os.environ.items() if k != "ROASTCORE_JOB_NICE"}
+    for start, expected in ((0, DEFAULT_JOB_NICENESS), (DEFAULT_JOB_NICENESS, DEFAULT_JOB_NICENESS), (15, 15)):
+        out = subprocess.run([sys.executable, "-c", code, str(start)], capture_output=True, text=True, env=env,
+                             cwd=REPO_ROOT, timeout=60, check=True).stdout.split()
+        assert out == [str(expected), str(expected)], (start, out)

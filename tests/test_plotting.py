@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +202,19 @@ def test_real_curve_and_reference_marks_read_on_light_and_dark_backgrounds():
     assert real_color(plotting.grid_figure([("a", p, {"m": p.bt})], 1.0), "p0") == plotting.INK
 
 
+@functools.lru_cache(maxsize=1)
+def _replayed():
+    """A simulated roast cut at 4:00 and its linear-projection forecast (fitted once)."""
+    from roastcore.forecast import Horizon
+    from roastcore.forecast_eval import make_forecaster
+    from roastcore.simulate import generate_dataset
+
+    roasts = generate_dataset(n=8, seed=1)
+    forecast = make_forecaster("linear_projection").fit(roasts).forecast(
+        roasts[0].bt[:241], horizon=Horizon.drop_at(roasts[0].n - 1))
+    return roasts[0], forecast
+
+
 def _built_charts():
     import pandas as pd
 
@@ -225,6 +239,7 @@ def _built_charts():
         "losses": score_charts.loss_figure(hist),
         "losses, empty": score_charts.loss_figure(hist.iloc[:0]),
         "health": score_charts.health_band_figure(800.0, HEALTH_BANDS),
+        "forecast": plotting.forecast_figure(_replayed()[0], 240, {"linear_projection": _replayed()[1]}),
     }
 
 

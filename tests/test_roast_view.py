@@ -202,5 +202,5 @@ def test_a_forecast_run_replays_with_the_prefix_knn_and_leaves_the_roast_s_produ
     roast = profiles[0]
     # The run's own aligned kNN decides for itself; a prefix kNN fitted on the page's roasts must
     # be told to leave the replayed roast's product out.
-    assert view.exclusion("model", plain, roast) == plain.exclusion(roast)
-    assert view.exclusion("model", tuned, roast) == roast.group and tuned.exclusion(roast) is None
+    assert view.exclusion(plain, roast) == plain.exclusion(roast)
+    assert view.exclusion(tuned, roast) == roast.group and tuned.exclusion(roast) is None

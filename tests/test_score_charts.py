@@ -113,4 +113,5 @@ def test_health_band_labels_sit_inside_the_log_axis():
     spec = score_charts.health_band_figure(800.0, HEALTH_BANDS)
     lo, hi = _layer(spec, "value", "point")["encoding"]["x"]["scale"]["domain"]
     bands = spec["datasets"]["bands"]
+    assert bands["labelled"].any()
     assert all(lo <= m <= hi for m in bands.loc[bands["labelled"], "mid"])

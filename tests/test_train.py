@@ -178,6 +178,7 @@ def test_a_relative_data_path_is_recorded_absolute(tmp_path, monkeypatch):
     assert data_source_record("missing/folder") == "missing/folder"
     # Several sources: each part on its own terms; a real path with a comma in its name is one source.
     assert data_source_record("roasts,synthetic:4") == f"{tmp_path / 'roasts'},synthetic:4"
+    assert data_source_record("synthetic:4,roasts") == f"synthetic:4,{tmp_path / 'roasts'}"  # synthetic first
     (tmp_path / "a,b").mkdir()
     assert data_source_record("a,b") == str(tmp_path / "a,b")
 

@@ -176,7 +176,7 @@ def _forecast(args) -> int:
     for name in methods:
         fc = make_forecaster(name, model).fit(train)
         # The run's own aligned kNN knows which roasts it holds; every prefix kNN leaves out `own`.
-        exclude = fc.exclusion(roast) if name == "model" and fc.prior == "run" else own
+        exclude = fc.replay_exclusion(roast, own)
         req = make_request(roast, at_s=args.at, exclude_group=exclude)
         results.append(fc.forecast_requests([req], [horizon])[0])
     if args.json:

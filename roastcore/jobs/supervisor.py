@@ -37,25 +37,34 @@ from roastcore.jobs.store import (
     STORE_CANCEL_DELAY_S,
 )
 
-# A local job runs this many niceness levels below the process that started it, so that on a
-# small machine a training job takes the idle CPU and the dashboard beside it stays responsive.
+# Local jobs run at this niceness at least, so that on a small machine a training job takes the
+# idle CPU and the dashboard beside it stays responsive. A level, not an increment: a job started
+# by another job's supervisor (the queue moving on) must not sink further.
 JOB_NICENESS_ENV = "ROASTCORE_JOB_NICE"
 DEFAULT_JOB_NICENESS = 10
 
 
 def job_niceness() -> int:
-    """The niceness increment for local jobs: ROASTCORE_JOB_NICE (0-19; 0 keeps the starter's
-    priority), else DEFAULT_JOB_NICENESS."""
+    """The niceness of local jobs: ROASTCORE_JOB_NICE (0-19; 0 keeps the starter's priority),
+    else DEFAULT_JOB_NICENESS."""
     raw = os.environ.get(JOB_NICENESS_ENV, "").strip()
     if not raw:
         return DEFAULT_JOB_NICENESS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 19:
+    if not (raw.isdigit() and int(raw) <= 19):
         raise ValueError(f"{JOB_NICENESS_ENV}={raw!r}: expected a whole number from 0 to 19")
-    return value
+    return int(raw)
+
+
+def lower_priority() -> int:
+    """Lower this process to job_niceness() unless it is already that low; returns its niceness.
+    Children inherit it (Linux sets it per thread, and a thread inherits its creator's)."""
+    try:
+        level = job_niceness()
+    except ValueError as exc:
+        _say(f"{exc}; using {DEFAULT_JOB_NICENESS}")
+        level = DEFAULT_JOB_NICENESS
+    now = os.nice(0)
+    return os.nice(level - now) if level > now else now
 
 
 def _say(message: str) -> None:
@@ -67,15 +76,7 @@ def supervise(runs_dir: str | os.PathLike[str], job_id: str, *, grace_s: float =
               limits: Limits | None = None) -> int:
     """Run job `job_id`'s train command, record its outcome, then start queued jobs within
     `limits` (the starting runner's)."""
-    # Before the train command starts: it inherits the lower priority (Linux sets it per thread,
-    # and a thread inherits its creator's). Raising the priority back is not allowed, so it stays.
-    try:
-        nice_by = job_niceness()
-    except ValueError as exc:
-        _say(f"{exc}; using {DEFAULT_JOB_NICENESS}")
-        nice_by = DEFAULT_JOB_NICENESS
-    if nice_by:
-        os.nice(nice_by)
+    lower_priority()  # before the train command starts, which inherits it
     backend = LocalProcessBackend(limits)
     runner = JobRunner(runs_dir, backend=backend, grace_s=grace_s)
     store = runner.store
